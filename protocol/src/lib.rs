@@ -1,0 +1,13 @@
+//! Chorus wire types, shared by every service and free of any runtime.
+//!
+//! - [`frame`]: Centrifugo client protocol v2 (JSON) commands and replies, and the
+//!   newline-delimited framing that lets one WebSocket message carry several of them.
+//! - [`codes`]: the error and disconnect codes, a written contract with client SDKs.
+//! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
+
+pub mod channel;
+pub mod codes;
+pub mod frame;
+
+pub use codes::{Disconnect, ProtocolError};
+pub use frame::{decode_commands, Command, DecodeError, Method};

@@ -1,1 +1,32 @@
-pub fn x(){}
+//! Chorus hub: a Centrifugo-compatible WebSocket hub (client protocol v2, JSON).
+//!
+//! Map of the crate:
+//! - [`config`]: Centrifugo v6 config keys from JSON/YAML/TOML plus environment, validated.
+//! - [`node`]: one hub node; owns the [`hub`], the engines and the auth pieces.
+//! - [`hub`]: node-local registry of clients and channel subscribers; fan-out.
+//! - [`broker`]: PUB/SUB + history seam (`memory` today, Redis later).
+//! - [`presence`]: presence seam (`memory` today, Redis later).
+//! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
+//! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
+//! - [`api`]: the server HTTP API (`POST /api/<method>`).
+//! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
+//! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
+
+pub mod api;
+pub mod auth;
+pub mod broker;
+pub mod client;
+pub mod config;
+pub mod genconfig;
+pub mod hub;
+pub mod limits;
+pub mod listener;
+pub mod metrics;
+pub mod node;
+pub mod presence;
+pub mod server;
+pub mod telemetry;
+
+pub use config::Config;
+pub use node::{Node, NodeParts};

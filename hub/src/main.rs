@@ -1,1 +1,153 @@
-fn main(){}
+//! `chorus-hub`: parse config, start telemetry, build the node, serve until SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use chorus_hub::config::{load_file, validate::validate};
+use chorus_hub::listener::FdBudgetListener;
+use chorus_hub::{genconfig, limits, server, telemetry, Node, NodeParts};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "chorus-hub",
+    version,
+    about = "Centrifugo-compatible WebSocket hub"
+)]
+struct Cli {
+    /// Config file (JSON, YAML or TOML, by extension), Centrifugo v6 keys.
+    #[arg(short, long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Write a starter config with fresh secrets.
+    Genconfig,
+    /// Check a config and exit.
+    Checkconfig,
+}
+
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chorus-hub: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Cmd::Genconfig) => {
+            let path = cli.config.unwrap_or_else(|| PathBuf::from("config.json"));
+            if path.exists() {
+                anyhow::bail!("{} exists already; not overwriting it", path.display());
+            }
+            std::fs::write(&path, genconfig::render(&genconfig::starter(), &path)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
+            Ok(())
+        }
+        Some(Cmd::Checkconfig) => {
+            let path = cli.config.context("checkconfig needs --config FILE")?;
+            let loaded = load_file(&path, std::env::vars())?;
+            for w in validate(&loaded.config)? {
+                println!("warning: {w}");
+            }
+            for k in loaded.unknown_keys {
+                println!("warning: unknown key {k}");
+            }
+            println!("{} is valid", path.display());
+            Ok(())
+        }
+        None => serve(cli.config),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let loaded = match &path {
+        Some(p) => load_file(p, std::env::vars())?,
+        None => chorus_hub::config::load_str(
+            "{}",
+            chorus_hub::config::Format::Json,
+            "(defaults)",
+            std::env::vars(),
+        )?,
+    };
+    let warnings = validate(&loaded.config)?;
+    telemetry::init(&loaded.config.log.level, &loaded.config.log.format);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    for k in &loaded.unknown_keys {
+        tracing::warn!(key = %k, "unknown config key ignored");
+    }
+    if !loaded.env_overrides.is_empty() {
+        tracing::info!(vars = ?loaded.env_overrides, "config overridden from environment");
+    }
+    let config = loaded.config;
+    let budget = limits::raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    runtime.block_on(async move {
+        let host = if config.http_server.address.is_empty() {
+            "0.0.0.0"
+        } else {
+            config.http_server.address.as_str()
+        };
+        let addr: SocketAddr = format!("{host}:{}", config.http_server.port)
+            .parse()
+            .with_context(|| format!("http_server.address {host:?} is not an IP address"))?;
+        let grace = config.shutdown.timeout.0;
+        let node = Node::new(
+            config,
+            NodeParts {
+                fd_connection_budget: budget.connections,
+                ..Default::default()
+            },
+        )?;
+        tracing::info!(
+            open_files = budget.limit,
+            max_connections = node.max_connections,
+            "open-files limit raised; connections capped accordingly"
+        );
+        let tcp = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        let listener = FdBudgetListener::new(
+            tcp,
+            budget.sockets,
+            node.metrics.connections_refused.clone(),
+        );
+        tracing::info!(%addr, engine = %node.config.engine.kind, "chorus-hub listening");
+        let shutdown = node.shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down: closing clients with reconnect advice");
+            shutdown.cancel();
+        });
+        server::run(node, listener, grace.max(Duration::from_millis(100)))
+            .await
+            .context("serving")?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("invariant: SIGTERM handler installs");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

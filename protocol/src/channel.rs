@@ -28,12 +28,20 @@ impl<'a> ChannelName<'a> {
             None => "",
         };
         let users = full.rfind(USER_BOUNDARY).map(|i| &full[i + 1..]);
-        ChannelName { full, namespace, private: full.starts_with(PRIVATE_PREFIX), users }
+        ChannelName {
+            full,
+            namespace,
+            private: full.starts_with(PRIVATE_PREFIX),
+            users,
+        }
     }
 
     /// Whether `user` is one of the users a `#` channel names.
     pub fn allows_user(&self, user: &str) -> bool {
-        !user.is_empty() && self.users.is_some_and(|list| list.split(USER_SEPARATOR).any(|u| u == user))
+        !user.is_empty()
+            && self
+                .users
+                .is_some_and(|list| list.split(USER_SEPARATOR).any(|u| u == user))
     }
 }
 

@@ -367,8 +367,14 @@ pub fn encode_reply<T: Serialize>(id: u32, method: &str, result: &T) -> String {
         #[serde(flatten)]
         result: Single<'a, T>,
     }
-    serde_json::to_string(&Reply { id, result: Single { key: method, value: result } })
-        .expect("invariant: reply types serialize infallibly")
+    serde_json::to_string(&Reply {
+        id,
+        result: Single {
+            key: method,
+            value: result,
+        },
+    })
+    .expect("invariant: reply types serialize infallibly")
 }
 
 /// Encodes an error reply: `{"id":N,"error":{...}}`.
@@ -392,8 +398,16 @@ pub fn encode_push<T: Serialize>(channel: &str, kind: &str, body: &T) -> String 
     struct Outer<'a, T> {
         push: Push<'a, T>,
     }
-    serde_json::to_string(&Outer { push: Push { channel, body: Single { key: kind, value: body } } })
-        .expect("invariant: push types serialize infallibly")
+    serde_json::to_string(&Outer {
+        push: Push {
+            channel,
+            body: Single {
+                key: kind,
+                value: body,
+            },
+        },
+    })
+    .expect("invariant: push types serialize infallibly")
 }
 
 /// Serializes as a one-entry map `{key: value}`, to pick the method field at run time.
@@ -436,7 +450,10 @@ mod tests {
         assert!(matches!(&cmds[0].method, Method::Connect(c) if c.token == "t"));
         match &cmds[1].method {
             Method::Subscribe(s) => {
-                assert_eq!((s.channel.as_str(), s.recover, s.offset, s.epoch.as_str()), ("news", true, 5, "ab"))
+                assert_eq!(
+                    (s.channel.as_str(), s.recover, s.offset, s.epoch.as_str()),
+                    ("news", true, 5, "ab")
+                )
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -444,15 +461,28 @@ mod tests {
 
     #[test]
     fn empty_command_is_pong_and_unknown_method_is_an_error() {
-        assert!(matches!(decode_commands(b"{}").unwrap()[0].method, Method::Pong));
-        assert!(matches!(decode_commands(b"{\"id\":3,\"nope\":{}}"), Err(DecodeError::UnknownMethod(3))));
-        assert!(matches!(decode_commands(b"{\"id\":"), Err(DecodeError::Json(_))));
-        assert!(matches!(decode_commands(&[0xff, 0xfe]), Err(DecodeError::NotUtf8)));
+        assert!(matches!(
+            decode_commands(b"{}").unwrap()[0].method,
+            Method::Pong
+        ));
+        assert!(matches!(
+            decode_commands(b"{\"id\":3,\"nope\":{}}"),
+            Err(DecodeError::UnknownMethod(3))
+        ));
+        assert!(matches!(
+            decode_commands(b"{\"id\":"),
+            Err(DecodeError::Json(_))
+        ));
+        assert!(matches!(
+            decode_commands(&[0xff, 0xfe]),
+            Err(DecodeError::NotUtf8)
+        ));
     }
 
     #[test]
     fn publish_data_is_kept_raw() {
-        let cmds = decode_commands(br#"{"id":7,"publish":{"channel":"c","data":{"a": [1, 2]}}}"#).unwrap();
+        let cmds =
+            decode_commands(br#"{"id":7,"publish":{"channel":"c","data":{"a": [1, 2]}}}"#).unwrap();
         match &cmds[0].method {
             Method::Publish(p) => assert_eq!(p.data.as_ref().unwrap().get(), r#"{"a": [1, 2]}"#),
             other => panic!("unexpected {other:?}"),
@@ -461,15 +491,24 @@ mod tests {
 
     #[test]
     fn encodes_replies_and_pushes() {
-        assert_eq!(encode_reply(4, "publish", &Empty {}), r#"{"id":4,"publish":{}}"#);
+        assert_eq!(
+            encode_reply(4, "publish", &Empty {}),
+            r#"{"id":4,"publish":{}}"#
+        );
         let e: ProtocolError = crate::codes::ERROR_PERMISSION_DENIED.into();
-        assert_eq!(encode_error(2, &e), r#"{"id":2,"error":{"code":103,"message":"permission denied"}}"#);
+        assert_eq!(
+            encode_error(2, &e),
+            r#"{"id":2,"error":{"code":103,"message":"permission denied"}}"#
+        );
         let p = Publication {
             data: RawValue::from_string("{\"x\":1}".into()).unwrap(),
             info: None,
             offset: 9,
             tags: None,
         };
-        assert_eq!(encode_push("news", "pub", &p), r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":9}}}"#);
+        assert_eq!(
+            encode_push("news", "pub", &p),
+            r#"{"push":{"channel":"news","pub":{"data":{"x":1},"offset":9}}}"#
+        );
     }
 }

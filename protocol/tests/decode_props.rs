@@ -1,4 +1,5 @@
 //! Property tests: no input makes the decoder panic, and valid commands survive any batching.
+#![allow(clippy::unwrap_used)]
 
 use chorus_protocol::frame::{decode_commands, Method};
 use proptest::prelude::*;

@@ -1,0 +1,248 @@
+//! JWT verification for connection and subscription tokens, with Centrifugo's claims.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use jsonwebtoken::{errors::ErrorKind, Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    /// The token was valid once: the SDK fetches a fresh one (error 109).
+    #[error("token expired")]
+    Expired,
+    /// Forged, malformed or for someone else: the client must not retry (disconnect 3500).
+    #[error("invalid token: {0}")]
+    Invalid(String),
+}
+
+/// Claims of a connection token.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConnectClaims {
+    #[serde(default)]
+    pub sub: String,
+    pub exp: Option<i64>,
+    /// Overrides `exp` for the connection's lifetime; 0 means never expire.
+    pub expire_at: Option<i64>,
+    pub info: Option<Box<RawValue>>,
+    /// Server-side subscriptions.
+    #[serde(default)]
+    pub channels: Vec<String>,
+}
+
+impl ConnectClaims {
+    /// When the connection expires (unix seconds), if ever.
+    pub fn expires_at(&self) -> Option<i64> {
+        match self.expire_at {
+            Some(0) => None,
+            Some(t) => Some(t),
+            None => self.exp,
+        }
+    }
+}
+
+/// Claims of a subscription token.
+#[derive(Debug, Default, Deserialize)]
+pub struct SubscribeClaims {
+    #[serde(default)]
+    pub sub: String,
+    #[serde(default)]
+    pub channel: String,
+    pub exp: Option<i64>,
+    pub expire_at: Option<i64>,
+    pub info: Option<Box<RawValue>>,
+}
+
+impl SubscribeClaims {
+    pub fn expires_at(&self) -> Option<i64> {
+        match self.expire_at {
+            Some(0) => None,
+            Some(t) => Some(t),
+            None => self.exp,
+        }
+    }
+}
+
+/// The keys and checks for one kind of token.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    hmac: Option<Arc<DecodingKey>>,
+    rsa: Option<Arc<DecodingKey>>,
+    ecdsa: Option<Arc<DecodingKey>>,
+    audience: String,
+    issuer: String,
+}
+
+impl TokenVerifier {
+    /// Builds a verifier; PEM keys were checked by config validation, so errors here are bugs
+    /// in validation and are reported rather than panicking.
+    pub fn new(
+        hmac: &str,
+        rsa_pem: &str,
+        ecdsa_pem: &str,
+        audience: &str,
+        issuer: &str,
+    ) -> Result<Self, TokenError> {
+        let rsa = if rsa_pem.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                DecodingKey::from_rsa_pem(rsa_pem.as_bytes())
+                    .map_err(|e| TokenError::Invalid(e.to_string()))?,
+            ))
+        };
+        let ecdsa = if ecdsa_pem.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                DecodingKey::from_ec_pem(ecdsa_pem.as_bytes())
+                    .map_err(|e| TokenError::Invalid(e.to_string()))?,
+            ))
+        };
+        let hmac = (!hmac.is_empty()).then(|| Arc::new(DecodingKey::from_secret(hmac.as_bytes())));
+        Ok(TokenVerifier {
+            hmac,
+            rsa,
+            ecdsa,
+            audience: audience.to_owned(),
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
+        let key = match header.alg {
+            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => self.hmac.as_ref(),
+            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 => self.rsa.as_ref(),
+            Algorithm::ES256 | Algorithm::ES384 => self.ecdsa.as_ref(),
+            other => {
+                return Err(TokenError::Invalid(format!(
+                    "unsupported algorithm {other:?}"
+                )))
+            }
+        }
+        .ok_or_else(|| TokenError::Invalid(format!("no key configured for {:?}", header.alg)))?;
+        let mut validation = Validation::new(header.alg);
+        // Centrifugo tokens may omit exp (never expires); aud and iss are checked only when set.
+        validation.required_spec_claims = HashSet::new();
+        validation.leeway = 0;
+        validation.validate_exp = true;
+        if self.audience.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&[&self.audience]);
+            validation.required_spec_claims.insert("aud".into());
+        }
+        if !self.issuer.is_empty() {
+            validation.set_issuer(&[&self.issuer]);
+            validation.required_spec_claims.insert("iss".into());
+        }
+        jsonwebtoken::decode::<T>(token, key, &validation)
+            .map(|d| d.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn hs(alg: Algorithm, secret: &str, claims: serde_json::Value) -> String {
+        encode(
+            &Header::new(alg),
+            &claims,
+            &EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn hmac_tokens_verify_with_all_claims() {
+        let v = TokenVerifier::new("secret", "", "", "", "").unwrap();
+        for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            let t = hs(
+                alg,
+                "secret",
+                json!({"sub": "42", "exp": now() + 60, "info": {"name": "ann"}, "channels": ["news"]}),
+            );
+            let c: ConnectClaims = v.verify(&t).unwrap();
+            assert_eq!(c.sub, "42");
+            assert_eq!(c.channels, vec!["news"]);
+            assert_eq!(c.info.unwrap().get(), r#"{"name":"ann"}"#);
+        }
+        let c: ConnectClaims = v
+            .verify(&hs(Algorithm::HS256, "secret", json!({"sub": "1"})))
+            .unwrap();
+        assert_eq!(c.expires_at(), None, "a token without exp never expires");
+    }
+
+    #[test]
+    fn expired_and_forged_tokens_are_told_apart() {
+        let v = TokenVerifier::new("secret", "", "", "", "").unwrap();
+        let expired = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "exp": now() - 10}),
+        );
+        assert_eq!(
+            v.verify::<ConnectClaims>(&expired).unwrap_err(),
+            TokenError::Expired
+        );
+        let forged = hs(Algorithm::HS256, "not-the-secret", json!({"sub": "1"}));
+        assert!(matches!(
+            v.verify::<ConnectClaims>(&forged),
+            Err(TokenError::Invalid(_))
+        ));
+        assert!(matches!(
+            v.verify::<ConnectClaims>("garbage"),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn audience_and_issuer_are_enforced_when_configured() {
+        let v = TokenVerifier::new("secret", "", "", "chorus", "auth.example").unwrap();
+        let good = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "aud": "chorus", "iss": "auth.example"}),
+        );
+        assert!(v.verify::<ConnectClaims>(&good).is_ok());
+        let wrong_aud = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "aud": "other", "iss": "auth.example"}),
+        );
+        assert!(v.verify::<ConnectClaims>(&wrong_aud).is_err());
+        let no_iss = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "aud": "chorus"}),
+        );
+        assert!(v.verify::<ConnectClaims>(&no_iss).is_err());
+    }
+
+    #[test]
+    fn an_algorithm_without_a_key_is_refused() {
+        let v = TokenVerifier::new("", "", "", "", "").unwrap();
+        let t = hs(Algorithm::HS256, "secret", json!({"sub": "1"}));
+        assert!(
+            matches!(v.verify::<ConnectClaims>(&t), Err(TokenError::Invalid(m)) if m.contains("no key"))
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! PUB/SUB and history: the cross-node seam.
+//!
+//! A [`Broker`] stores a channel's publication stream (offset + epoch) and delivers each
+//! publication, join and leave to the [`BrokerEventHandler`] of every node, in offset order
+//! per channel. [`memory::MemoryBroker`] is the embedded single-node engine; a Redis broker
+//! implements the same trait for many nodes.
+
+pub mod memory;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chorus_protocol::frame::{ClientInfo, Publication, StreamPosition};
+
+pub use memory::MemoryBroker;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The requested position is from another epoch or older than history keeps.
+    #[error("unrecoverable position")]
+    Unrecoverable,
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How a publication is stored.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    /// Keep this many publications; 0 disables history (no offsets).
+    pub history_size: usize,
+    pub history_ttl: Duration,
+    /// How long an idle stream keeps its epoch and top offset.
+    pub history_meta_ttl: Duration,
+    /// Publishing the same key to the same channel again within the window is a no-op
+    /// that returns the first result.
+    pub idempotency_key: Option<String>,
+}
+
+/// Which part of a stream to read.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryFilter {
+    /// Publications after this position; its epoch must match.
+    pub since: Option<StreamPosition>,
+    /// At most this many; `Some(0)` asks only for the current position, `None` for all.
+    pub limit: Option<usize>,
+    pub reverse: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub publications: Vec<Arc<Publication>>,
+    /// The stream's top: last offset and current epoch.
+    pub position: StreamPosition,
+}
+
+/// What a node does with what the broker delivers.
+pub trait BrokerEventHandler: Send + Sync + 'static {
+    fn on_publication(&self, channel: &str, publication: &Arc<Publication>);
+    fn on_join(&self, channel: &str, info: &ClientInfo);
+    fn on_leave(&self, channel: &str, info: &ClientInfo);
+}
+
+#[async_trait]
+pub trait Broker: Send + Sync + 'static {
+    /// Starts delivering events to `handler`; called once, before any publish.
+    fn run(&self, handler: Arc<dyn BrokerEventHandler>);
+
+    /// Appends to history (when enabled) and delivers; returns the stream position given.
+    async fn publish(
+        &self,
+        channel: &str,
+        data: chorus_protocol::frame::Data,
+        info: Option<ClientInfo>,
+        tags: Option<BTreeMap<String, String>>,
+        opts: &PublishOptions,
+    ) -> Result<StreamPosition, BrokerError>;
+
+    async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError>;
+    async fn publish_leave(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError>;
+
+    /// Reads history; the position is returned even for a channel never published to.
+    async fn history(
+        &self,
+        channel: &str,
+        filter: &HistoryFilter,
+        meta_ttl: Duration,
+    ) -> Result<HistoryPage, BrokerError>;
+
+    /// Drops the publications but keeps the position, so subscribers are not forced to resync.
+    async fn remove_history(&self, channel: &str) -> Result<(), BrokerError>;
+}

@@ -1,0 +1,248 @@
+//! The task that owns one WebSocket.
+//!
+//! One task per connection, never one per subscription. It waits on four things: the socket,
+//! the client's outbound queue, a single timer (ping, pong deadline, stale connect) and
+//! shutdown. Queued frames are written in one WebSocket message, newline-separated, as the
+//! protocol allows; that is what keeps a busy fan-out cheap in syscalls. Command handling is
+//! boxed so the idle task stays small.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use chorus_protocol::codes::{self, Disconnect};
+use chorus_protocol::frame::{decode_commands, PING_FRAME};
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::queue::Out;
+use super::session::Session;
+use super::ClientHandle;
+use crate::node::Node;
+
+/// Decrements the node's open-connection count however the task ends.
+struct OpenGuard(Arc<Node>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Serves one upgraded WebSocket until it closes.
+pub async fn serve(node: Arc<Node>, mut socket: WebSocket) {
+    let open = node.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let _guard = OpenGuard(node.clone());
+    if open > node.max_connections {
+        node.metrics.connections_refused.inc();
+        close(&node, &mut socket, codes::DISCONNECT_CONNECTION_LIMIT).await;
+        return;
+    }
+    let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
+    node.metrics.connections.inc();
+    let mut session = Session::new(node.clone(), handle.clone());
+    let reason = run(&node, &mut socket, &mut session, &handle).await;
+    Box::pin(session.close()).await;
+    node.metrics.connections.dec();
+    match reason {
+        Some(d) => {
+            tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");
+            close(&node, &mut socket, d).await;
+        }
+        None => tracing::debug!(client = %handle.id, "client closed the connection"),
+    }
+}
+
+async fn close(node: &Node, socket: &mut WebSocket, d: Disconnect) {
+    node.metrics
+        .disconnects
+        .with_label_values(&[&d.code.to_string()])
+        .inc();
+    let frame = CloseFrame {
+        code: d.code,
+        reason: Utf8Bytes::from_static(d.reason),
+    };
+    let _ = timeout(
+        node.config.websocket.write_timeout.0,
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}
+
+/// Runs the connection; returns why the server closes it, or `None` if the client went away.
+async fn run(
+    node: &Node,
+    socket: &mut WebSocket,
+    session: &mut Session,
+    handle: &ClientHandle,
+) -> Option<Disconnect> {
+    let cfg = &node.config.client;
+    let ping_every = cfg.ping_interval.0;
+    let stale_at = Instant::now() + cfg.stale_close_delay.0;
+    let mut next_ping = Instant::now() + ping_every;
+    let mut pong_deadline: Option<Instant> = None;
+    let timer = sleep_until(stale_at.min(next_ping));
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            _ = node.shutdown.cancelled() => return Some(codes::DISCONNECT_SHUTDOWN),
+            () = handle.notified() => {
+                if let Err(d) = flush(node, socket, session, handle).await {
+                    return Some(d);
+                }
+            }
+            msg = socket.recv() => {
+                let text = match msg {
+                    None | Some(Ok(Message::Close(_))) => return None,
+                    Some(Err(e)) => return too_big(e).then_some(codes::DISCONNECT_MESSAGE_TOO_BIG),
+                    Some(Ok(Message::Text(t))) => t,
+                    // This is the JSON protocol: binary frames are a client bug.
+                    Some(Ok(Message::Binary(_))) => return Some(codes::DISCONNECT_BAD_REQUEST),
+                    Some(Ok(_)) => continue,
+                };
+                // Any message proves the client is alive, a pong included.
+                pong_deadline = None;
+                let commands = match decode_commands(text.as_bytes()) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!(client = %handle.id, error = %e, "bad request from client");
+                        return Some(codes::DISCONNECT_BAD_REQUEST);
+                    }
+                };
+                for cmd in commands {
+                    if let Err(d) = Box::pin(session.handle(cmd)).await {
+                        return Some(d);
+                    }
+                }
+                if let Err(d) = flush(node, socket, session, handle).await {
+                    return Some(d);
+                }
+            }
+            () = &mut timer => {
+                let now = Instant::now();
+                if !session.connected() && now >= stale_at {
+                    return Some(codes::DISCONNECT_STALE);
+                }
+                if pong_deadline.is_some_and(|d| now >= d) {
+                    return Some(codes::DISCONNECT_NO_PONG);
+                }
+                if now >= next_ping {
+                    next_ping = now + ping_every;
+                    if session.connected() {
+                        handle.send(Utf8Bytes::from_static(PING_FRAME));
+                        pong_deadline = Some(now + cfg.pong_timeout.0);
+                        if let Err(d) = Box::pin(session.check_expiry()).await {
+                            return Some(d);
+                        }
+                    }
+                }
+                let mut next = next_ping;
+                if let Some(d) = pong_deadline {
+                    next = next.min(d);
+                }
+                if !session.connected() {
+                    next = next.min(stale_at);
+                }
+                timer.as_mut().reset(next);
+            }
+        }
+    }
+}
+
+/// Writes everything queued, running server-side actions on the way.
+async fn flush(
+    node: &Node,
+    socket: &mut WebSocket,
+    session: &mut Session,
+    handle: &ClientHandle,
+) -> Result<(), Disconnect> {
+    let mut items = Vec::new();
+    loop {
+        let closed = handle.drain(&mut items);
+        if let Some(d) = closed {
+            // A slow client's backlog was dropped already; other reasons still deliver
+            // what was queued before them (e.g. a reply preceding an API disconnect).
+            if d != codes::DISCONNECT_SLOW {
+                write(node, socket, frames(&mut items)).await?;
+            }
+            return Err(d);
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        let mut controls = Vec::new();
+        let batch = frames_and_controls(&mut items, &mut controls);
+        write(node, socket, batch)
+            .await
+            .map_err(|d| handle_write_error(handle, d))?;
+        for c in controls {
+            Box::pin(session.control(c)).await?;
+        }
+    }
+}
+
+fn frames(items: &mut Vec<Out>) -> Vec<Utf8Bytes> {
+    let mut controls = Vec::new();
+    frames_and_controls(items, &mut controls)
+}
+
+fn frames_and_controls(items: &mut Vec<Out>, controls: &mut Vec<super::Control>) -> Vec<Utf8Bytes> {
+    let mut frames = Vec::with_capacity(items.len());
+    for item in items.drain(..) {
+        match item {
+            Out::Frame(f) => frames.push(f),
+            Out::Control(c) => controls.push(*c),
+        }
+    }
+    frames
+}
+
+/// A write that timed out because the queue overflowed meanwhile is a slow client.
+fn handle_write_error(handle: &ClientHandle, d: Disconnect) -> Disconnect {
+    let mut rest = Vec::new();
+    match handle.drain(&mut rest) {
+        Some(codes::DISCONNECT_SLOW) => codes::DISCONNECT_SLOW,
+        _ => d,
+    }
+}
+
+async fn write(
+    node: &Node,
+    socket: &mut WebSocket,
+    frames: Vec<Utf8Bytes>,
+) -> Result<(), Disconnect> {
+    let message = match frames.len() {
+        0 => return Ok(()),
+        1 => frames.into_iter().next().expect("invariant: one frame"),
+        _ => {
+            let len = frames.iter().map(|f| f.len() + 1).sum();
+            let mut joined = String::with_capacity(len);
+            for (i, f) in frames.iter().enumerate() {
+                if i > 0 {
+                    joined.push('\n');
+                }
+                joined.push_str(f.as_str());
+            }
+            Utf8Bytes::from(joined)
+        }
+    };
+    match timeout(
+        node.config.websocket.write_timeout.0,
+        socket.send(Message::Text(message)),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) | Err(_) => Err(codes::DISCONNECT_WRITE_ERROR),
+    }
+}
+
+/// Whether a read failed because the client sent more than `websocket.message_size_limit`.
+fn too_big(e: axum::Error) -> bool {
+    let inner = e.into_inner();
+    matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}

@@ -1,0 +1,286 @@
+//! The hub's configuration: Centrifugo v6 key names, so an existing Centrifugo config file works.
+//!
+//! - [`load`]: reads JSON, YAML or TOML, applies environment overrides, reports unknown keys.
+//! - [`validate`]: checks the values before any port is bound.
+//! - [`duration`]: Centrifugo-style durations (`"25s"`, `"1m30s"`, `"500ms"`).
+
+pub mod duration;
+pub mod load;
+pub mod validate;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use duration::HumanDuration;
+pub use load::{load_file, load_str, ConfigError, Format, Loaded};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    pub http_server: HttpServer,
+    pub log: Log,
+    pub engine: Engine,
+    pub client: Client,
+    pub channel: Channel,
+    pub http_api: HttpApi,
+    pub websocket: WebSocket,
+    pub health: Toggle,
+    pub prometheus: Toggle,
+    pub shutdown: Shutdown,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpServer {
+    pub address: String,
+    pub port: u16,
+}
+
+impl Default for HttpServer {
+    fn default() -> Self {
+        HttpServer {
+            address: String::new(),
+            port: 8000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Log {
+    /// none, trace, debug, info, warn, error.
+    pub level: String,
+    /// `text` (human) or `json` (production). A Chorus extension.
+    pub format: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            level: "info".into(),
+            format: "text".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Engine {
+    /// Only `memory` today; `redis` arrives with the multi-node engine.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            kind: "memory".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Token {
+    pub hmac_secret_key: String,
+    pub rsa_public_key: String,
+    pub ecdsa_public_key: String,
+    pub audience: String,
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct SubscriptionToken {
+    /// When false, subscription tokens are checked with `client.token`.
+    pub enabled: bool,
+    pub hmac_secret_key: String,
+    pub rsa_public_key: String,
+    pub ecdsa_public_key: String,
+    pub audience: String,
+    pub issuer: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Client {
+    pub token: Token,
+    pub subscription_token: SubscriptionToken,
+    pub allowed_origins: Vec<String>,
+    pub allow_anonymous_connect_without_token: bool,
+    pub disallow_anonymous_connection_tokens: bool,
+    /// Development only: accept any connection and subscription.
+    pub insecure: bool,
+    pub ping_interval: HumanDuration,
+    pub pong_timeout: HumanDuration,
+    pub expired_close_delay: HumanDuration,
+    pub expired_sub_close_delay: HumanDuration,
+    pub stale_close_delay: HumanDuration,
+    pub channel_limit: usize,
+    /// Bytes queued for one connection before it is disconnected as slow.
+    pub queue_max_size: usize,
+    /// Connections this node accepts; 0 means only the open-files limit applies.
+    pub connection_limit: usize,
+    pub user_connection_limit: usize,
+    pub history_max_publication_limit: usize,
+    pub recovery_max_publication_limit: usize,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            token: Token::default(),
+            subscription_token: SubscriptionToken::default(),
+            allowed_origins: Vec::new(),
+            allow_anonymous_connect_without_token: false,
+            disallow_anonymous_connection_tokens: false,
+            insecure: false,
+            ping_interval: HumanDuration::secs(25),
+            pong_timeout: HumanDuration::secs(8),
+            expired_close_delay: HumanDuration::secs(25),
+            expired_sub_close_delay: HumanDuration::secs(25),
+            stale_close_delay: HumanDuration::secs(10),
+            channel_limit: 128,
+            queue_max_size: 1_048_576,
+            connection_limit: 0,
+            user_connection_limit: 0,
+            history_max_publication_limit: 300,
+            recovery_max_publication_limit: 300,
+        }
+    }
+}
+
+/// Options of one namespace, or of channels without a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelOptions {
+    pub presence: bool,
+    pub join_leave: bool,
+    pub force_push_join_leave: bool,
+    pub history_size: usize,
+    pub history_ttl: HumanDuration,
+    pub force_recovery: bool,
+    pub allow_recovery: bool,
+    pub force_positioning: bool,
+    pub allow_positioning: bool,
+    pub allow_subscribe_for_client: bool,
+    pub allow_subscribe_for_anonymous: bool,
+    pub allow_publish_for_subscriber: bool,
+    pub allow_publish_for_client: bool,
+    pub allow_publish_for_anonymous: bool,
+    pub allow_presence_for_subscriber: bool,
+    pub allow_presence_for_client: bool,
+    pub allow_presence_for_anonymous: bool,
+    pub allow_history_for_subscriber: bool,
+    pub allow_history_for_client: bool,
+    pub allow_history_for_anonymous: bool,
+    pub allow_user_limited_channels: bool,
+}
+
+impl ChannelOptions {
+    pub fn history_enabled(&self) -> bool {
+        self.history_size > 0 && !self.history_ttl.is_zero()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Namespace {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: ChannelOptions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Channel {
+    pub without_namespace: ChannelOptions,
+    pub namespaces: Vec<Namespace>,
+    pub max_length: usize,
+    /// How long an idle stream keeps its epoch and top offset.
+    pub history_meta_ttl: HumanDuration,
+}
+
+impl Default for Channel {
+    fn default() -> Self {
+        Channel {
+            without_namespace: ChannelOptions::default(),
+            namespaces: Vec::new(),
+            max_length: 255,
+            history_meta_ttl: HumanDuration::secs(30 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HttpApi {
+    pub key: String,
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WebSocket {
+    /// Largest message a client may send, in bytes; past it the connection closes with 1009.
+    pub message_size_limit: usize,
+    /// Bytes reserved to read a connection; small keeps idle connections cheap.
+    pub read_buffer_size: usize,
+    pub write_timeout: HumanDuration,
+}
+
+impl Default for WebSocket {
+    fn default() -> Self {
+        WebSocket {
+            message_size_limit: 65_536,
+            read_buffer_size: 1024,
+            write_timeout: HumanDuration::secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Toggle {
+    pub enabled: bool,
+}
+
+impl Default for Toggle {
+    fn default() -> Self {
+        // Chorus serves /health and /metrics unless told not to: operators always want them.
+        Toggle { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Shutdown {
+    pub timeout: HumanDuration,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown {
+            timeout: HumanDuration::secs(30),
+        }
+    }
+}
+
+impl Config {
+    /// The options for a channel, or `None` if it names an unknown namespace.
+    pub fn channel_options(&self, namespace: &str) -> Option<&ChannelOptions> {
+        if namespace.is_empty() {
+            return Some(&self.channel.without_namespace);
+        }
+        self.channel
+            .namespaces
+            .iter()
+            .find(|n| n.name == namespace)
+            .map(|n| &n.options)
+    }
+
+    pub fn ping_interval(&self) -> Duration {
+        self.client.ping_interval.0
+    }
+}

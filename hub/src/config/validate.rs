@@ -1,0 +1,208 @@
+//! Checks a config before anything is bound, so a bad value stops the hub with a precise message.
+
+use super::{ChannelOptions, Config, ConfigError};
+
+/// Returns the warnings to log, or the first set of errors as one message.
+pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+
+    if config.engine.kind != "memory" {
+        errors.push(format!(
+            "engine.type {:?} is not supported yet (use \"memory\")",
+            config.engine.kind
+        ));
+    }
+    if !matches!(
+        config.log.level.as_str(),
+        "none" | "trace" | "debug" | "info" | "warn" | "error"
+    ) {
+        errors.push(format!(
+            "log.level {:?} must be one of none, trace, debug, info, warn, error",
+            config.log.level
+        ));
+    }
+    if !matches!(config.log.format.as_str(), "text" | "json") {
+        errors.push(format!(
+            "log.format {:?} must be text or json",
+            config.log.format
+        ));
+    }
+    let c = &config.client;
+    if c.ping_interval.is_zero() || c.pong_timeout.is_zero() {
+        errors.push("client.ping_interval and client.pong_timeout must be positive".into());
+    } else if c.pong_timeout >= c.ping_interval {
+        errors.push("client.pong_timeout must be shorter than client.ping_interval".into());
+    }
+    if c.queue_max_size == 0 {
+        errors.push("client.queue_max_size must be positive".into());
+    }
+    if c.channel_limit == 0 {
+        errors.push("client.channel_limit must be positive".into());
+    }
+    if config.websocket.message_size_limit == 0 || config.websocket.read_buffer_size == 0 {
+        errors.push(
+            "websocket.message_size_limit and websocket.read_buffer_size must be positive".into(),
+        );
+    }
+    for (key, pem, rsa) in [
+        ("client.token.rsa_public_key", &c.token.rsa_public_key, true),
+        (
+            "client.token.ecdsa_public_key",
+            &c.token.ecdsa_public_key,
+            false,
+        ),
+        (
+            "client.subscription_token.rsa_public_key",
+            &c.subscription_token.rsa_public_key,
+            true,
+        ),
+        (
+            "client.subscription_token.ecdsa_public_key",
+            &c.subscription_token.ecdsa_public_key,
+            false,
+        ),
+    ] {
+        if pem.is_empty() {
+            continue;
+        }
+        let parsed = if rsa {
+            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).map(drop)
+        } else {
+            jsonwebtoken::DecodingKey::from_ec_pem(pem.as_bytes()).map(drop)
+        };
+        if let Err(e) = parsed {
+            errors.push(format!("{key} is not a valid PEM public key: {e}"));
+        }
+    }
+    let t = &c.token;
+    if t.hmac_secret_key.is_empty()
+        && t.rsa_public_key.is_empty()
+        && t.ecdsa_public_key.is_empty()
+        && !c.insecure
+    {
+        warnings.push("no client.token key is set: every connection token will be refused".into());
+    }
+    if config.http_api.key.is_empty() && !config.http_api.insecure {
+        warnings.push("http_api.key is empty: the server API refuses every request".into());
+    }
+
+    let mut seen = std::collections::HashSet::new();
+    check_options(
+        "channel.without_namespace",
+        &config.channel.without_namespace,
+        &mut errors,
+    );
+    for (i, ns) in config.channel.namespaces.iter().enumerate() {
+        let valid_name = ns.name.len() >= 2
+            && ns
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch));
+        if !valid_name {
+            errors.push(format!(
+                "channel.namespaces[{i}].name {:?} must be 2+ characters of letters, digits, '-', '_' or '.'",
+                ns.name
+            ));
+        }
+        if !seen.insert(ns.name.as_str()) {
+            errors.push(format!(
+                "channel.namespaces[{i}].name {:?} is defined twice",
+                ns.name
+            ));
+        }
+        check_options(
+            &format!("channel.namespaces[{i}] ({})", ns.name),
+            &ns.options,
+            &mut errors,
+        );
+    }
+
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(ConfigError::Invalid(errors.join("; ")))
+    }
+}
+
+fn check_options(at: &str, o: &ChannelOptions, errors: &mut Vec<String>) {
+    if (o.history_size > 0) == o.history_ttl.is_zero() {
+        errors.push(format!(
+            "{at}: history_size and history_ttl must be set together"
+        ));
+    }
+    let needs_history =
+        o.force_recovery || o.allow_recovery || o.force_positioning || o.allow_positioning;
+    if needs_history && !o.history_enabled() {
+        errors.push(format!(
+            "{at}: recovery and positioning need history_size and history_ttl"
+        ));
+    }
+    if o.force_push_join_leave && !o.join_leave {
+        errors.push(format!("{at}: force_push_join_leave needs join_leave"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load_str, Format};
+
+    fn check(json: &str) -> Result<Vec<String>, ConfigError> {
+        validate(
+            &load_str(json, Format::Json, "t", Vec::new())
+                .unwrap()
+                .config,
+        )
+    }
+
+    #[test]
+    fn a_sane_config_passes() {
+        let w =
+            check(r#"{"client": {"token": {"hmac_secret_key": "k"}}, "http_api": {"key": "a"}}"#)
+                .unwrap();
+        assert!(w.is_empty(), "{w:?}");
+    }
+
+    #[test]
+    fn precise_messages_for_bad_values() {
+        let cases = [
+            (
+                r#"{"channel": {"namespaces": [{"name": "x"}]}}"#,
+                "must be 2+ characters",
+            ),
+            (
+                r#"{"channel": {"namespaces": [{"name": "ab"}, {"name": "ab"}]}}"#,
+                "defined twice",
+            ),
+            (
+                r#"{"channel": {"without_namespace": {"history_size": 10}}}"#,
+                "must be set together",
+            ),
+            (
+                r#"{"channel": {"without_namespace": {"force_recovery": true}}}"#,
+                "need history_size",
+            ),
+            (r#"{"engine": {"type": "redis"}}"#, "not supported yet"),
+            (
+                r#"{"client": {"token": {"rsa_public_key": "garbage"}}}"#,
+                "not a valid PEM",
+            ),
+            (
+                r#"{"client": {"ping_interval": "5s", "pong_timeout": "10s"}}"#,
+                "pong_timeout must be shorter",
+            ),
+        ];
+        for (json, want) in cases {
+            let err = check(json).unwrap_err().to_string();
+            assert!(err.contains(want), "{json}: {err}");
+        }
+    }
+
+    #[test]
+    fn missing_keys_are_warned_about() {
+        let w = check("{}").unwrap();
+        assert!(w.iter().any(|w| w.contains("client.token")));
+        assert!(w.iter().any(|w| w.contains("http_api.key")));
+    }
+}

@@ -1,0 +1,128 @@
+//! Prometheus metrics, named `chorus_hub_<thing>_<unit>`; each feeds a dashboard panel.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub connections: IntGauge,
+    pub subscriptions: IntGauge,
+    pub messages_received: IntCounterVec,
+    pub messages_sent: IntCounterVec,
+    pub command_duration: HistogramVec,
+    pub api_command_duration: HistogramVec,
+    pub disconnects: IntCounterVec,
+    pub connections_refused: IntCounter,
+    /// Pre-resolved children of `messages_sent`, for the fan-out hot path.
+    pub sent_publication: IntCounter,
+    pub sent_join_leave: IntCounter,
+    pub sent_reply: IntCounter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let connections = IntGauge::new("chorus_hub_connections", "WebSocket connections open now")
+            .expect("invariant: valid metric");
+        let subscriptions = IntGauge::new(
+            "chorus_hub_subscriptions",
+            "Client channel subscriptions now",
+        )
+        .expect("invariant: valid metric");
+        let messages_received = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_messages_received_total",
+                "Client commands received, by method",
+            ),
+            &["type"],
+        )
+        .expect("invariant: valid metric");
+        let messages_sent = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_messages_sent_total",
+                "Replies and pushes queued to clients, by type",
+            ),
+            &["type"],
+        )
+        .expect("invariant: valid metric");
+        let buckets = vec![
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+        ];
+        let command_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_hub_command_duration_seconds",
+                "Client command handling time, by method",
+            )
+            .buckets(buckets.clone()),
+            &["method"],
+        )
+        .expect("invariant: valid metric");
+        let api_command_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_hub_api_command_duration_seconds",
+                "Server API call time, by method",
+            )
+            .buckets(buckets),
+            &["method"],
+        )
+        .expect("invariant: valid metric");
+        let disconnects = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_disconnects_total",
+                "Connections closed by the server, by close code",
+            ),
+            &["code"],
+        )
+        .expect("invariant: valid metric");
+        let connections_refused = IntCounter::new(
+            "chorus_hub_connections_refused_total",
+            "Connections refused at the connection or open-files limit",
+        )
+        .expect("invariant: valid metric");
+        for c in [
+            Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(subscriptions.clone()),
+            Box::new(messages_received.clone()),
+            Box::new(messages_sent.clone()),
+            Box::new(command_duration.clone()),
+            Box::new(api_command_duration.clone()),
+            Box::new(disconnects.clone()),
+            Box::new(connections_refused.clone()),
+        ] {
+            registry
+                .register(c)
+                .expect("invariant: metric names are unique");
+        }
+        Metrics {
+            sent_publication: messages_sent.with_label_values(&["publication"]),
+            sent_join_leave: messages_sent.with_label_values(&["join_leave"]),
+            sent_reply: messages_sent.with_label_values(&["reply"]),
+            registry,
+            connections,
+            subscriptions,
+            messages_received,
+            messages_sent,
+            command_duration,
+            api_command_duration,
+            disconnects,
+            connections_refused,
+        }
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("invariant: text encoding cannot fail");
+        String::from_utf8(buf).expect("invariant: the text format is utf-8")
+    }
+}

@@ -1,0 +1,261 @@
+//! A hub node: the local [`Hub`], the [`Broker`] and [`PresenceManager`] engines, token
+//! verification and the subscribe authorizer. Client sessions and the server API both act
+//! through it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::Utf8Bytes;
+use chorus_protocol::channel::ChannelName;
+use chorus_protocol::codes::{self, ProtocolError};
+use chorus_protocol::frame::{
+    encode_push, ClientInfo, Data, JoinLeave, Publication, StreamPosition,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{NamespacePermissions, SubscribeAuthorizer, TokenError, TokenVerifier};
+use crate::broker::{
+    Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, MemoryBroker,
+    PublishOptions,
+};
+use crate::config::{ChannelOptions, Config};
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::presence::{MemoryPresence, PresenceManager};
+
+pub struct Node {
+    pub config: Config,
+    pub uid: String,
+    pub name: String,
+    pub hub: Arc<Hub>,
+    pub broker: Arc<dyn Broker>,
+    pub presence: Arc<dyn PresenceManager>,
+    pub authorizer: Arc<dyn SubscribeAuthorizer>,
+    pub connect_tokens: TokenVerifier,
+    pub subscribe_tokens: TokenVerifier,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled on shutdown: connections close with "shutdown, reconnect".
+    pub shutdown: CancellationToken,
+    /// WebSocket connections open on this node, connected or not.
+    pub open_connections: AtomicUsize,
+    /// The most connections this node takes: `client.connection_limit` capped by open files.
+    pub max_connections: usize,
+    started: Instant,
+}
+
+/// What a node is built from; engines are swappable, defaults are the in-memory ones.
+pub struct NodeParts {
+    pub broker: Option<Arc<dyn Broker>>,
+    pub presence: Option<Arc<dyn PresenceManager>>,
+    pub authorizer: Option<Arc<dyn SubscribeAuthorizer>>,
+    /// Cap from the open-files budget; `usize::MAX` when unknown.
+    pub fd_connection_budget: usize,
+}
+
+impl Default for NodeParts {
+    fn default() -> Self {
+        NodeParts {
+            broker: None,
+            presence: None,
+            authorizer: None,
+            fd_connection_budget: usize::MAX,
+        }
+    }
+}
+
+/// Delivers broker events to the local hub, encoding each event once.
+struct Delivery {
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+}
+
+impl BrokerEventHandler for Delivery {
+    fn on_publication(&self, channel: &str, publication: &Arc<Publication>) {
+        let frame = Utf8Bytes::from(encode_push(channel, "pub", &**publication));
+        let n = self.hub.broadcast(channel, publication.offset, &frame);
+        self.metrics.sent_publication.inc_by(n as u64);
+    }
+
+    fn on_join(&self, channel: &str, info: &ClientInfo) {
+        let frame = Utf8Bytes::from(encode_push(channel, "join", &JoinLeave { info }));
+        let n = self.hub.broadcast_join_leave(channel, &frame);
+        self.metrics.sent_join_leave.inc_by(n as u64);
+    }
+
+    fn on_leave(&self, channel: &str, info: &ClientInfo) {
+        let frame = Utf8Bytes::from(encode_push(channel, "leave", &JoinLeave { info }));
+        let n = self.hub.broadcast_join_leave(channel, &frame);
+        self.metrics.sent_join_leave.inc_by(n as u64);
+    }
+}
+
+fn token_error(e: TokenError) -> anyhow::Error {
+    anyhow::anyhow!("token key: {e}")
+}
+
+impl Node {
+    pub fn new(config: Config, parts: NodeParts) -> anyhow::Result<Arc<Node>> {
+        let t = &config.client.token;
+        let connect_tokens = TokenVerifier::new(
+            &t.hmac_secret_key,
+            &t.rsa_public_key,
+            &t.ecdsa_public_key,
+            &t.audience,
+            &t.issuer,
+        )
+        .map_err(token_error)?;
+        let s = &config.client.subscription_token;
+        let subscribe_tokens = if s.enabled {
+            TokenVerifier::new(
+                &s.hmac_secret_key,
+                &s.rsa_public_key,
+                &s.ecdsa_public_key,
+                &s.audience,
+                &s.issuer,
+            )
+            .map_err(token_error)?
+        } else {
+            connect_tokens.clone()
+        };
+        let hub = Arc::new(Hub::default());
+        let metrics = Arc::new(Metrics::new());
+        let broker: Arc<dyn Broker> = match parts.broker {
+            Some(b) => b,
+            None => {
+                let memory = Arc::new(MemoryBroker::default());
+                spawn_purge(memory.clone());
+                memory
+            }
+        };
+        broker.run(Arc::new(Delivery {
+            hub: hub.clone(),
+            metrics: metrics.clone(),
+        }));
+        let configured = match config.client.connection_limit {
+            0 => usize::MAX,
+            n => n,
+        };
+        let uid = uuid::Uuid::new_v4().to_string();
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chorus".into());
+        Ok(Arc::new(Node {
+            name: format!("{host}_{}", config.http_server.port),
+            max_connections: configured.min(parts.fd_connection_budget),
+            config,
+            uid,
+            hub,
+            broker,
+            presence: parts
+                .presence
+                .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
+            authorizer: parts
+                .authorizer
+                .unwrap_or_else(|| Arc::new(NamespacePermissions)),
+            connect_tokens,
+            subscribe_tokens,
+            metrics,
+            shutdown: CancellationToken::new(),
+            open_connections: AtomicUsize::new(0),
+            started: Instant::now(),
+        }))
+    }
+
+    pub fn uptime_secs(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    /// The options governing a channel, or the error a client or API caller should get.
+    pub fn channel_options(&self, channel: &str) -> Result<&ChannelOptions, ProtocolError> {
+        if channel.is_empty() {
+            return Err(codes::ERROR_BAD_REQUEST.into());
+        }
+        if channel.len() > self.config.channel.max_length {
+            return Err(codes::ERROR_LIMIT_EXCEEDED.into());
+        }
+        self.config
+            .channel_options(ChannelName::parse(channel).namespace)
+            .ok_or_else(|| codes::ERROR_UNKNOWN_CHANNEL.into())
+    }
+
+    pub fn publish_options(
+        &self,
+        opts: &ChannelOptions,
+        idempotency_key: Option<String>,
+        skip_history: bool,
+    ) -> PublishOptions {
+        PublishOptions {
+            history_size: if skip_history { 0 } else { opts.history_size },
+            history_ttl: opts.history_ttl.0,
+            history_meta_ttl: self.config.channel.history_meta_ttl.0,
+            idempotency_key,
+        }
+    }
+
+    /// Publishes into a channel: the path for both client and server API publications.
+    pub async fn publish(
+        &self,
+        channel: &str,
+        data: Data,
+        info: Option<ClientInfo>,
+        tags: Option<std::collections::BTreeMap<String, String>>,
+        idempotency_key: Option<String>,
+        skip_history: bool,
+    ) -> Result<StreamPosition, ProtocolError> {
+        let opts = self.channel_options(channel)?;
+        let publish = self.publish_options(
+            opts,
+            idempotency_key.filter(|k| !k.is_empty()),
+            skip_history,
+        );
+        self.broker
+            .publish(channel, data, info, tags, &publish)
+            .await
+            .map_err(broker_error)
+    }
+
+    pub async fn history(
+        &self,
+        channel: &str,
+        filter: &HistoryFilter,
+    ) -> Result<HistoryPage, ProtocolError> {
+        let opts = self.channel_options(channel)?;
+        if !opts.history_enabled() {
+            return Err(codes::ERROR_NOT_AVAILABLE.into());
+        }
+        self.broker
+            .history(channel, filter, self.config.channel.history_meta_ttl.0)
+            .await
+            .map_err(broker_error)
+    }
+}
+
+pub fn broker_error(e: BrokerError) -> ProtocolError {
+    match e {
+        BrokerError::Unrecoverable => codes::ERROR_UNRECOVERABLE_POSITION.into(),
+        BrokerError::Unavailable(m) => {
+            tracing::warn!(error = %m, "broker unavailable");
+            codes::ERROR_INTERNAL.into()
+        }
+    }
+}
+
+fn spawn_purge(broker: Arc<MemoryBroker>) {
+    // Only when a runtime exists (tests may build a node outside one).
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let weak = Arc::downgrade(&broker);
+        rt.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(b) => b.purge_idle(),
+                    None => return,
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,145 @@
+//! The HTTP server: WebSocket endpoint, server API, `/health` and `/metrics` on one port.
+
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::listener::FdBudgetListener;
+use crate::node::Node;
+
+/// The whole HTTP surface of a node, for `axum::serve` or for `oneshot` tests.
+pub fn app(node: Arc<Node>) -> Router {
+    let mut router = Router::new()
+        .route("/connection/websocket", get(websocket))
+        .merge(crate::api::router());
+    if node.config.health.enabled {
+        router = router.route("/health", get(health));
+    }
+    if node.config.prometheus.enabled {
+        router = router.route("/metrics", get(metrics));
+    }
+    router.with_state(node)
+}
+
+async fn websocket(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !origin_allowed(&node.config.client.allowed_origins, &headers) {
+        tracing::info!(origin = ?headers.get(header::ORIGIN), "websocket origin not allowed");
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let ws_cfg = &node.config.websocket;
+    let limit = ws_cfg.message_size_limit;
+    ws.read_buffer_size(ws_cfg.read_buffer_size)
+        // Frames are batched by the connection task; tungstenite should write them at once.
+        .write_buffer_size(0)
+        .max_write_buffer_size(
+            node.config
+                .client
+                .queue_max_size
+                .saturating_mul(2)
+                .max(limit * 2),
+        )
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| crate::client::connection::serve(node, socket))
+}
+
+/// Centrifugo's rule: no Origin (not a browser) or the same host passes; otherwise the origin
+/// must match `client.allowed_origins`, where `*` matches any run of characters.
+fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin.split("://").nth(1).unwrap_or(origin);
+    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
+        return true;
+    }
+    allowed.iter().any(|pattern| {
+        crate::api::methods::glob_match(&pattern.to_ascii_lowercase(), &origin.to_ascii_lowercase())
+    })
+}
+
+async fn health(State(node): State<Arc<Node>>) -> Response {
+    if node.shutdown.is_cancelled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"status":"shutting_down"}"#,
+        )
+            .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Serves until `node.shutdown` is cancelled, then gives connections `grace` to close.
+pub async fn run(
+    node: Arc<Node>,
+    listener: FdBudgetListener,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let shutdown = node.shutdown.clone();
+    let serve = axum::serve(listener, app(node.clone()))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await });
+    let drained = tokio::time::timeout(grace, serve.into_future());
+    match drained.await {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(
+                remaining = node.open_connections(),
+                "shutdown grace period ended with connections open"
+            );
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn origins() {
+        let mut h = HeaderMap::new();
+        assert!(origin_allowed(&[], &h), "no origin: not a browser");
+        h.insert(header::HOST, HeaderValue::from_static("chat.example:8000"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://chat.example:8000"),
+        );
+        assert!(origin_allowed(&[], &h), "same origin");
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://evil.example"),
+        );
+        assert!(!origin_allowed(&[], &h));
+        assert!(origin_allowed(&["http://*.example".into()], &h));
+        assert!(origin_allowed(&["*".into()], &h));
+    }
+}

@@ -126,6 +126,12 @@ impl ClientHandle {
         self.queue.lock().drain(into)
     }
 
+    /// Empties the queue as a connection task would; for benchmarks.
+    #[doc(hidden)]
+    pub fn drain_for_bench(&self, into: &mut Vec<super::queue::Out>) {
+        self.drain(into);
+    }
+
     pub(crate) async fn notified(&self) {
         self.notify.notified().await
     }

@@ -18,6 +18,15 @@ pub enum TokenError {
     Invalid(String),
 }
 
+/// Centrifugo's rule: `expire_at` overrides `exp`, and `expire_at: 0` means never.
+fn effective_expiry(exp: Option<i64>, expire_at: Option<i64>) -> Option<i64> {
+    match expire_at {
+        Some(0) => None,
+        Some(t) => Some(t),
+        None => exp,
+    }
+}
+
 /// Claims of a connection token.
 #[derive(Debug, Default, Deserialize)]
 pub struct ConnectClaims {
@@ -35,11 +44,7 @@ pub struct ConnectClaims {
 impl ConnectClaims {
     /// When the connection expires (unix seconds), if ever.
     pub fn expires_at(&self) -> Option<i64> {
-        match self.expire_at {
-            Some(0) => None,
-            Some(t) => Some(t),
-            None => self.exp,
-        }
+        effective_expiry(self.exp, self.expire_at)
     }
 }
 
@@ -57,11 +62,7 @@ pub struct SubscribeClaims {
 
 impl SubscribeClaims {
     pub fn expires_at(&self) -> Option<i64> {
-        match self.expire_at {
-            Some(0) => None,
-            Some(t) => Some(t),
-            None => self.exp,
-        }
+        effective_expiry(self.exp, self.expire_at)
     }
 }
 

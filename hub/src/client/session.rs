@@ -621,6 +621,12 @@ impl Session {
         Ok(())
     }
 
+    /// Tells the client a subscription ended; codes from 2500 make the SDK resubscribe.
+    fn push_unsubscribe(&self, channel: &str, (code, reason): (u32, &str)) {
+        let push = encode_push(channel, "unsubscribe", &UnsubscribePush { code, reason });
+        self.handle.send(Utf8Bytes::from(push));
+    }
+
     /// Closes an expired connection and drops expired subscriptions (the SDK resubscribes
     /// with a fresh token). Called on the connection's timer.
     pub async fn check_expiry(&mut self) -> Outcome {
@@ -641,12 +647,7 @@ impl Session {
             .collect();
         for channel in expired {
             self.unsubscribe(&channel).await;
-            let (code, reason) = codes::UNSUBSCRIBE_EXPIRED;
-            self.handle.send(Utf8Bytes::from(encode_push(
-                &channel,
-                "unsubscribe",
-                &UnsubscribePush { code, reason },
-            )));
+            self.push_unsubscribe(&channel, codes::UNSUBSCRIBE_EXPIRED);
         }
         Ok(())
     }
@@ -679,12 +680,7 @@ impl Session {
             }
             Control::Unsubscribe { channel } => {
                 if self.unsubscribe(&channel).await {
-                    let (code, reason) = codes::UNSUBSCRIBE_SERVER;
-                    self.handle.send(Utf8Bytes::from(encode_push(
-                        &channel,
-                        "unsubscribe",
-                        &UnsubscribePush { code, reason },
-                    )));
+                    self.push_unsubscribe(&channel, codes::UNSUBSCRIBE_SERVER);
                 }
             }
             Control::Refresh { expired: true, .. } => return Err(codes::DISCONNECT_EXPIRED),

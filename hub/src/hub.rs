@@ -13,20 +13,13 @@ use axum::extract::ws::Utf8Bytes;
 use parking_lot::RwLock;
 
 use crate::client::ClientHandle;
+use crate::subscribers::{Subscriber, Subscribers};
 
 const SHARDS: usize = 64;
 
-struct Sub {
-    client: Arc<ClientHandle>,
-    /// Set while the subscription is being set up: deliveries go through the sync buffer.
-    syncing: bool,
-    /// Whether this subscriber receives join/leave pushes.
-    join_leave: bool,
-}
-
 #[derive(Default)]
 struct Channel {
-    subs: HashMap<u64, Sub>,
+    subs: Subscribers,
 }
 
 type ChannelShard = RwLock<HashMap<Arc<str>, Channel>>;
@@ -100,7 +93,7 @@ impl Hub {
         let mut shard = self.shard(channel).write();
         shard.entry(channel.clone()).or_default().subs.insert(
             client.seq,
-            Sub {
+            Subscriber {
                 client: client.clone(),
                 syncing,
                 join_leave,
@@ -118,7 +111,7 @@ impl Hub {
     ) {
         client.finish_sync(channel, reply, top);
         if let Some(ch) = self.shard(channel).write().get_mut(channel) {
-            if let Some(sub) = ch.subs.get_mut(&client.seq) {
+            if let Some(sub) = ch.subs.get_mut(client.seq) {
                 sub.syncing = false;
             }
         }
@@ -130,7 +123,7 @@ impl Hub {
         let Some(ch) = shard.get_mut(channel) else {
             return false;
         };
-        let removed = ch.subs.remove(&client.seq).is_some();
+        let removed = ch.subs.remove(client.seq);
         if ch.subs.is_empty() {
             shard.remove(channel);
         }
@@ -205,9 +198,8 @@ mod tests {
     }
 
     fn frames(c: &ClientHandle) -> Vec<String> {
-        let mut out = Vec::new();
-        c.drain(&mut out);
-        out.into_iter()
+        c.take_queued()
+            .into_items()
             .filter_map(|o| {
                 if let Out::Frame(f) = o {
                     Some(f.to_string())

@@ -4,6 +4,7 @@
 //! - [`config`]: Centrifugo v6 config keys from JSON/YAML/TOML plus environment, validated.
 //! - [`node`]: one hub node; owns the [`hub`], the engines and the auth pieces.
 //! - [`hub`]: node-local registry of clients and channel subscribers; fan-out.
+//! - [`subscribers`]: one channel's subscriber set, a vector while small, a map when large.
 //! - [`broker`]: PUB/SUB + history seam (`memory` today, Redis later).
 //! - [`presence`]: presence seam (`memory` today, Redis later).
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod node;
 pub mod presence;
 pub mod server;
+pub mod subscribers;
 pub mod telemetry;
 
 pub use config::Config;

@@ -37,6 +37,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown: connections close with "shutdown, reconnect".
     pub shutdown: CancellationToken,
+    /// Every open connection, so shutdown reaches each one through its queue.
+    pub roster: crate::client::roster::Roster,
     /// WebSocket connections open on this node, connected or not.
     pub open_connections: AtomicUsize,
     /// The most connections this node takes: `client.connection_limit` capped by open files.
@@ -155,6 +157,7 @@ impl Node {
             subscribe_tokens,
             metrics,
             shutdown: CancellationToken::new(),
+            roster: Default::default(),
             open_connections: AtomicUsize::new(0),
             started: Instant::now(),
         }))

@@ -104,6 +104,14 @@ pub async fn run(
     grace: Duration,
 ) -> std::io::Result<()> {
     let shutdown = node.shutdown.clone();
+    // Connections learn of shutdown through their queues, not by each waiting on the token.
+    let roster_node = node.clone();
+    tokio::spawn(async move {
+        roster_node.shutdown.cancelled().await;
+        roster_node
+            .roster
+            .disconnect_all(chorus_protocol::codes::DISCONNECT_SHUTDOWN);
+    });
     let serve = axum::serve(listener, app(node.clone()))
         .with_graceful_shutdown(async move { shutdown.cancelled().await });
     let drained = tokio::time::timeout(grace, serve.into_future());

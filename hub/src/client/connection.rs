@@ -1,11 +1,12 @@
 //! The task that owns one WebSocket.
 //!
-//! One task per connection, never one per subscription. It waits on four things: the socket,
-//! the client's outbound queue, a single timer (ping, pong deadline, stale connect) and
-//! shutdown. Queued frames are written in one WebSocket message, newline-separated, as the
+//! One task per connection, never one per subscription. It waits on three things: the socket,
+//! the client's outbound queue (which is also how shutdown and server-side disconnects reach
+//! it, see [`super::roster`]) and a single timer (ping, pong deadline, stale connect). Queued frames are written in one WebSocket message, newline-separated, as the
 //! protocol allows; that is what keeps a busy fan-out cheap in syscalls. Command handling is
 //! boxed so the idle task stays small.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -29,27 +30,44 @@ impl Drop for OpenGuard {
 }
 
 /// Serves one upgraded WebSocket until it closes.
-pub async fn serve(node: Arc<Node>, mut socket: WebSocket) {
-    let open = node.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let _guard = OpenGuard(node.clone());
-    if open > node.max_connections {
-        node.metrics.connections_refused.inc();
-        close(&node, &mut socket, codes::DISCONNECT_CONNECTION_LIMIT).await;
-        return;
-    }
-    let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-    let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
-    node.metrics.connections.inc();
-    let mut session = Session::new(node.clone(), handle.clone());
-    let reason = run(&node, &mut socket, &mut session, &handle).await;
-    Box::pin(session.close()).await;
-    node.metrics.connections.dec();
-    match reason {
-        Some(d) => {
-            tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");
-            close(&node, &mut socket, d).await;
+///
+/// A plain function returning an `async move` block rather than an `async fn`: an async fn
+/// keeps its by-value arguments as upvars *and* as locals, so the 368-byte socket would sit
+/// in every idle connection's task twice. Captured once here, it is stored once.
+#[allow(clippy::manual_async_fn)] // see above: the async fn form stores the socket twice
+pub fn serve(node: Arc<Node>, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+    async move {
+        let open = node.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let _guard = OpenGuard(node.clone());
+        if open > node.max_connections {
+            node.metrics.connections_refused.inc();
+            Box::pin(close(
+                &node,
+                &mut socket,
+                codes::DISCONNECT_CONNECTION_LIMIT,
+            ))
+            .await;
+            return;
         }
-        None => tracing::debug!(client = %handle.id, "client closed the connection"),
+        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
+        let _enrolled = node.roster.enroll(&handle);
+        // Enrolled first, checked second: a shutdown cannot slip between the two.
+        if node.shutdown.is_cancelled() {
+            handle.disconnect(codes::DISCONNECT_SHUTDOWN);
+        }
+        node.metrics.connections.inc();
+        let mut session = Session::new(node.clone(), handle.clone());
+        let reason = run(&node, &mut socket, &mut session, &handle).await;
+        Box::pin(session.close()).await;
+        node.metrics.connections.dec();
+        match reason {
+            Some(d) => {
+                tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");
+                Box::pin(close(&node, &mut socket, d)).await;
+            }
+            None => tracing::debug!(client = %handle.id, "client closed the connection"),
+        }
     }
 }
 
@@ -86,9 +104,8 @@ async fn run(
     loop {
         tokio::select! {
             biased;
-            _ = node.shutdown.cancelled() => return Some(codes::DISCONNECT_SHUTDOWN),
             () = handle.notified() => {
-                if let Err(d) = flush(node, socket, session, handle).await {
+                if let Err(d) = Box::pin(flush(node, socket, session, handle)).await {
                     return Some(d);
                 }
             }
@@ -115,7 +132,7 @@ async fn run(
                         return Some(d);
                     }
                 }
-                if let Err(d) = flush(node, socket, session, handle).await {
+                if let Err(d) = Box::pin(flush(node, socket, session, handle)).await {
                     return Some(d);
                 }
             }
@@ -157,76 +174,74 @@ async fn flush(
     session: &mut Session,
     handle: &ClientHandle,
 ) -> Result<(), Disconnect> {
-    let mut items = Vec::new();
     loop {
-        let closed = handle.drain(&mut items);
+        let taken = handle.take_queued();
+        if taken.is_empty() && taken.closed.is_none() {
+            return Ok(());
+        }
+        let closed = taken.closed;
+        let mut controls = Vec::new();
+        let message = batch(taken.into_items(), &mut controls);
         if let Some(d) = closed {
             // A slow client's backlog was dropped already; other reasons still deliver
             // what was queued before them (e.g. a reply preceding an API disconnect).
-            if d != codes::DISCONNECT_SLOW {
-                write(node, socket, frames(&mut items)).await?;
+            if let Some(m) = message.filter(|_| d != codes::DISCONNECT_SLOW) {
+                write(node, socket, m).await?;
             }
             return Err(d);
         }
-        if items.is_empty() {
-            return Ok(());
+        if let Some(m) = message {
+            write(node, socket, m)
+                .await
+                .map_err(|d| handle_write_error(handle, d))?;
         }
-        let mut controls = Vec::new();
-        let batch = frames_and_controls(&mut items, &mut controls);
-        write(node, socket, batch)
-            .await
-            .map_err(|d| handle_write_error(handle, d))?;
         for c in controls {
             Box::pin(session.control(c)).await?;
         }
     }
 }
 
-fn frames(items: &mut Vec<Out>) -> Vec<Utf8Bytes> {
-    let mut controls = Vec::new();
-    frames_and_controls(items, &mut controls)
-}
-
-fn frames_and_controls(items: &mut Vec<Out>, controls: &mut Vec<super::Control>) -> Vec<Utf8Bytes> {
-    let mut frames = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        match item {
-            Out::Frame(f) => frames.push(f),
-            Out::Control(c) => controls.push(*c),
+/// Joins queued frames into one WebSocket message, newline-separated; controls go aside.
+/// A lone frame is sent as it is, without a copy or an allocation.
+fn batch(
+    items: impl Iterator<Item = Out>,
+    controls: &mut Vec<super::Control>,
+) -> Option<Utf8Bytes> {
+    let mut single: Option<Utf8Bytes> = None;
+    let mut joined: Option<String> = None;
+    for item in items {
+        let frame = match item {
+            Out::Frame(f) => f,
+            Out::Control(c) => {
+                controls.push(*c);
+                continue;
+            }
+        };
+        if let Some(j) = joined.as_mut() {
+            j.push('\n');
+            j.push_str(frame.as_str());
+        } else if let Some(prev) = single.take() {
+            let mut j = String::with_capacity(prev.len() + frame.len() + 256);
+            j.push_str(prev.as_str());
+            j.push('\n');
+            j.push_str(frame.as_str());
+            joined = Some(j);
+        } else {
+            single = Some(frame);
         }
     }
-    frames
+    joined.map(Utf8Bytes::from).or(single)
 }
 
 /// A write that timed out because the queue overflowed meanwhile is a slow client.
 fn handle_write_error(handle: &ClientHandle, d: Disconnect) -> Disconnect {
-    let mut rest = Vec::new();
-    match handle.drain(&mut rest) {
+    match handle.take_queued().closed {
         Some(codes::DISCONNECT_SLOW) => codes::DISCONNECT_SLOW,
         _ => d,
     }
 }
 
-async fn write(
-    node: &Node,
-    socket: &mut WebSocket,
-    frames: Vec<Utf8Bytes>,
-) -> Result<(), Disconnect> {
-    let message = match frames.len() {
-        0 => return Ok(()),
-        1 => frames.into_iter().next().expect("invariant: one frame"),
-        _ => {
-            let len = frames.iter().map(|f| f.len() + 1).sum();
-            let mut joined = String::with_capacity(len);
-            for (i, f) in frames.iter().enumerate() {
-                if i > 0 {
-                    joined.push('\n');
-                }
-                joined.push_str(f.as_str());
-            }
-            Utf8Bytes::from(joined)
-        }
-    };
+async fn write(node: &Node, socket: &mut WebSocket, message: Utf8Bytes) -> Result<(), Disconnect> {
     match timeout(
         node.config.websocket.write_timeout.0,
         socket.send(Message::Text(message)),

@@ -10,9 +10,9 @@ use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::Disconnect;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
-use tokio::sync::Notify;
 
-use super::queue::{Out, OutQueue, Pushed};
+use super::queue::{Out, OutQueue, Pushed, Taken};
+use super::signal::Signal;
 
 /// Actions other parts of the node ask a connection to take.
 #[derive(Debug)]
@@ -53,7 +53,7 @@ pub struct ClientHandle {
     identity: OnceLock<Identity>,
     queue_max: usize,
     queue: Mutex<OutQueue>,
-    notify: Notify,
+    signal: Signal,
     syncing: Mutex<Vec<SyncBuffer>>,
 }
 
@@ -74,7 +74,7 @@ impl ClientHandle {
             identity: OnceLock::new(),
             queue_max,
             queue: Mutex::new(OutQueue::default()),
-            notify: Notify::new(),
+            signal: Signal::default(),
             syncing: Mutex::new(Vec::new()),
         }
     }
@@ -111,7 +111,7 @@ impl ClientHandle {
     fn push(&self, out: Out) -> bool {
         let pushed = self.queue.lock().push(out, self.queue_max);
         if pushed != Pushed::Closed {
-            self.notify.notify_one();
+            self.signal.notify();
         }
         pushed == Pushed::Queued
     }
@@ -119,21 +119,23 @@ impl ClientHandle {
     /// Asks the connection to close with `reason`.
     pub fn disconnect(&self, reason: Disconnect) {
         self.queue.lock().close(reason);
-        self.notify.notify_one();
+        self.signal.notify();
     }
 
-    pub(crate) fn drain(&self, into: &mut Vec<Out>) -> Option<Disconnect> {
-        self.queue.lock().drain(into)
+    /// Takes everything queued, as the connection task does before a write.
+    pub fn take_queued(&self) -> Taken {
+        self.queue.lock().take()
     }
 
     /// Empties the queue as a connection task would; for benchmarks.
     #[doc(hidden)]
     pub fn drain_for_bench(&self, into: &mut Vec<super::queue::Out>) {
-        self.drain(into);
+        into.extend(self.take_queued().into_items());
     }
 
+    /// Resolves when something was queued or the queue was closed since the last call.
     pub(crate) async fn notified(&self) {
-        self.notify.notified().await
+        self.signal.wait().await
     }
 
     /// Starts holding back publications of `channel` until [`Self::finish_sync`].

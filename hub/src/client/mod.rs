@@ -1,6 +1,8 @@
 //! One WebSocket client.
 //!
 //! - [`queue`]: the bounded outbound queue; a client that cannot keep up is disconnected.
+//! - [`signal`]: wakes the connection task when its queue fills (a flag and a waker).
+//! - [`roster`]: every open connection, so shutdown reaches each one.
 //! - [`handle`]: the part of a client other tasks see (hub fan-out, server API).
 //! - [`session`]: protocol state and command handling (connect, subscribe, publish, ...).
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
@@ -8,6 +10,8 @@
 pub mod connection;
 pub mod handle;
 pub mod queue;
+pub mod roster;
 pub mod session;
+pub mod signal;
 
 pub use handle::{ClientHandle, Control};

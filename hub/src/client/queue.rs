@@ -19,11 +19,33 @@ pub enum Out {
     Control(Box<Control>),
 }
 
+/// The queue keeps its first item inline: a connection that gets one frame at a time, the
+/// common case, never allocates for it, and an idle connection holds no buffer at all.
 #[derive(Debug, Default)]
 pub struct OutQueue {
-    items: VecDeque<Out>,
+    first: Option<Out>,
+    rest: VecDeque<Out>,
     bytes: usize,
     closed: Option<Disconnect>,
+}
+
+/// Everything a drain took, in order: `first`, then `rest`.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub first: Option<Out>,
+    pub rest: VecDeque<Out>,
+    /// Set when the queue is closed; the connection must close with this reason.
+    pub closed: Option<Disconnect>,
+}
+
+impl Taken {
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none() && self.rest.is_empty()
+    }
+
+    pub fn into_items(self) -> impl Iterator<Item = Out> {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 /// What a push did.
@@ -48,7 +70,11 @@ impl OutQueue {
             }
             self.bytes += f.len();
         }
-        self.items.push_back(out);
+        if self.first.is_none() && self.rest.is_empty() {
+            self.first = Some(out);
+        } else {
+            self.rest.push_back(out);
+        }
         Pushed::Queued
     }
 
@@ -56,20 +82,20 @@ impl OutQueue {
     pub fn close(&mut self, reason: Disconnect) {
         if self.closed.is_none() {
             self.closed = Some(reason);
-            self.items = VecDeque::new();
+            self.first = None;
+            self.rest = VecDeque::new();
             self.bytes = 0;
         }
     }
 
-    /// Moves everything queued into `into`, and says whether the queue is closed.
-    pub fn drain(&mut self, into: &mut Vec<Out>) -> Option<Disconnect> {
-        into.extend(self.items.drain(..));
+    /// Takes everything queued (freeing the buffer) and says whether the queue is closed.
+    pub fn take(&mut self) -> Taken {
         self.bytes = 0;
-        if self.items.capacity() > 64 {
-            // A burst grew the buffer; give the memory back rather than keep it per connection.
-            self.items.shrink_to(8);
+        Taken {
+            first: self.first.take(),
+            rest: std::mem::take(&mut self.rest),
+            closed: self.closed,
         }
-        self.closed
     }
 
     pub fn bytes(&self) -> usize {
@@ -95,10 +121,10 @@ mod tests {
         assert_eq!(q.push(frame(1), 1000), Pushed::Overflow);
         assert_eq!(q.bytes(), 0);
         assert_eq!(q.push(frame(1), 1000), Pushed::Closed);
-        let mut out = Vec::new();
-        assert_eq!(q.drain(&mut out), Some(DISCONNECT_SLOW));
+        let taken = q.take();
+        assert_eq!(taken.closed, Some(DISCONNECT_SLOW));
         assert!(
-            out.is_empty(),
+            taken.is_empty(),
             "a slow client's backlog is dropped, not delivered"
         );
     }
@@ -115,12 +141,18 @@ mod tests {
     }
 
     #[test]
-    fn drain_returns_items_in_order() {
+    fn take_returns_items_in_order_and_leaves_the_queue_reusable() {
         let mut q = OutQueue::default();
         q.push(Out::Frame(Utf8Bytes::from("a")), 100);
         q.push(Out::Frame(Utf8Bytes::from("b")), 100);
-        let mut out = Vec::new();
-        assert_eq!(q.drain(&mut out), None);
+        q.push(Out::Frame(Utf8Bytes::from("c")), 100);
+        let taken = q.take();
+        assert_eq!(taken.closed, None);
+        let out: Vec<Out> = taken.into_items().collect();
+        q.push(Out::Frame(Utf8Bytes::from("d")), 100);
+        assert_eq!(q.bytes(), 1);
+        let after: Vec<Out> = q.take().into_items().collect();
+        assert_eq!(after.len(), 1);
         let texts: Vec<&str> = out
             .iter()
             .map(|o| {
@@ -131,7 +163,7 @@ mod tests {
                 }
             })
             .collect();
-        assert_eq!(texts, vec!["a", "b"]);
+        assert_eq!(texts, vec!["a", "b", "c"]);
         assert_eq!(q.bytes(), 0);
     }
 }

@@ -360,6 +360,8 @@ impl Session {
                 tracing::warn!(%channel, error = %e, "join publish failed");
             }
         }
+        // Exact capacity: most connections hold one or two subscriptions for hours.
+        self.subs.reserve_exact(1);
         self.subs.push(Sub {
             channel,
             expire_at: spec.grant.expire_at,

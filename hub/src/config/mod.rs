@@ -234,7 +234,7 @@ impl Default for WebSocket {
     fn default() -> Self {
         WebSocket {
             message_size_limit: 65_536,
-            read_buffer_size: 1024,
+            read_buffer_size: 512,
             write_timeout: HumanDuration::secs(1),
         }
     }

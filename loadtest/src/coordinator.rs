@@ -106,6 +106,12 @@ pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
         .wait(&bar, |f| f.results.iter().all(Option::is_some), "draining")
         .await?;
     let cpu_after = sampler::sample(&args.server_pids, clock.elapsed());
+    if !args.server_pids.is_empty() && (loaded.is_none() || cpu_after.is_none()) {
+        bail!(
+            "server process {:?} could not be sampled during the run (did it exit?)",
+            args.server_pids
+        );
+    }
     fleet.broadcast(&Command::Close).await?;
     let results: Vec<WorkerResult> = fleet.finish().await;
     bar.finish_and_clear();

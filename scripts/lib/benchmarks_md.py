@@ -1,0 +1,173 @@
+"""Writes docs/benchmarks.md from the results scripts/bench collected (stdout).
+
+Usage: benchmarks_md.py WORK_DIR CHART_DIR --sockudo-version V --idle N --bcast N --bcast-rate R
+       --rooms N --rooms-rate R --duration S
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+
+p = argparse.ArgumentParser()
+p.add_argument("work")
+p.add_argument("charts")
+for flag in ["--sockudo-version", "--idle", "--bcast", "--bcast-rate", "--rooms", "--rooms-rate", "--duration"]:
+    p.add_argument(flag, required=True)
+a = p.parse_args()
+
+
+def load(name):
+    path = os.path.join(a.work, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else None
+
+
+def read(name):
+    path = os.path.join(a.work, name)
+    return open(path).read() if os.path.exists(path) else ""
+
+
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+def mem_gib():
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemTotal"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0
+
+
+runs = {(s, sc): load(f"{s}-{sc}") for s in ["chorus", "sockudo"] for sc in ["idle", "broadcast", "rooms"]}
+out = []
+w = out.append
+
+w("# Benchmarks\n")
+w("Benchmarks are not tests: nothing here is asserted in CI (CI runs a 300-connection smoke")
+w("scenario that checks correctness only). This file is written by `scripts/bench`; run it to")
+w("reproduce every figure below on your machine.\n")
+
+w("## Setup\n")
+w(f"- Written {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}"
+  f" at commit `{sh('git rev-parse --short HEAD')}`.")
+w(f"- Machine: {os.cpu_count()} × {cpu_model()}, {mem_gib():.0f} GiB RAM, Linux {platform.release()},"
+  f" open-files limit {sh('ulimit -Hn')} per process.")
+w(f"- Toolchain: {sh('rustc -V')}, release profile. Sockudo {a.sockudo_version} (`cargo install sockudo --locked`).")
+w("- Everything on one machine over loopback: the server, the `chorus-loadtest` coordinator and its")
+w("  worker processes share the same 2 cores, so every latency figure includes the harness")
+w("  competing with the server for CPU. Connections are spread over source addresses")
+w("  127.0.0.1–127.0.0.200; the publisher goes through each server's HTTP API; payloads are 128 bytes.")
+w("- Each scenario runs against a freshly started server, so its memory baseline is an empty server.")
+w("  Memory per connection is (server RSS with the connections open − RSS before connecting) ÷")
+w("  connections, read from `/proc/<pid>/stat`; CPU is the server's user+system time from the first")
+w("  publication to the last delivery.")
+w(f"- Scenarios: **idle** {a.idle} connections, each subscribed to its own channel, held 10 s;")
+w(f"  **broadcast** {a.bcast} subscribers of one channel, {a.bcast_rate} publications/s"
+  f" ({int(a.bcast) * float(a.bcast_rate):,.0f} deliveries/s offered) for {a.duration} s;")
+w(f"  **rooms** {a.rooms} connections in rooms of 2–50 members, {a.rooms_rate} publications/s to random rooms for {a.duration} s.")
+w("- Chorus config: `.run/bench/hub.json` (defaults plus a token secret, an API key and client")
+w("  subscribe allowed). Sockudo: default config by environment, limits raised for a benchmark")
+w("  (`SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS`, `..._MAX_BACKEND_EVENTS_PER_SECOND`, `RATE_LIMITER_ENABLED=false`).\n")
+
+
+def g(run, *path):
+    v = run
+    for k in path:
+        if v is None:
+            return None
+        v = v.get(k)
+    return v
+
+
+def ratio(x, y):
+    return x / y if x is not None and y else None
+
+
+w("## Targets\n")
+w("| target | measured | |")
+w("|---|---|---|")
+ci, cb, si, sb = runs[("chorus", "idle")], runs[("chorus", "broadcast")], runs[("sockudo", "idle")], runs[("sockudo", "broadcast")]
+bpc = g(ci, "bytes_per_connection")
+if ci:
+    w(f"| idle: 18k subscribed connections on one hub at ≤ 4 KB RSS each | {g(ci,'connections')} connections,"
+      f" {bpc:.0f} bytes each | {'met' if bpc is not None and bpc <= 4096 and g(ci,'connections') >= 18000 else 'missed'} |")
+if cb:
+    offered = int(a.bcast) * float(a.bcast_rate)
+    dps, p99 = g(cb, "deliveries_per_sec"), g(cb, "latency_ms", "p99")
+    clean = g(cb, "lost") == 0 and g(cb, "duplicated") == 0 and g(cb, "delivered") == g(cb, "expected_deliveries")
+    w(f"| broadcast: 10k subscribers at 100k deliveries/s | {g(cb,'connections')} subscribers, {dps:,.0f} deliveries/s"
+      f" sustained of {offered:,.0f} offered, {'none lost' if clean else 'LOSS'} | {'met' if dps >= 0.95 * offered and clean else 'missed'} |")
+    w(f"| broadcast: p99 delivery latency ≤ 25 ms at that rate | p99 {p99:.1f} ms (p50 {g(cb,'latency_ms','p50'):.1f} ms)"
+      f" | {'met' if p99 <= 25 else 'missed'} |")
+cpu = ratio(g(cb, "deliveries_per_server_cpu_sec"), g(sb, "deliveries_per_server_cpu_sec"))
+mem = ratio(g(ci, "bytes_per_connection"), g(si, "bytes_per_connection"))
+if cpu is not None:
+    w(f"| ≥ 2× Sockudo's deliveries per server CPU-second (broadcast) | {cpu:.2f}× | {'met' if cpu >= 2 else 'missed'} |")
+if mem is not None:
+    w(f"| ≤ 0.5× Sockudo's memory per connection (idle) | {mem:.3f}× | {'met' if mem <= 0.5 else 'missed'} |")
+w("")
+
+w("## Chorus and Sockudo side by side\n")
+w("Ratios are Chorus ÷ Sockudo: below 1 is better for memory and latency, above 1 for throughput.\n")
+w(read("compare.md"))
+
+if cb:
+    us = 1e6 / g(cb, "deliveries_per_server_cpu_sec")
+    w("## Why broadcast latency is what it is\n")
+    w(f"Each delivery is one WebSocket frame written to one TCP socket. Chorus spends {us:.1f} µs of server CPU")
+    w("per delivery here, most of it in the kernel: on loopback the sender's `sendmsg` also runs the")
+    w("receiver's TCP input path. One publication to "
+      f"{int(a.bcast):,} subscribers is therefore about {us * int(a.bcast) / 1000:.0f} ms of CPU, spread over 2 cores that the")
+    w("harness (which reads the same frames) also needs. The last subscriber of a burst cannot be served")
+    w("sooner than that, so p99 tracks the burst's CPU cost, not queueing inside the hub; a p99 of 25 ms")
+    w(f"at {int(a.bcast):,} subscribers needs either more cores or a per-delivery cost near"
+      f" {25000 * 2 / int(a.bcast):.1f} µs for server and harness together.")
+    w("The same scenario on Sockudo shows the same shape with a larger cost per delivery.\n")
+
+w("## Runs\n")
+for server in ["chorus", "sockudo"]:
+    for sc in ["idle", "broadcast", "rooms"]:
+        md = read(f"{server}-{sc}.md")
+        if not md:
+            continue
+        w(md)
+        chart = f"{server}-{sc}.png"
+        if os.path.exists(os.path.join(a.charts, chart)):
+            w(f"![{server} {sc}](benchmarks/{chart})\n")
+w("JSON results: `docs/benchmarks/<server>-<scenario>.json`.\n")
+
+w("## Micro-benchmarks (criterion)\n")
+w("Command: `cargo bench -p chorus-protocol --bench codec -p chorus-hub --bench fanout -- --warm-up-time 1 --measurement-time 3`\n")
+w("| bench | time (lower bound, estimate, upper bound) |")
+w("|---|---|")
+name = None
+for line in read("criterion.txt").splitlines():
+    m = re.match(r"^(\S.*?)\s+time:\s+\[(.*)\]", line)
+    if m:
+        w(f"| `{m.group(1).strip()}` | {m.group(2)} |")
+        name = None
+        continue
+    m = re.match(r"^\s+time:\s+\[(.*)\]", line)
+    if m:
+        # The first time line after a name is the measurement; later ones are changes.
+        if name:
+            w(f"| `{name}` | {m.group(1)} |")
+        name = None
+        continue
+    if line and not line[0].isspace() and not line.startswith(("Benchmarking", "Found", "Gnuplot", "Warning")):
+        name = line.strip()
+w("\n`fanout/encode_and_queue_to_10k_subscribers` covers the hub's side only (encode once, queue the")
+w("shared bytes to 10,000 local subscribers); socket writes are what the load runs above measure.")
+print("\n".join(out))

@@ -21,8 +21,11 @@ impl Signal {
     /// Marks work pending and wakes the waiting task, if any. A signal with no waiter is kept
     /// for the next [`Signal::wait`], like a `Notify` permit.
     pub fn notify(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.waker.wake();
+        // Already pending means a wake is on its way or the task has yet to look: one flag
+        // flip is all a burst of pushes costs after the first.
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.waker.wake();
+        }
     }
 
     /// Resolves once [`Signal::notify`] has been called since the last wait resolved.

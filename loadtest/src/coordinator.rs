@@ -401,3 +401,18 @@ impl Fleet {
         self.results.into_iter().flatten().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn more_connections_than_one_process_may_hold_need_more_workers() {
+        let per = fdlimit::connections_per_process(fdlimit::raise());
+        let n = per * 2 + 1;
+        assert_eq!(worker_count(n, None).expect("spreads by itself"), 3);
+        let err = worker_count(n, Some(1)).expect_err("one worker cannot hold them");
+        assert!(err.to_string().contains("open-file limit"), "{err}");
+        assert_eq!(worker_count(10, Some(4)).expect("fits"), 4);
+    }
+}

@@ -104,7 +104,7 @@ pub struct RunArgs {
     /// HMAC secret for the connection JWTs the harness mints (one per connection).
     #[arg(long)]
     pub hmac_secret: Option<String>,
-    /// Server HTTP API base: http://host:port (Chorus: the /api prefix is added).
+    /// Server HTTP API: http://host:port (for Chorus, http://host:port/api works too).
     #[arg(long)]
     pub api_url: Option<String>,
     /// Chorus/Centrifugo server API key.

@@ -11,11 +11,14 @@ pub struct CentrifugoApi {
 }
 
 impl CentrifugoApi {
-    /// `base` is the server's HTTP root, e.g. `http://127.0.0.1:8000`.
+    /// `base` is the server's HTTP root, `http://127.0.0.1:8000`, or its API root,
+    /// `http://127.0.0.1:8000/api`; both mean the same server.
     pub fn new(http: reqwest::Client, base: &str, key: String) -> Self {
+        let root = base.trim_end_matches('/');
+        let root = root.strip_suffix("/api").unwrap_or(root);
         Self {
             http,
-            url: format!("{}/api/publish", base.trim_end_matches('/')),
+            url: format!("{root}/api/publish"),
             key,
         }
     }
@@ -44,5 +47,23 @@ impl Publisher for CentrifugoApi {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_root_and_the_api_root_name_the_same_endpoint() {
+        for base in [
+            "http://h:8000",
+            "http://h:8000/",
+            "http://h:8000/api",
+            "http://h:8000/api/",
+        ] {
+            let api = CentrifugoApi::new(reqwest::Client::new(), base, "k".into());
+            assert_eq!(api.url, "http://h:8000/api/publish", "{base}");
+        }
     }
 }

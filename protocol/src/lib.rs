@@ -4,9 +4,11 @@
 //!   newline-delimited framing that lets one WebSocket message carry several of them.
 //! - [`codes`]: the error and disconnect codes, a written contract with client SDKs.
 //! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
+//! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
 
 pub mod channel;
 pub mod codes;
+pub mod event;
 pub mod frame;
 
 pub use codes::{Disconnect, ProtocolError};

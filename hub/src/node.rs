@@ -2,7 +2,6 @@
 //! verification and the subscribe authorizer. Client sessions and the server API both act
 //! through it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,10 +36,9 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// Cancelled on shutdown: connections close with "shutdown, reconnect".
     pub shutdown: CancellationToken,
-    /// Every open connection, so shutdown reaches each one through its queue.
+    /// Every WebSocket connection open on this node, connected or not: the open-connection
+    /// count, and how shutdown reaches each one through its queue.
     pub roster: crate::client::roster::Roster,
-    /// WebSocket connections open on this node, connected or not.
-    pub open_connections: AtomicUsize,
     /// The most connections this node takes: `client.connection_limit` capped by open files.
     pub max_connections: usize,
     started: Instant,
@@ -158,7 +156,6 @@ impl Node {
             metrics,
             shutdown: CancellationToken::new(),
             roster: Default::default(),
-            open_connections: AtomicUsize::new(0),
             started: Instant::now(),
         }))
     }
@@ -168,7 +165,7 @@ impl Node {
     }
 
     pub fn open_connections(&self) -> usize {
-        self.open_connections.load(Ordering::Relaxed)
+        self.roster.len()
     }
 
     /// The options governing a channel, or the error a client or API caller should get.

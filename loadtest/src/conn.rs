@@ -30,8 +30,6 @@ type Socket = WebSocketStream<TcpStream>;
 pub struct Shared {
     pub plan: WorkerPlan,
     pub stats: Stats,
-    /// Connections that have either subscribed or failed.
-    pub settled: AtomicU64,
     /// Protocol errors and unparsable messages after subscribing.
     pub garbled: AtomicU64,
     pub trackers: Vec<Mutex<Tracker>>,
@@ -44,7 +42,6 @@ impl Shared {
         Self {
             plan,
             stats: Stats::default(),
-            settled: AtomicU64::new(0),
             garbled: AtomicU64::new(0),
             trackers,
             stop: watch::channel(false).0,
@@ -69,16 +66,14 @@ pub async fn run(shared: std::sync::Arc<Shared>, local: usize) {
                 Ok(Err(e)) => e,
                 _ => "timeout".into(),
             };
-            shared.stats.connect_failed(why);
-            shared.settled.fetch_add(1, Ordering::Relaxed);
-            return;
+            return shared.stats.connect_failed(why);
         }
     };
     let connect_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     let tracker = &shared.trackers[local];
     tracker.lock().subscribed = true;
+    // Counted only now, so a connection reported connected is always owed its deliveries.
     shared.stats.connected(connect_us);
-    shared.settled.fetch_add(1, Ordering::Relaxed);
     let (mut events, mut replies) = (Vec::new(), Vec::new());
     loop {
         let msg = tokio::select! {

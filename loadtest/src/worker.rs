@@ -67,7 +67,8 @@ pub async fn main() -> anyhow::Result<()> {
                 tokio::time::sleep(PROGRESS_EVERY).await;
                 let p = shared.stats.progress();
                 let _ = out.send(&Report::Progress(p)).await;
-                if !ready_sent && shared.settled.load(Ordering::Relaxed) as usize == n {
+                // Every connection has either subscribed or failed.
+                if !ready_sent && (p.connected + p.connect_errors) as usize == n {
                     ready_sent = true;
                     let _ = out.send(&Report::Ready(p)).await;
                 }
@@ -84,8 +85,9 @@ pub async fn main() -> anyhow::Result<()> {
                 published,
                 timeout_ms,
             } => {
-                drain(&shared, &published, Duration::from_millis(timeout_ms)).await;
-                let result = result(&shared, &published);
+                let want = expected(&shared, &published);
+                drain(&shared, want, Duration::from_millis(timeout_ms)).await;
+                let result = result(&shared, &published, want);
                 out.send(&Report::Result(Box::new(result))).await?;
             }
             Command::Close => break,
@@ -113,9 +115,8 @@ fn expected(shared: &Shared, published: &[u64]) -> u64 {
         .sum()
 }
 
-/// Waits until everything expected has arrived, or nothing arrived for `quiet`.
-async fn drain(shared: &Shared, published: &[u64], quiet: Duration) {
-    let want = expected(shared, published);
+/// Waits until `want` deliveries have arrived, or nothing arrived for `quiet`.
+async fn drain(shared: &Shared, want: u64, quiet: Duration) {
     let mut last = shared.stats.delivered.load(Ordering::Relaxed);
     let mut last_change = Instant::now();
     loop {
@@ -131,7 +132,7 @@ async fn drain(shared: &Shared, published: &[u64], quiet: Duration) {
     }
 }
 
-fn result(shared: &Shared, published: &[u64]) -> WorkerResult {
+fn result(shared: &Shared, published: &[u64], expected: u64) -> WorkerResult {
     let (mut lost, mut duplicated, mut reordered) = (0, 0, 0);
     for (&c, tracker) in shared.plan.assignment.iter().zip(&shared.trackers) {
         let t = tracker.lock();
@@ -149,7 +150,7 @@ fn result(shared: &Shared, published: &[u64]) -> WorkerResult {
         connect_errors: snap.connect_errors,
         connect_latency_us: stats::encode(&snap.connect),
         latency_us: stats::encode(&snap.latency),
-        expected: expected(shared, published),
+        expected,
         delivered: progress.delivered,
         lost,
         duplicated,

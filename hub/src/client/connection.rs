@@ -2,12 +2,12 @@
 //!
 //! One task per connection, never one per subscription. It waits on three things: the socket,
 //! the client's outbound queue (which is also how shutdown and server-side disconnects reach
-//! it, see [`super::roster`]) and a single timer (ping, pong deadline, stale connect). Queued frames are written in one WebSocket message, newline-separated, as the
-//! protocol allows; that is what keeps a busy fan-out cheap in syscalls. Command handling is
+//! it, see [`super::roster`]) and a single timer (ping, pong deadline, stale connect). Queued
+//! frames are written in one WebSocket message, newline-separated, as the protocol allows;
+//! that is what keeps a busy fan-out cheap in syscalls. Command handling is
 //! boxed so the idle task stays small.
 
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
@@ -20,15 +20,6 @@ use super::session::Session;
 use super::ClientHandle;
 use crate::node::Node;
 
-/// Decrements the node's open-connection count however the task ends.
-struct OpenGuard(Arc<Node>);
-
-impl Drop for OpenGuard {
-    fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Serves one upgraded WebSocket until it closes.
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an async fn
@@ -37,9 +28,11 @@ impl Drop for OpenGuard {
 #[allow(clippy::manual_async_fn)] // see above: the async fn form stores the socket twice
 pub fn serve(node: Arc<Node>, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
     async move {
-        let open = node.open_connections.fetch_add(1, Ordering::Relaxed) + 1;
-        let _guard = OpenGuard(node.clone());
-        if open > node.max_connections {
+        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
+        // The roster is the open-connection count: enrolling checks the limit and holds the
+        // slot however the task ends.
+        let Some(_enrolled) = node.roster.enroll(&handle, node.max_connections) else {
             node.metrics.connections_refused.inc();
             Box::pin(close(
                 &node,
@@ -48,10 +41,7 @@ pub fn serve(node: Arc<Node>, mut socket: WebSocket) -> impl Future<Output = ()>
             ))
             .await;
             return;
-        }
-        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-        let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
-        let _enrolled = node.roster.enroll(&handle);
+        };
         // Enrolled first, checked second: a shutdown cannot slip between the two.
         if node.shutdown.is_cancelled() {
             handle.disconnect(codes::DISCONNECT_SHUTDOWN);

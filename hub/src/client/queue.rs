@@ -70,7 +70,9 @@ impl OutQueue {
             }
             self.bytes += f.len();
         }
-        if self.first.is_none() && self.rest.is_empty() {
+        // `rest` only fills behind `first`, and `take` empties both.
+        debug_assert!(self.first.is_some() || self.rest.is_empty());
+        if self.first.is_none() {
             self.first = Some(out);
         } else {
             self.rest.push_back(out);

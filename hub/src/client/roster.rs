@@ -29,8 +29,12 @@ pub struct Enrolled<'a> {
 }
 
 impl Roster {
-    pub fn enroll(&self, handle: &Arc<ClientHandle>) -> Enrolled<'_> {
+    /// Enrolls a connection unless `limit` connections are open already.
+    pub fn enroll(&self, handle: &Arc<ClientHandle>, limit: usize) -> Option<Enrolled<'_>> {
         let mut s = self.inner.lock();
+        if s.slots.len() - s.free.len() >= limit {
+            return None;
+        }
         let weak = Some(Arc::downgrade(handle));
         let slot = match s.free.pop() {
             Some(i) => {
@@ -42,7 +46,7 @@ impl Roster {
                 s.slots.len() - 1
             }
         };
-        Enrolled { roster: self, slot }
+        Some(Enrolled { roster: self, slot })
     }
 
     /// Asks every enrolled connection to close with `reason`.
@@ -91,14 +95,16 @@ mod tests {
         let roster = Roster::default();
         let a = Arc::new(ClientHandle::new("a".into(), 1024));
         let b = Arc::new(ClientHandle::new("b".into(), 1024));
-        let ea = roster.enroll(&a);
+        let ea = roster.enroll(&a, 2).expect("room for a");
         {
-            let _eb = roster.enroll(&b);
+            let _eb = roster.enroll(&b, 2).expect("room for b");
+            let extra = Arc::new(ClientHandle::new("x".into(), 1024));
+            assert!(roster.enroll(&extra, 2).is_none(), "the limit holds");
             assert_eq!(roster.len(), 2);
         }
         assert_eq!(roster.len(), 1);
         let c = Arc::new(ClientHandle::new("c".into(), 1024));
-        let _ec = roster.enroll(&c);
+        let _ec = roster.enroll(&c, 2).expect("b's place is free again");
         assert_eq!(roster.inner.lock().slots.len(), 2, "b's slot was reused");
         roster.disconnect_all(DISCONNECT_SHUTDOWN);
         for h in [&a, &c] {

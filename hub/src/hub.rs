@@ -97,6 +97,7 @@ impl Hub {
                 client: client.clone(),
                 syncing,
                 join_leave,
+                floor: 0,
             },
         );
     }
@@ -109,10 +110,13 @@ impl Hub {
         reply: Option<Utf8Bytes>,
         top: u64,
     ) {
+        // Under the write lock, so no delivery falls between the flush and the floor.
+        let mut shard = self.shard(channel).write();
         client.finish_sync(channel, reply, top);
-        if let Some(ch) = self.shard(channel).write().get_mut(channel) {
+        if let Some(ch) = shard.get_mut(channel) {
             if let Some(sub) = ch.subs.get_mut(client.seq) {
                 sub.syncing = false;
+                sub.floor = top;
             }
         }
     }
@@ -137,6 +141,9 @@ impl Hub {
             return 0;
         };
         for sub in ch.subs.values() {
+            if offset != 0 && offset <= sub.floor {
+                continue;
+            }
             if sub.syncing {
                 sub.client.send_syncing(channel, offset, frame.clone());
             } else {

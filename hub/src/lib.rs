@@ -10,6 +10,7 @@
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
 //! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
 //! - [`api`]: the server HTTP API (`POST /api/<method>`).
+//! - [`consumer`]: Kafka consumers that publish records into channels.
 //! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
 //! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod config;
+pub mod consumer;
 pub mod genconfig;
 pub mod hub;
 pub mod limits;

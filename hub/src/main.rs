@@ -32,6 +32,9 @@ enum Cmd {
     Checkconfig,
 }
 
+/// How long a starting hub waits for its Kafka consumers' history replay.
+const CONSUMER_READY_LIMIT: Duration = Duration::from_secs(30);
+
 fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -120,6 +123,16 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             max_connections = node.max_connections,
             "open-files limit raised; connections capped accordingly"
         );
+        // Consumers first: in chat-event mode they rebuild recent history, and clients that
+        // come back after a restart should find it. A broker that cannot be reached does not
+        // hold the port closed; the hub then serves degraded and catches up later.
+        let consumers = chorus_hub::consumer::start(&node)?;
+        if !chorus_hub::consumer::wait_ready(&consumers, CONSUMER_READY_LIMIT).await {
+            tracing::warn!(
+                limit = ?CONSUMER_READY_LIMIT,
+                "kafka consumers still replaying; opening the port anyway"
+            );
+        }
         let tcp = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("binding {addr}"))?;
@@ -138,6 +151,10 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         server::run(node, listener, grace.max(Duration::from_millis(100)))
             .await
             .context("serving")?;
+        // Each consumer commits its stored offsets as it stops.
+        for c in consumers {
+            let _ = tokio::time::timeout(Duration::from_secs(5), c.task).await;
+        }
         tracing::info!("stopped");
         anyhow::Ok(())
     })

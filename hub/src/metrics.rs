@@ -1,8 +1,8 @@
 //! Prometheus metrics, named `chorus_hub_<thing>_<unit>`; each feeds a dashboard panel.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,6 +19,16 @@ pub struct Metrics {
     pub sent_publication: IntCounter,
     pub sent_join_leave: IntCounter,
     pub sent_reply: IntCounter,
+    /// Kafka consumers: records by outcome (published, replayed, ignored, dead_lettered).
+    pub consumer_records: IntCounterVec,
+    /// Kafka consumers: failures by kind (broker, publish, dead_letter, commit).
+    pub consumer_failures: IntCounterVec,
+    /// Kafka consumers: records behind the partition end.
+    pub consumer_lag: IntGaugeVec,
+    /// Kafka consumers: 1 while the broker answers, 0 while it does not.
+    pub consumer_up: IntGaugeVec,
+    /// Kafka consumers: record timestamp to handed to the hub's broker.
+    pub consumer_delay: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -87,8 +97,56 @@ impl Metrics {
             "Connections refused at the connection or open-files limit",
         )
         .expect("invariant: valid metric");
+        let consumer_records = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_consumer_records_total",
+                "Kafka records handled, by consumer and outcome",
+            ),
+            &["consumer", "outcome"],
+        )
+        .expect("invariant: valid metric");
+        let consumer_failures = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_consumer_failures_total",
+                "Kafka consumer failures (each retried), by consumer and kind",
+            ),
+            &["consumer", "kind"],
+        )
+        .expect("invariant: valid metric");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "chorus_hub_consumer_lag",
+                "Records between the consumer's position and the partition end",
+            ),
+            &["consumer", "topic", "partition"],
+        )
+        .expect("invariant: valid metric");
+        let consumer_up = IntGaugeVec::new(
+            Opts::new(
+                "chorus_hub_consumer_up",
+                "1 while the consumer's Kafka brokers answer, 0 while they do not",
+            ),
+            &["consumer"],
+        )
+        .expect("invariant: valid metric");
+        let consumer_delay = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_hub_consumer_delay_seconds",
+                "From a record's Kafka timestamp to its publication in the hub",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]),
+            &["consumer"],
+        )
+        .expect("invariant: valid metric");
         for c in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(consumer_records.clone()),
+            Box::new(consumer_failures.clone()),
+            Box::new(consumer_lag.clone()),
+            Box::new(consumer_up.clone()),
+            Box::new(consumer_delay.clone()),
             Box::new(subscriptions.clone()),
             Box::new(messages_received.clone()),
             Box::new(messages_sent.clone()),
@@ -114,6 +172,11 @@ impl Metrics {
             api_command_duration,
             disconnects,
             connections_refused,
+            consumer_records,
+            consumer_failures,
+            consumer_lag,
+            consumer_up,
+            consumer_delay,
         }
     }
 

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{NamespacePermissions, SubscribeAuthorizer, TokenError, TokenVerifier};
 use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, MemoryBroker,
-    PublishOptions,
+    PublishOptions, SourcePosition,
 };
 use crate::config::{ChannelOptions, Config};
 use crate::hub::Hub;
@@ -41,6 +41,8 @@ pub struct Node {
     pub roster: crate::client::roster::Roster,
     /// The most connections this node takes: `client.connection_limit` capped by open files.
     pub max_connections: usize,
+    /// The Kafka consumers' health, for `/health`.
+    pub consumers: crate::consumer::status::Registry,
     started: Instant,
 }
 
@@ -156,6 +158,7 @@ impl Node {
             metrics,
             shutdown: CancellationToken::new(),
             roster: Default::default(),
+            consumers: Default::default(),
             started: Instant::now(),
         }))
     }
@@ -192,6 +195,7 @@ impl Node {
             history_ttl: opts.history_ttl.0,
             history_meta_ttl: self.config.channel.history_meta_ttl.0,
             idempotency_key,
+            source: None,
         }
     }
 
@@ -213,6 +217,26 @@ impl Node {
         );
         self.broker
             .publish(channel, data, info, tags, &publish)
+            .await
+            .map_err(broker_error)
+    }
+
+    /// Publishes a consumed record; `source` positions chat-event streams (see
+    /// [`SourcePosition`]).
+    pub async fn publish_record(
+        &self,
+        channel: &str,
+        data: Data,
+        tags: Option<std::collections::BTreeMap<String, String>>,
+        idempotency_key: Option<String>,
+        skip_history: bool,
+        source: Option<SourcePosition>,
+    ) -> Result<StreamPosition, ProtocolError> {
+        let opts = self.channel_options(channel)?;
+        let mut publish = self.publish_options(opts, idempotency_key, skip_history);
+        publish.source = source;
+        self.broker
+            .publish(channel, data, None, tags, &publish)
             .await
             .map_err(broker_error)
     }

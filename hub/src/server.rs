@@ -73,20 +73,29 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     })
 }
 
+/// `ok`, or `degraded` (still 200: clients are served) while a consumer cannot reach Kafka
+/// or is retrying a record; 503 only while shutting down.
 async fn health(State(node): State<Arc<Node>>) -> Response {
+    let json = [(header::CONTENT_TYPE, "application/json")];
     if node.shutdown.is_cancelled() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
-            [(header::CONTENT_TYPE, "application/json")],
+            json,
             r#"{"status":"shutting_down"}"#,
         )
             .into_response();
     }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+    let consumers = node.consumers.snapshots();
+    if consumers.is_empty() {
+        return (json, r#"{"status":"ok"}"#).into_response();
+    }
+    let status = if consumers.iter().all(|c| c.healthy()) {
+        "ok"
+    } else {
+        "degraded"
+    };
+    let body = serde_json::json!({ "status": status, "consumers": consumers });
+    (json, body.to_string()).into_response()
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {

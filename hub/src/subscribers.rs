@@ -1,7 +1,7 @@
 //! The subscribers of one channel on this node.
 //!
 //! Most channels are small (a user's personal channel, a chat of a few members), so they
-//! keep their subscribers in an exactly-sized vector: one subscriber costs 24 bytes rather
+//! keep their subscribers in an exactly-sized vector: one subscriber costs 32 bytes rather
 //! than a hash table's minimum of four buckets plus control bytes. Past [`SMALL`] subscribers
 //! a linear removal would be too slow for a broadcast channel, and the set becomes a map.
 
@@ -19,6 +19,10 @@ pub struct Subscriber {
     pub syncing: bool,
     /// Whether this subscriber receives join/leave pushes.
     pub join_leave: bool,
+    /// Publications at or below this offset are not sent: the client already has them. It
+    /// matters only after a hub restart, when a returning client may be ahead of what the
+    /// hub has re-read from Kafka (see `broker::SourcePosition`).
+    pub floor: u64,
 }
 
 /// Subscribers keyed by the client's node-local sequence number.
@@ -130,6 +134,7 @@ mod tests {
             client: Arc::new(ClientHandle::new(format!("c{seq}").into(), 1024)),
             syncing: false,
             join_leave: false,
+            floor: 0,
         }
     }
 

@@ -12,9 +12,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
-use super::{Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions};
+use super::{
+    Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions,
+    SourcePosition,
+};
 
 const SHARDS: usize = 32;
 /// Centrifugo keeps idempotent publish results for five minutes.
@@ -29,6 +32,14 @@ struct Stream {
     epoch: String,
     top: u64,
     items: VecDeque<Stored>,
+    /// Every publication above this offset (up to `top`) is still in `items`: recovery from
+    /// a position below it would have a gap.
+    gap_below: u64,
+    /// Positions come from the source (see `SourcePosition`), not from `top + 1`.
+    sourced: bool,
+    /// For a sourced stream: the lane its positions come from, once a record arrived. A
+    /// stream created by a query has none, and knows nothing of earlier runs.
+    lane: Option<i32>,
     /// When the stream's meta (epoch, top) may be forgotten.
     meta_expires: Instant,
 }
@@ -39,14 +50,67 @@ impl Stream {
             epoch: new_epoch(),
             top: 0,
             items: VecDeque::new(),
+            gap_below: 0,
+            sourced: false,
+            lane: None,
+            meta_expires: now + meta_ttl,
+        }
+    }
+
+    /// A sourced stream asked about before any record: the source's epoch, no lane yet.
+    fn declared(epoch: &str, now: Instant, meta_ttl: Duration) -> Self {
+        Stream {
+            epoch: epoch.to_owned(),
+            sourced: true,
+            ..Stream::new(now, meta_ttl)
+        }
+    }
+
+    fn sourced(src: &SourcePosition, now: Instant, meta_ttl: Duration) -> Self {
+        Stream {
+            epoch: src.epoch.clone(),
+            top: src.complete_after,
+            items: VecDeque::new(),
+            gap_below: src.complete_after,
+            sourced: true,
+            lane: Some(src.lane),
             meta_expires: now + meta_ttl,
         }
     }
 
     fn drop_expired(&mut self, now: Instant) {
         while self.items.front().is_some_and(|s| s.expires <= now) {
-            self.items.pop_front();
+            self.evict_oldest();
         }
+    }
+
+    fn trim(&mut self, size: usize) {
+        while self.items.len() > size {
+            self.evict_oldest();
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(gone) = self.items.pop_front() {
+            self.gap_below = self.gap_below.max(gone.publication.offset);
+        }
+    }
+
+    /// Appends a publication at `offset` (which the caller has checked is above `top`).
+    fn append(&mut self, now: Instant, opts: &PublishOptions, publication: Arc<Publication>) {
+        self.top = publication.offset;
+        self.meta_expires = now + opts.history_meta_ttl;
+        if opts.history_size == 0 {
+            // Positions are kept (they deduplicate), publications are not.
+            self.gap_below = self.top;
+            return;
+        }
+        self.items.push_back(Stored {
+            publication,
+            expires: now + opts.history_ttl,
+        });
+        self.trim(opts.history_size);
+        self.drop_expired(now);
     }
 }
 
@@ -57,12 +121,21 @@ struct Shard {
     idempotency_order: VecDeque<(Instant, (String, String))>,
 }
 
+fn declared_epoch<'a>(sources: &'a [(String, String)], channel: &str) -> Option<&'a str> {
+    sources
+        .iter()
+        .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
+        .map(|(_, epoch)| epoch.as_str())
+}
+
 fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
 pub struct MemoryBroker {
     shards: Box<[Mutex<Shard>]>,
+    /// Channel prefixes whose streams a source positions, with the source's epoch.
+    sources: RwLock<Vec<(String, String)>>,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
 }
 
@@ -70,6 +143,7 @@ impl Default for MemoryBroker {
     fn default() -> Self {
         MemoryBroker {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            sources: RwLock::new(Vec::new()),
             handler: OnceLock::new(),
         }
     }
@@ -135,27 +209,59 @@ impl Broker for MemoryBroker {
                 return Ok(pos.clone());
             }
         }
-        let (publication, position) = if opts.history_size > 0 {
+        let mut deliver = true;
+        let (publication, position) = if let Some(src) = &opts.source {
+            let stream = shard
+                .streams
+                .entry(channel.to_owned())
+                .or_insert_with(|| Stream::sourced(src, now, opts.history_meta_ttl));
+            match stream.lane {
+                Some(lane) if lane == src.lane && stream.epoch == src.epoch => {}
+                None if stream.sourced && stream.epoch == src.epoch => {
+                    // Created by a query; from now on complete after where this run began
+                    // reading. A client that saw nothing yet (offset 0) may be told it
+                    // cannot recover: that errs on the safe side.
+                    stream.lane = Some(src.lane);
+                    stream.gap_below = stream.gap_below.max(src.complete_after);
+                    stream.top = stream.top.max(src.complete_after);
+                }
+                Some(_) => {
+                    // The channel moved to another partition (the topic was repartitioned):
+                    // its offsets mean nothing here, so a new epoch nobody recovers across.
+                    *stream = Stream::sourced(src, now, opts.history_meta_ttl);
+                    stream.epoch = new_epoch();
+                }
+                None => *stream = Stream::sourced(src, now, opts.history_meta_ttl),
+            }
+            let position = StreamPosition {
+                offset: src.offset,
+                epoch: stream.epoch.clone(),
+            };
+            if src.offset <= stream.top {
+                // Read again (after a restart or a rebalance) and already held or delivered.
+                return Ok(position);
+            }
+            let publication = Arc::new(Publication {
+                data,
+                info,
+                offset: src.offset,
+                tags,
+            });
+            stream.append(now, opts, publication.clone());
+            deliver = src.deliver;
+            (publication, position)
+        } else if opts.history_size > 0 {
             let stream = shard
                 .streams
                 .entry(channel.to_owned())
                 .or_insert_with(|| Stream::new(now, opts.history_meta_ttl));
-            stream.top += 1;
-            stream.meta_expires = now + opts.history_meta_ttl;
             let publication = Arc::new(Publication {
                 data,
                 info,
-                offset: stream.top,
+                offset: stream.top + 1,
                 tags,
             });
-            stream.items.push_back(Stored {
-                publication: publication.clone(),
-                expires: now + opts.history_ttl,
-            });
-            while stream.items.len() > opts.history_size {
-                stream.items.pop_front();
-            }
-            stream.drop_expired(now);
+            stream.append(now, opts, publication.clone());
             (
                 publication,
                 StreamPosition {
@@ -181,7 +287,7 @@ impl Broker for MemoryBroker {
             shard.idempotency.insert(key, (position.clone(), now));
         }
         // Delivered under the shard lock: this is what orders a channel's publications.
-        if let Some(h) = self.handler() {
+        if let Some(h) = self.handler().filter(|_| deliver) {
             h.on_publication(channel, &publication);
         }
         Ok(position)
@@ -210,13 +316,17 @@ impl Broker for MemoryBroker {
         meta_ttl: Duration,
     ) -> Result<HistoryPage, BrokerError> {
         let now = Instant::now();
+        let sources = self.sources.read();
         let mut shard = self.shard(channel).lock();
-        let stream = shard
-            .streams
-            .entry(channel.to_owned())
-            .or_insert_with(|| Stream::new(now, meta_ttl));
+        let stream =
+            shard.streams.entry(channel.to_owned()).or_insert_with(|| {
+                match declared_epoch(sources.as_slice(), channel) {
+                    Some(epoch) => Stream::declared(epoch, now, meta_ttl),
+                    None => Stream::new(now, meta_ttl),
+                }
+            });
         stream.drop_expired(now);
-        let position = StreamPosition {
+        let mut position = StreamPosition {
             offset: stream.top,
             epoch: stream.epoch.clone(),
         };
@@ -225,14 +335,18 @@ impl Broker for MemoryBroker {
                 if since.epoch != stream.epoch {
                     return Err(BrokerError::Unrecoverable);
                 }
-                let oldest = stream
-                    .items
-                    .front()
-                    .map_or(stream.top + 1, |s| s.publication.offset);
+                if since.offset > stream.top {
+                    // Only a stream that knows where this run began reading can tell that
+                    // nothing is missing.
+                    if stream.lane.is_none() {
+                        return Err(BrokerError::Unrecoverable);
+                    }
+                    // The client saw records that an earlier run delivered and this run has
+                    // not re-read yet: nothing is missing, and what follows will come live.
+                    position.offset = since.offset;
+                }
                 // Everything after `since` must still be held, else there is a gap.
-                if since.offset > stream.top
-                    || (since.offset + 1 < oldest && since.offset < stream.top)
-                {
+                if since.offset < stream.gap_below && since.offset < stream.top {
                     return Err(BrokerError::Unrecoverable);
                 }
                 since.offset
@@ -259,6 +373,12 @@ impl Broker for MemoryBroker {
         })
     }
 
+    fn declare_source(&self, prefix: &str, epoch: &str) {
+        let mut sources = self.sources.write();
+        sources.retain(|(p, _)| p != prefix);
+        sources.push((prefix.to_owned(), epoch.to_owned()));
+    }
+
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
         if let Some(s) = self.shard(channel).lock().streams.get_mut(channel) {
             s.items.clear();
@@ -282,7 +402,181 @@ mod tests {
             history_ttl: Duration::from_secs(60),
             history_meta_ttl: Duration::from_secs(3600),
             idempotency_key: None,
+            source: None,
         }
+    }
+
+    fn sourced(size: usize, offset: u64, complete_after: u64, deliver: bool) -> PublishOptions {
+        PublishOptions {
+            source: Some(SourcePosition {
+                epoch: "p0".into(),
+                lane: 0,
+                offset,
+                complete_after,
+                deliver,
+            }),
+            ..opts(size)
+        }
+    }
+
+    #[tokio::test]
+    async fn sourced_streams_keep_their_source_positions() {
+        let b = MemoryBroker::default();
+        let seen = Arc::new(Collect(Mutex::new(Vec::new())));
+        b.run(seen.clone());
+        let ttl = Duration::from_secs(60);
+        // A restart re-reads from source offset 10: 11 and 15 are history only, 20 and 31 live.
+        for (offset, deliver) in [(11, false), (15, false), (20, true), (31, true)] {
+            let pos = b
+                .publish(
+                    "c",
+                    data("1"),
+                    None,
+                    None,
+                    &sourced(10, offset, 10, deliver),
+                )
+                .await
+                .unwrap();
+            assert_eq!((pos.offset, pos.epoch.as_str()), (offset, "p0"));
+        }
+        assert_eq!(
+            *seen.0.lock(),
+            vec![20, 31],
+            "replayed records are not delivered"
+        );
+        // Read again after a rebalance: neither stored nor delivered twice.
+        b.publish("c", data("1"), None, None, &sourced(10, 20, 10, true))
+            .await
+            .unwrap();
+        assert_eq!(*seen.0.lock(), vec![20, 31]);
+        let since = |offset: u64| HistoryFilter {
+            since: Some(StreamPosition {
+                offset,
+                epoch: "p0".into(),
+            }),
+            ..Default::default()
+        };
+        let offsets = |page: HistoryPage| -> Vec<u64> {
+            page.publications.iter().map(|p| p.offset).collect()
+        };
+        assert_eq!(
+            offsets(b.history("c", &since(15), ttl).await.unwrap()),
+            vec![20, 31]
+        );
+        assert_eq!(
+            offsets(b.history("c", &since(12), ttl).await.unwrap()),
+            vec![15, 20, 31]
+        );
+        assert_eq!(
+            offsets(b.history("c", &since(10), ttl).await.unwrap()),
+            vec![11, 15, 20, 31]
+        );
+        assert!(
+            matches!(
+                b.history("c", &since(9), ttl).await,
+                Err(BrokerError::Unrecoverable)
+            ),
+            "before the point this run started reading: unknown, so refused"
+        );
+        // A client that saw record 40 before the restart is ahead of this run: nothing is
+        // missing, and its position stands.
+        let ahead = b.history("c", &since(40), ttl).await.unwrap();
+        assert_eq!(ahead.position.offset, 40);
+        assert!(ahead.publications.is_empty());
+        // Eviction by size moves the gap line.
+        for offset in [41, 42, 43, 44, 45, 46, 47, 48, 49, 50] {
+            b.publish("c", data("1"), None, None, &sourced(10, offset, 10, true))
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            b.history("c", &since(30), ttl).await,
+            Err(BrokerError::Unrecoverable)
+        ));
+        assert_eq!(
+            offsets(b.history("c", &since(40), ttl).await.unwrap()).len(),
+            10
+        );
+        // A broker-numbered stream never accepts a position from the future.
+        b.declare_source("chat:", "t1");
+        let early = b
+            .history("chat:1", &HistoryFilter::default(), ttl)
+            .await
+            .unwrap();
+        assert_eq!(
+            early.position.epoch, "t1",
+            "asked before any record: the source's epoch"
+        );
+        let from = |offset: u64| HistoryFilter {
+            since: Some(StreamPosition {
+                offset,
+                epoch: "t1".into(),
+            }),
+            ..Default::default()
+        };
+        assert!(
+            matches!(
+                b.history("chat:1", &from(7), ttl).await,
+                Err(BrokerError::Unrecoverable)
+            ),
+            "a stream that knows nothing of earlier runs cannot vouch for a client ahead of it"
+        );
+        let first = PublishOptions {
+            source: Some(SourcePosition {
+                epoch: "t1".into(),
+                lane: 2,
+                offset: 60,
+                complete_after: 50,
+                deliver: true,
+            }),
+            ..opts(10)
+        };
+        b.publish("chat:1", data("1"), None, None, &first)
+            .await
+            .unwrap();
+        assert_eq!(
+            offsets(b.history("chat:1", &from(50), ttl).await.unwrap()),
+            vec![60]
+        );
+        assert!(matches!(
+            b.history("chat:1", &from(0), ttl).await,
+            Err(BrokerError::Unrecoverable)
+        ));
+        let moved = PublishOptions {
+            source: Some(SourcePosition {
+                lane: 3,
+                offset: 5,
+                complete_after: 0,
+                ..first.source.clone().unwrap()
+            }),
+            ..opts(10)
+        };
+        let pos = b
+            .publish("chat:1", data("1"), None, None, &moved)
+            .await
+            .unwrap();
+        assert_ne!(pos.epoch, "t1", "another partition: a new epoch");
+        assert_eq!(
+            *seen.0.lock(),
+            vec![20, 31, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 60, 5]
+        );
+        b.publish("d", data("1"), None, None, &opts(3))
+            .await
+            .unwrap();
+        let epoch = b
+            .history("d", &HistoryFilter::default(), ttl)
+            .await
+            .unwrap()
+            .position
+            .epoch;
+        let future = HistoryFilter {
+            since: Some(StreamPosition { offset: 9, epoch }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            b.history("d", &future, ttl).await,
+            Err(BrokerError::Unrecoverable)
+        ));
     }
 
     struct Collect(Mutex<Vec<u64>>);

@@ -36,6 +36,32 @@ pub struct PublishOptions {
     /// Publishing the same key to the same channel again within the window is a no-op
     /// that returns the first result.
     pub idempotency_key: Option<String>,
+    /// Set when the stream's positions come from its source (a Kafka partition) rather than
+    /// from the broker; see [`SourcePosition`].
+    pub source: Option<SourcePosition>,
+}
+
+/// A publication's place in a stream whose positions its source assigns.
+///
+/// A chat channel fed from one Kafka partition takes that partition's identity as its epoch
+/// and the record's offset + 1 as its offset. Positions then survive a hub restart: the
+/// restarted hub re-reads the recent records into history and a returning client recovers
+/// from where it was. Offsets are increasing but not dense, so "no gap" is judged by
+/// `complete_after` rather than by consecutive offsets. The epoch is the topic's, known
+/// before a channel's first record, so a client that subscribed early holds the right one.
+#[derive(Debug, Clone)]
+pub struct SourcePosition {
+    /// The source's identity (a topic), declared beforehand with [`Broker::declare_source`].
+    pub epoch: String,
+    /// Which lane of the source (a partition) the stream comes from: offsets of different
+    /// lanes are unrelated, so a stream that changes lane starts a new epoch.
+    pub lane: i32,
+    pub offset: u64,
+    /// The stream holds every publication with an offset above this one (the point where
+    /// this run started reading its source).
+    pub complete_after: u64,
+    /// False for records an earlier run already delivered: they go into history only.
+    pub deliver: bool,
 }
 
 /// Which part of a stream to read.
@@ -87,6 +113,10 @@ pub trait Broker: Send + Sync + 'static {
         filter: &HistoryFilter,
         meta_ttl: Duration,
     ) -> Result<HistoryPage, BrokerError>;
+
+    /// Streams of channels starting with `prefix` are positioned by a source (see
+    /// [`SourcePosition`]); one asked about before its first record gets `epoch`.
+    fn declare_source(&self, prefix: &str, epoch: &str);
 
     /// Drops the publications but keeps the position, so subscribers are not forced to resync.
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError>;

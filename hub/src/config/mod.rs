@@ -3,7 +3,9 @@
 //! - [`load`]: reads JSON, YAML or TOML, applies environment overrides, reports unknown keys.
 //! - [`validate`]: checks the values before any port is bound.
 //! - [`duration`]: Centrifugo-style durations (`"25s"`, `"1m30s"`, `"500ms"`).
+//! - [`consumers`]: the `consumers` array (Kafka topics the hub delivers from).
 
+pub mod consumers;
 pub mod duration;
 pub mod load;
 pub mod validate;
@@ -28,6 +30,7 @@ pub struct Config {
     pub health: Toggle,
     pub prometheus: Toggle,
     pub shutdown: Shutdown,
+    pub consumers: Vec<consumers::Consumer>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

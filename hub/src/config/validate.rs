@@ -118,6 +118,39 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         );
     }
 
+    let mut names = std::collections::HashSet::new();
+    let mut chat_consumers = 0;
+    for (i, c) in config.consumers.iter().enumerate() {
+        super::consumers::check(i, c, &mut errors);
+        if !names.insert(c.name.as_str()) {
+            errors.push(format!("consumers[{i}].name {:?} is defined twice", c.name));
+        }
+        if c.enabled && c.kafka.chat_event_mode.enabled {
+            chat_consumers += 1;
+            if c.kafka.topics.len() != 1 {
+                errors.push(format!(
+                    "consumers[{i}] ({}): chat_event_mode reads exactly one topic (its name is the chat streams' epoch)",
+                    c.name
+                ));
+            }
+            match config.channel_options("chat") {
+                None => errors.push(format!(
+                    "consumers[{i}] ({}): chat_event_mode needs a channel namespace \"chat\"",
+                    c.name
+                )),
+                Some(o) if !o.history_enabled() => warnings.push(format!(
+                    "consumers[{i}] ({}): namespace \"chat\" keeps no history, so clients cannot recover chat events",
+                    c.name
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+
+    if chat_consumers > 1 {
+        errors.push("only one consumer may have chat_event_mode enabled".into());
+    }
+
     if errors.is_empty() {
         Ok(warnings)
     } else {
@@ -184,6 +217,26 @@ mod tests {
                 "need history_size",
             ),
             (r#"{"engine": {"type": "redis"}}"#, "not supported yet"),
+            (
+                r#"{"consumers": [{"enabled": true, "name": "k", "type": "kafka"}]}"#,
+                "2+ latin letters",
+            ),
+            (
+                r#"{"consumers": [{"enabled": true, "name": "kafka1", "type": "kafka"}]}"#,
+                "kafka.brokers is required",
+            ),
+            (
+                r#"{"consumers": [{"enabled": true, "name": "pg", "type": "postgresql"}]}"#,
+                "only \"kafka\"",
+            ),
+            (
+                r#"{"consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {"brokers": ["b:9092"], "topics": ["t"], "consumer_group": "g", "chat_event_mode": {"enabled": true}}}]}"#,
+                "needs a channel namespace \"chat\"",
+            ),
+            (
+                r#"{"consumers": [{"enabled": true, "name": "tls", "type": "kafka", "kafka": {"brokers": ["b:9092"], "topics": ["t"], "consumer_group": "g", "tls": {"enabled": true}}}]}"#,
+                "kafka.tls is not supported yet",
+            ),
             (
                 r#"{"client": {"token": {"rsa_public_key": "garbage"}}}"#,
                 "not a valid PEM",

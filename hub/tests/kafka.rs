@@ -439,6 +439,8 @@ async fn a_client_recovers_across_a_hub_kill_without_gap_or_duplicate() {
     let topic = unique("hubkill");
     t.create_topic(&topic, 2).await;
     let mut cfg: Value = serde_json::from_str(&config_json("")).unwrap();
+    // History long enough to hold everything the client misses while the hub restarts.
+    cfg["channel"]["namespaces"][0]["history_size"] = json!(1000);
     cfg["consumers"] = json!([kafka_consumer(
         "chats",
         &t,

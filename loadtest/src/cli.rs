@@ -37,6 +37,18 @@ pub enum Mode {
         #[arg(long, default_value = "sockudo")]
         theirs: String,
     },
+    /// Produces each line of standard input as one Kafka record (acknowledged, in order).
+    Produce {
+        #[arg(long)]
+        brokers: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long)]
+        key: Option<String>,
+        /// NAME=VALUE, repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
     /// Internal: a worker process; reads its plan on stdin.
     #[command(hide = true)]
     Worker,
@@ -49,7 +61,7 @@ impl Mode {
             Mode::Idle(a) => Some((Scenario::Idle, *a)),
             Mode::Broadcast(a) => Some((Scenario::Broadcast, *a)),
             Mode::Rooms(a) => Some((Scenario::Rooms, *a)),
-            Mode::Worker | Mode::Compare { .. } => None,
+            Mode::Worker | Mode::Compare { .. } | Mode::Produce { .. } => None,
         }
     }
 }
@@ -107,6 +119,15 @@ pub struct RunArgs {
     /// Server HTTP API: http://host:port (for Chorus, http://host:port/api works too).
     #[arg(long)]
     pub api_url: Option<String>,
+    /// Publish through Kafka instead of the HTTP API: records in publication data mode, for a
+    /// hub consuming --kafka-topic.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    #[arg(long, default_value = "chorus-loadtest")]
+    pub kafka_topic: String,
+    /// With --kafka-brokers: also time a bare Kafka consumer on the topic (the latency floor).
+    #[arg(long)]
+    pub kafka_floor: bool,
     /// Chorus/Centrifugo server API key.
     #[arg(long)]
     pub api_key: Option<String>,

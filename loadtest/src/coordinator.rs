@@ -19,6 +19,7 @@ use tokio::time::Instant;
 use crate::cli::{Protocol, RunArgs, Scenario};
 use crate::ipc::{Command, Progress, Report as WorkerReport, WorkerPlan, WorkerResult};
 use crate::publisher::centrifugo::CentrifugoApi;
+use crate::publisher::kafka::KafkaPublisher;
 use crate::publisher::pusher::PusherApi;
 use crate::publisher::Publisher;
 use crate::report::Report;
@@ -28,7 +29,25 @@ use crate::{fdlimit, plan};
 
 /// Runs a whole scenario and writes the outputs it was asked for.
 pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
-    let publisher = publisher(scenario, &args)?;
+    let kafka = match (&args.kafka_brokers, scenario) {
+        (Some(brokers), Scenario::Broadcast | Scenario::Rooms) => {
+            Some(Arc::new(KafkaPublisher::new(brokers, &args.kafka_topic)?))
+        }
+        _ => None,
+    };
+    let publisher = match &kafka {
+        Some(k) => Some(k.clone() as Arc<dyn Publisher>),
+        None => publisher(scenario, &args)?,
+    };
+    let (stop_floor, floor_stop) = tokio::sync::watch::channel(false);
+    let floor = match (&args.kafka_brokers, args.kafka_floor && kafka.is_some()) {
+        (Some(brokers), true) => Some(tokio::spawn(crate::floor::measure(
+            brokers.clone(),
+            args.kafka_topic.clone(),
+            floor_stop,
+        ))),
+        _ => None,
+    };
     let layout = plan::layout(scenario, &args);
     let n = args.connections;
     let workers = worker_count(n, args.workers)?;
@@ -106,6 +125,11 @@ pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
         .wait(&bar, |f| f.results.iter().all(Option::is_some), "draining")
         .await?;
     let cpu_after = sampler::sample(&args.server_pids, clock.elapsed());
+    stop_floor.send_replace(true);
+    let floor = match floor {
+        Some(task) => Some(task.await.context("floor consumer task")??),
+        None => None,
+    };
     if !args.server_pids.is_empty() && (loaded.is_none() || cpu_after.is_none()) {
         bail!(
             "server process {:?} could not be sampled during the run (did it exit?)",
@@ -117,7 +141,7 @@ pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     sampling.abort();
 
-    let report = Report::build(crate::report::Inputs {
+    let mut report = Report::build(crate::report::Inputs {
         scenario,
         args: &args,
         workers,
@@ -130,6 +154,13 @@ pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
         samples: samples.lock().clone(),
         run_started_unix_us: clock.unix_us,
     })?;
+    report.kafka_floor_latency_ms = floor.as_ref().map(crate::report::Percentiles::of);
+    if let Some((failed, first)) = kafka.as_ref().map(|k| k.failures()) {
+        report.publish_errors += failed;
+        if report.publish_first_error.is_none() {
+            report.publish_first_error = first;
+        }
+    }
     report.write_outputs(&args)?;
     eprintln!("{}", report.one_line());
     Ok(report)

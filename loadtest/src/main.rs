@@ -12,6 +12,17 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.mode {
         Mode::Worker => runtime.block_on(chorus_loadtest::worker::main()),
+        Mode::Produce {
+            brokers,
+            topic,
+            key,
+            headers,
+        } => runtime.block_on(chorus_loadtest::produce::run(
+            &brokers,
+            &topic,
+            key.as_deref(),
+            &headers,
+        )),
         Mode::Compare {
             files,
             ours,

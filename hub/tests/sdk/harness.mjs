@@ -25,7 +25,7 @@ export function jwt(claims, secret = SECRET) {
 
 export const now = () => Math.floor(Date.now() / 1000);
 
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -71,16 +71,18 @@ function centrifugoConfig(port) {
   };
 }
 
-export async function startHub() {
+// `extra` adds top-level config keys (e.g. `consumers`); `port` reuses a port, so that clients
+// of a killed hub reconnect to its successor.
+export async function startHub(extra = {}, port = undefined) {
   const bin = process.env.CHORUS_HUB_BIN;
   if (!bin) throw new Error('CHORUS_HUB_BIN must point at the chorus-hub binary');
-  const port = await freePort();
+  port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'chorus-sdk-'));
   const configPath = join(dir, 'config.json');
-  writeFileSync(configPath, JSON.stringify(centrifugoConfig(port), null, 2));
+  writeFileSync(configPath, JSON.stringify({ ...centrifugoConfig(port), ...extra }, null, 2));
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'inherit', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
+  for (let i = 0; i < 300; i++) {
     try {
       const r = await fetch(`${base}/health`);
       if (r.ok) break;
@@ -91,7 +93,12 @@ export async function startHub() {
     await new Promise((r) => setTimeout(r, 100));
   }
   return {
+    port,
     url: `ws://127.0.0.1:${port}/connection/websocket`,
+    async kill() {
+      proc.kill('SIGKILL');
+      await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));
+    },
     async api(method, body) {
       const r = await fetch(`${base}/api/${method}`, {
         method: 'POST',

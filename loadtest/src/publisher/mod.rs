@@ -1,9 +1,10 @@
 //! Publishers: how the harness gets a publication into the server under test.
 //!
-//! Each goes through the server's own HTTP API; a Kafka publisher joins them with the Kafka
-//! consumer. A publisher is called for one channel at a time and must not reorder calls.
+//! The HTTP ones go through the server's own API; [`kafka`] produces records the hub's
+//! Kafka consumer delivers. A publisher is called for one channel at a time and must not reorder calls.
 
 pub mod centrifugo;
+pub mod kafka;
 pub mod pusher;
 
 use async_trait::async_trait;
@@ -12,6 +13,8 @@ use async_trait::async_trait;
 pub enum PublishError {
     #[error("http: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("kafka: {0}")]
+    Kafka(String),
     #[error("server answered {status}: {body}")]
     Rejected { status: u16, body: String },
 }

@@ -75,6 +75,19 @@ pub fn render(r: &Report) -> String {
                 l.p50, l.p90, l.p99, l.p999, l.max
             ),
         );
+        if let Some(f) = &r.kafka_floor_latency_ms {
+            row(
+                "bare Kafka consumer (floor) p50 / p90 / p99 / p99.9 / max",
+                format!(
+                    "{:.2} / {:.2} / {:.2} / {:.2} / {:.2} ms ({} records)",
+                    f.p50, f.p90, f.p99, f.p999, f.max, f.count
+                ),
+            );
+            row(
+                "added by the hub at p50 / p99",
+                format!("{:.2} / {:.2} ms", l.p50 - f.p50, l.p99 - f.p99),
+            );
+        }
     }
     row(
         "lost / duplicated / reordered",

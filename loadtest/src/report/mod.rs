@@ -28,7 +28,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// From a histogram of microseconds, in milliseconds.
-    fn of(h: &Histogram<u64>) -> Self {
+    pub fn of(h: &Histogram<u64>) -> Self {
         let ms = |us: u64| us as f64 / 1000.0;
         Self {
             p50: ms(h.value_at_quantile(0.5)),
@@ -84,6 +84,9 @@ pub struct Report {
     pub delivered: u64,
     pub deliveries_per_sec: f64,
     pub latency_ms: Percentiles,
+    /// Produce→consume latency of a bare Kafka consumer in the same run (`--kafka-floor`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kafka_floor_latency_ms: Option<Percentiles>,
     pub lost: u64,
     pub duplicated: u64,
     pub reordered: u64,
@@ -212,6 +215,7 @@ impl Report {
                 0.0
             },
             latency_ms: Percentiles::of(&latency),
+            kafka_floor_latency_ms: None,
             lost,
             duplicated,
             reordered,

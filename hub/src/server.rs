@@ -123,8 +123,13 @@ pub async fn run(
     });
     let serve = axum::serve(listener, app(node.clone()))
         .with_graceful_shutdown(async move { shutdown.cancelled().await });
-    let drained = tokio::time::timeout(grace, serve.into_future());
-    match drained.await {
+    let mut serving = std::pin::pin!(serve.into_future());
+    // The grace period starts at shutdown, not at startup.
+    tokio::select! {
+        result = &mut serving => return result,
+        _ = node.shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, serving).await {
         Ok(result) => result,
         Err(_) => {
             tracing::warn!(

@@ -260,6 +260,7 @@ impl Node {
 pub fn broker_error(e: BrokerError) -> ProtocolError {
     match e {
         BrokerError::Unrecoverable => codes::ERROR_UNRECOVERABLE_POSITION.into(),
+        BrokerError::SourceOnly => codes::ERROR_NOT_AVAILABLE.into(),
         BrokerError::Unavailable(m) => {
             tracing::warn!(error = %m, "broker unavailable");
             codes::ERROR_INTERNAL.into()

@@ -125,6 +125,9 @@ pub struct RunArgs {
     pub kafka_brokers: Option<String>,
     #[arg(long, default_value = "chorus-loadtest")]
     pub kafka_topic: String,
+    /// The Kafka producer's linger.ms (batching); the floor consumer sees the same records.
+    #[arg(long, default_value_t = 0)]
+    pub kafka_linger_ms: u32,
     /// With --kafka-brokers: also time a bare Kafka consumer on the topic (the latency floor).
     #[arg(long)]
     pub kafka_floor: bool,

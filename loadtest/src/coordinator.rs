@@ -30,9 +30,9 @@ use crate::{fdlimit, plan};
 /// Runs a whole scenario and writes the outputs it was asked for.
 pub async fn run(scenario: Scenario, args: RunArgs) -> anyhow::Result<Report> {
     let kafka = match (&args.kafka_brokers, scenario) {
-        (Some(brokers), Scenario::Broadcast | Scenario::Rooms) => {
-            Some(Arc::new(KafkaPublisher::new(brokers, &args.kafka_topic)?))
-        }
+        (Some(brokers), Scenario::Broadcast | Scenario::Rooms) => Some(Arc::new(
+            KafkaPublisher::new(brokers, &args.kafka_topic, args.kafka_linger_ms)?,
+        )),
         _ => None,
     };
     let publisher = match &kafka {

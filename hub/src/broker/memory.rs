@@ -187,6 +187,13 @@ impl Broker for MemoryBroker {
         tags: Option<BTreeMap<String, String>>,
         opts: &PublishOptions,
     ) -> Result<StreamPosition, BrokerError> {
+        if opts.source.is_none()
+            && declared_epoch(self.sources.read().as_slice(), channel).is_some()
+        {
+            // A broker-numbered publication would take an offset the source's next record
+            // needs, and that record would then be dropped as already seen.
+            return Err(BrokerError::SourceOnly);
+        }
         let now = Instant::now();
         let mut shard = self.shard(channel).lock();
         while shard
@@ -499,6 +506,13 @@ mod tests {
         );
         // A broker-numbered stream never accepts a position from the future.
         b.declare_source("chat:", "t1");
+        assert!(
+            matches!(
+                b.publish("chat:1", data("1"), None, None, &opts(10)).await,
+                Err(BrokerError::SourceOnly)
+            ),
+            "a sourced channel takes no broker-numbered publications"
+        );
         let early = b
             .history("chat:1", &HistoryFilter::default(), ttl)
             .await

@@ -23,6 +23,9 @@ pub enum BrokerError {
     Unrecoverable,
     #[error("broker unavailable: {0}")]
     Unavailable(String),
+    /// The channel's stream is positioned by its source (a Kafka topic): publish there.
+    #[error("channel is fed by its source only")]
+    SourceOnly,
 }
 
 /// How a publication is stored.

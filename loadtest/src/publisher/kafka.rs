@@ -25,13 +25,13 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+    pub fn new(brokers: &str, topic: &str, linger_ms: u32) -> anyhow::Result<Self> {
         let producer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            // Send each record at once: the run measures latency, not batching.
-            .set("linger.ms", "0")
+            // 0 sends each record at once; a few ms lets a slow broker take batches.
+            .set("linger.ms", linger_ms.to_string())
             .set("socket.nagle.disable", "true")
             .create()?;
         Ok(KafkaPublisher {

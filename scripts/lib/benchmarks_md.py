@@ -238,4 +238,9 @@ for line in read("criterion.txt").splitlines():
         name = line.strip()
 w("\n`fanout/encode_and_queue_to_10k_subscribers` covers the hub's side only (encode once, queue the")
 w("shared bytes to 10,000 local subscribers); socket writes are what the load runs above measure.")
+# The Kafka run has its own script; its section is kept when this page is regenerated.
+kafka = os.path.join("docs", "benchmarks", "kafka.md")
+if os.path.exists(kafka):
+    w("")
+    w(open(kafka).read().rstrip())
 print("\n".join(out))

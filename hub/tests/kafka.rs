@@ -59,6 +59,18 @@ async fn hub(consumers: Value) -> KafkaHub {
     }
 }
 
+/// A new topic of `partitions` and a hub reading it in chat-event mode.
+async fn chat_hub(t: &Tansu, topic: &str, partitions: i32) -> KafkaHub {
+    t.create_topic(topic, partitions).await;
+    hub(json!([kafka_consumer(
+        "chats",
+        t,
+        topic,
+        json!({"chat_event_mode": {"enabled": true}})
+    )]))
+    .await
+}
+
 fn kafka_consumer(name: &str, t: &Tansu, topic: &str, mode: Value) -> Value {
     let mut kafka = json!({
         "brokers": [t.brokers()], "topics": [topic], "consumer_group": unique("g"),
@@ -201,14 +213,7 @@ async fn ten_thousand_records_keep_partition_order() {
     const N: u64 = 10_000;
     let t = Tansu::start().await;
     let topic = unique("order");
-    t.create_topic(&topic, 3).await;
-    let h = hub(json!([kafka_consumer(
-        "chats",
-        &t,
-        &topic,
-        json!({"chat_event_mode": {"enabled": true}})
-    )]))
-    .await;
+    let h = chat_hub(&t, &topic, 3).await;
     let (mut c, _) = Client::connect(&h.url, "u1").await;
     for p in 0..3 {
         subscribe(&mut c, 10 + p, &format!("chat:p{p}")).await;
@@ -257,14 +262,7 @@ async fn ten_thousand_records_keep_partition_order() {
 async fn a_malformed_record_is_dead_lettered_and_the_partition_goes_on() {
     let t = Tansu::start().await;
     let topic = unique("dlq");
-    t.create_topic(&topic, 1).await;
-    let h = hub(json!([kafka_consumer(
-        "chats",
-        &t,
-        &topic,
-        json!({"chat_event_mode": {"enabled": true}})
-    )]))
-    .await;
+    let h = chat_hub(&t, &topic, 1).await;
     let (mut c, _) = Client::connect(&h.url, "u1").await;
     subscribe(&mut c, 2, "chat:9").await;
     let p = t.producer();
@@ -340,14 +338,7 @@ async fn a_malformed_record_is_dead_lettered_and_the_partition_goes_on() {
 async fn consumption_resumes_after_the_broker_restarts() {
     let mut t = Tansu::start().await;
     let topic = unique("restart");
-    t.create_topic(&topic, 1).await;
-    let h = hub(json!([kafka_consumer(
-        "chats",
-        &t,
-        &topic,
-        json!({"chat_event_mode": {"enabled": true}})
-    )]))
-    .await;
+    let h = chat_hub(&t, &topic, 1).await;
     let (mut c, _) = Client::connect(&h.url, "u1").await;
     subscribe(&mut c, 2, "chat:r").await;
     {

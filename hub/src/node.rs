@@ -184,19 +184,22 @@ impl Node {
             .ok_or_else(|| codes::ERROR_UNKNOWN_CHANNEL.into())
     }
 
-    pub fn publish_options(
+    /// How a publication into `channel` is stored: its namespace's history settings, or the
+    /// error a publisher should get for the channel.
+    fn publish_options(
         &self,
-        opts: &ChannelOptions,
+        channel: &str,
         idempotency_key: Option<String>,
         skip_history: bool,
-    ) -> PublishOptions {
-        PublishOptions {
+    ) -> Result<PublishOptions, ProtocolError> {
+        let opts = self.channel_options(channel)?;
+        Ok(PublishOptions {
             history_size: if skip_history { 0 } else { opts.history_size },
             history_ttl: opts.history_ttl.0,
             history_meta_ttl: self.config.channel.history_meta_ttl.0,
-            idempotency_key,
+            idempotency_key: idempotency_key.filter(|k| !k.is_empty()),
             source: None,
-        }
+        })
     }
 
     /// Publishes into a channel: the path for both client and server API publications.
@@ -209,12 +212,7 @@ impl Node {
         idempotency_key: Option<String>,
         skip_history: bool,
     ) -> Result<StreamPosition, ProtocolError> {
-        let opts = self.channel_options(channel)?;
-        let publish = self.publish_options(
-            opts,
-            idempotency_key.filter(|k| !k.is_empty()),
-            skip_history,
-        );
+        let publish = self.publish_options(channel, idempotency_key, skip_history)?;
         self.broker
             .publish(channel, data, info, tags, &publish)
             .await
@@ -232,9 +230,10 @@ impl Node {
         skip_history: bool,
         source: Option<SourcePosition>,
     ) -> Result<StreamPosition, ProtocolError> {
-        let opts = self.channel_options(channel)?;
-        let mut publish = self.publish_options(opts, idempotency_key, skip_history);
-        publish.source = source;
+        let publish = PublishOptions {
+            source,
+            ..self.publish_options(channel, idempotency_key, skip_history)?
+        };
         self.broker
             .publish(channel, data, None, tags, &publish)
             .await

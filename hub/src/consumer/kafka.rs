@@ -81,7 +81,10 @@ struct Shared {
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     status: Arc<Status>,
-    parts: Mutex<HashMap<(String, i32), Part>>,
+    /// Assigned partitions by topic, then partition.
+    parts: Mutex<HashMap<String, HashMap<i32, Part>>>,
+    /// In chat-event mode, the epoch of every chat stream (the topic's; there is one topic).
+    chat_epoch: Option<String>,
     dlq_topics: Mutex<HashSet<String>>,
 }
 
@@ -160,9 +163,19 @@ pub fn spawn(node: Arc<Node>, cfg: Consumer, status: Arc<Status>) -> anyhow::Res
         .set("linger.ms", "0");
     let producer: FutureProducer = producer_config.create()?;
     let admin: AdminClient<DefaultClientContext> = client_config(&cfg).create()?;
+    let mode = Mode::of(&cfg.kafka);
+    let chat_epoch = match (&mode, cfg.kafka.topics.as_slice()) {
+        (Mode::ChatEvents, [topic]) => Some(source_epoch(topic)),
+        _ => None,
+    };
+    if let Some(epoch) = &chat_epoch {
+        let prefix = format!("{}:", chorus_protocol::event::CHAT_NAMESPACE);
+        node.broker.declare_source(&prefix, epoch);
+    }
     let shared = Arc::new(Shared {
         name: cfg.name.clone(),
-        mode: Mode::of(&cfg.kafka),
+        mode,
+        chat_epoch,
         node,
         cfg,
         consumer,
@@ -172,13 +185,6 @@ pub fn spawn(node: Arc<Node>, cfg: Consumer, status: Arc<Status>) -> anyhow::Res
         parts: Mutex::new(HashMap::new()),
         dlq_topics: Mutex::new(HashSet::new()),
     });
-    if let (Mode::ChatEvents, [topic]) = (&shared.mode, shared.cfg.kafka.topics.as_slice()) {
-        let prefix = format!("{}:", chorus_protocol::event::CHAT_NAMESPACE);
-        shared
-            .node
-            .broker
-            .declare_source(&prefix, &source_epoch(topic));
-    }
     let (ready_tx, ready) = watch::channel(false);
     tokio::spawn(watch_partitions(shared.clone(), ready_tx));
     let task = tokio::spawn(consume(shared));
@@ -204,12 +210,7 @@ async fn watch_partitions(shared: Arc<Shared>, ready: watch::Sender<bool>) {
             }
             Ok(Err(e)) => {
                 up.set(0);
-                shared
-                    .node
-                    .metrics
-                    .consumer_failures
-                    .with_label_values(&[&shared.name, "broker"])
-                    .inc();
+                fail(&shared, "broker");
                 tracing::warn!(consumer = %shared.name, error = %e, "kafka unreachable; retrying");
                 shared.status.set("broker_unreachable", Some(e.to_string()));
                 false
@@ -246,7 +247,10 @@ fn refresh(s: &Shared) -> Result<bool, KafkaError> {
         let parts = s.parts.lock();
         for t in md.topics().iter().filter(|t| t.error().is_none()) {
             for p in t.partitions() {
-                if !parts.contains_key(&(t.name().to_owned(), p.id())) {
+                if !parts
+                    .get(t.name())
+                    .is_some_and(|ps| ps.contains_key(&p.id()))
+                {
                     new.add_partition(t.name(), p.id());
                 }
             }
@@ -259,7 +263,10 @@ fn refresh(s: &Shared) -> Result<bool, KafkaError> {
     let parts = s.parts.lock().clone();
     let mut total_lag = 0;
     let mut replaying = false;
-    for ((topic, partition), part) in &parts {
+    let assigned = parts
+        .iter()
+        .flat_map(|(topic, ps)| ps.iter().map(move |(p, part)| (topic, p, part)));
+    for (topic, partition, part) in assigned {
         let (_, high) = s
             .consumer
             .fetch_watermarks(topic, *partition, METADATA_TIMEOUT)?;
@@ -305,7 +312,8 @@ fn assign(s: &Shared, new: &TopicPartitionList) -> Result<(), KafkaError> {
             committed = resume, start, "assigned partition"
         );
         parts.push((
-            (e.topic().to_owned(), e.partition()),
+            e.topic().to_owned(),
+            e.partition(),
             Part {
                 start,
                 replay_until: resume,
@@ -313,7 +321,10 @@ fn assign(s: &Shared, new: &TopicPartitionList) -> Result<(), KafkaError> {
         ));
     }
     s.consumer.incremental_assign(&assignment)?;
-    s.parts.lock().extend(parts);
+    let mut known = s.parts.lock();
+    for (topic, partition, part) in parts {
+        known.entry(topic).or_default().insert(partition, part);
+    }
     Ok(())
 }
 
@@ -345,11 +356,7 @@ async fn consume(s: Arc<Shared>) {
         let m = match msg {
             Ok(m) => m,
             Err(e) => {
-                s.node
-                    .metrics
-                    .consumer_failures
-                    .with_label_values(&[&s.name, "broker"])
-                    .inc();
+                fail(&s, "broker");
                 tracing::warn!(consumer = %s.name, error = %e, "kafka consume error");
                 if !backoff.wait(&s.node).await {
                     break;
@@ -382,6 +389,14 @@ enum Failure {
     Reject(String),
 }
 
+/// How applying a record ended when it did not succeed.
+enum Unapplied {
+    /// Dead-letter it, for this reason.
+    Rejected(String),
+    /// The node began shutting down mid-retry: leave the offset unstored, to be re-read.
+    ShuttingDown,
+}
+
 fn classify(e: ProtocolError) -> Failure {
     if e.code == chorus_protocol::codes::ERROR_INTERNAL.code {
         Failure::Retry(e.message)
@@ -395,7 +410,8 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
     let part = s
         .parts
         .lock()
-        .get(&(m.topic().to_owned(), m.partition()))
+        .get(m.topic())
+        .and_then(|ps| ps.get(&m.partition()))
         .cloned();
     let Some(part) = part else {
         return true; // not (or no longer) assigned
@@ -410,7 +426,7 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
         headers,
     };
     let outcome = match decode(&s.mode, &record) {
-        Err(reason) => Err(reason),
+        Err(reason) => Err(Unapplied::Rejected(reason)),
         Ok(Action::Ignore(why)) => {
             tracing::debug!(consumer = %s.name, why, "record ignored");
             count(s, "ignored");
@@ -433,13 +449,17 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
             .await
         }
         Ok(Action::Publish(p)) => {
-            let source = p.sourced.then(|| SourcePosition {
-                epoch: source_epoch(m.topic()),
-                lane: m.partition(),
-                offset: m.offset() as u64 + 1,
-                complete_after: part.start as u64,
-                deliver,
-            });
+            let source = s
+                .chat_epoch
+                .as_ref()
+                .filter(|_| p.sourced)
+                .map(|epoch| SourcePosition {
+                    epoch: epoch.clone(),
+                    lane: m.partition(),
+                    offset: m.offset() as u64 + 1,
+                    complete_after: part.start as u64,
+                    deliver,
+                });
             publish(s, &p, source).await
         }
     };
@@ -462,9 +482,17 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
             }
             true
         }
-        Err(reason) if reason.is_empty() => false,
-        Err(reason) => dead_letter(s, m, &reason).await,
+        Err(Unapplied::ShuttingDown) => false,
+        Err(Unapplied::Rejected(reason)) => dead_letter(s, m, &reason).await,
     }
+}
+
+fn fail(s: &Shared, kind: &str) {
+    s.node
+        .metrics
+        .consumer_failures
+        .with_label_values(&[&s.name, kind])
+        .inc();
 }
 
 fn count(s: &Shared, outcome: &str) {
@@ -477,7 +505,7 @@ fn count(s: &Shared, outcome: &str) {
 
 /// Publishes into every channel of `p`. Channels that refuse the publication are named in
 /// the error (the others got it; their idempotency key makes a later replay harmless).
-async fn publish(s: &Shared, p: &Publish, source: Option<SourcePosition>) -> Result<(), String> {
+async fn publish(s: &Shared, p: &Publish, source: Option<SourcePosition>) -> Result<(), Unapplied> {
     let mut refused = Vec::new();
     for channel in &p.channels {
         let result = apply(s, || async {
@@ -499,20 +527,23 @@ async fn publish(s: &Shared, p: &Publish, source: Option<SourcePosition>) -> Res
         .await;
         match result {
             Ok(()) => {}
-            Err(e) if e.is_empty() => return Err(e),
-            Err(e) => refused.push(format!("{channel}: {e}")),
+            Err(Unapplied::ShuttingDown) => return Err(Unapplied::ShuttingDown),
+            Err(Unapplied::Rejected(e)) => refused.push(format!("{channel}: {e}")),
         }
     }
     if refused.is_empty() {
         Ok(())
     } else {
-        Err(format!("refused by the hub: {}", refused.join("; ")))
+        Err(Unapplied::Rejected(format!(
+            "refused by the hub: {}",
+            refused.join("; ")
+        )))
     }
 }
 
 /// Runs `f` until it succeeds or is rejected, backing off while it fails for a passing
-/// reason. `Err("")` means the node began shutting down.
-async fn apply<F, Fut>(s: &Shared, mut f: F) -> Result<(), String>
+/// reason.
+async fn apply<F, Fut>(s: &Shared, mut f: F) -> Result<(), Unapplied>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
@@ -521,22 +552,16 @@ where
     loop {
         match f().await {
             Ok(()) => {
-                if s.status.snapshot().status == "retrying" {
-                    s.status.set("ok", None);
-                }
+                s.status.retried();
                 return Ok(());
             }
-            Err(Failure::Reject(reason)) => return Err(reason),
+            Err(Failure::Reject(reason)) => return Err(Unapplied::Rejected(reason)),
             Err(Failure::Retry(reason)) => {
-                s.node
-                    .metrics
-                    .consumer_failures
-                    .with_label_values(&[&s.name, "publish"])
-                    .inc();
+                fail(s, "publish");
                 tracing::warn!(consumer = %s.name, %reason, "publish failed; retrying");
                 s.status.set("retrying", Some(reason));
                 if !backoff.wait(&s.node).await {
-                    return Err(String::new());
+                    return Err(Unapplied::ShuttingDown);
                 }
             }
         }
@@ -614,11 +639,7 @@ async fn dead_letter(s: &Shared, m: &BorrowedMessage<'_>, reason: &str) -> bool 
         match s.producer.send(record, METADATA_TIMEOUT).await {
             Ok(_) => break,
             Err((e, _)) => {
-                s.node
-                    .metrics
-                    .consumer_failures
-                    .with_label_values(&[&s.name, "dead_letter"])
-                    .inc();
+                fail(s, "dead_letter");
                 tracing::warn!(consumer = %s.name, %topic, error = %e, "dead-letter write failed; retrying");
                 s.status
                     .set("retrying", Some(format!("dead-letter topic {topic}: {e}")));

@@ -58,6 +58,15 @@ impl Status {
         }
     }
 
+    /// A record that was being retried went through.
+    pub fn retried(&self) {
+        let mut s = self.inner.lock();
+        if s.status == "retrying" {
+            s.status = "ok";
+            s.error = None;
+        }
+    }
+
     pub fn set_lag(&self, lag: i64) {
         self.inner.lock().lag = lag;
     }

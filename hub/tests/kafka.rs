@@ -34,8 +34,17 @@ impl KafkaHub {
     }
 }
 
-async fn hub(consumers: Value) -> KafkaHub {
+/// The common test config, with Centrifugo's default ping timing: these tests wait on Kafka
+/// for seconds without reading, and the raw test client does not answer pings.
+fn base_config() -> Value {
     let mut cfg: Value = serde_json::from_str(&config_json("")).unwrap();
+    cfg["client"]["ping_interval"] = json!("25s");
+    cfg["client"]["pong_timeout"] = json!("8s");
+    cfg
+}
+
+async fn hub(consumers: Value) -> KafkaHub {
+    let mut cfg = base_config();
     cfg["consumers"] = consumers;
     let config = load_str(&cfg.to_string(), Format::Json, "test", Vec::new())
         .unwrap()
@@ -429,7 +438,7 @@ async fn a_client_recovers_across_a_hub_kill_without_gap_or_duplicate() {
     let t = Tansu::start().await;
     let topic = unique("hubkill");
     t.create_topic(&topic, 2).await;
-    let mut cfg: Value = serde_json::from_str(&config_json("")).unwrap();
+    let mut cfg = base_config();
     // History long enough to hold everything the client misses while the hub restarts.
     cfg["channel"]["namespaces"][0]["history_size"] = json!(1000);
     cfg["consumers"] = json!([kafka_consumer(

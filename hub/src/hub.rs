@@ -7,9 +7,11 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::ws::Utf8Bytes;
+use chorus_protocol::codes::DISCONNECT_INSUFFICIENT_STATE;
 use parking_lot::RwLock;
 
 use crate::client::ClientHandle;
@@ -20,6 +22,9 @@ const SHARDS: usize = 64;
 #[derive(Default)]
 struct Channel {
     subs: Subscribers,
+    /// The stream epoch positioned subscribers hold; a publication from another epoch
+    /// means the stream was lost (Redis restarted empty) and they must resync.
+    epoch: Option<Arc<str>>,
 }
 
 type ChannelShard = RwLock<HashMap<Arc<str>, Channel>>;
@@ -97,28 +102,74 @@ impl Hub {
                 client: client.clone(),
                 syncing,
                 join_leave,
-                floor: 0,
+                positioned: false,
+                floor: AtomicU64::new(0),
             },
         );
     }
 
-    /// Ends the hold-back started by `subscribe(.., syncing: true)`; see `ClientHandle::finish_sync`.
+    /// Ends the hold-back started by `subscribe(.., syncing: true)`; see
+    /// `ClientHandle::finish_sync`. `epoch` is the stream's for a positioned subscription.
     pub fn finish_sync(
         &self,
         channel: &str,
         client: &ClientHandle,
         reply: Option<Utf8Bytes>,
         top: u64,
+        epoch: Option<&str>,
     ) {
         // Under the write lock, so no delivery falls between the flush and the floor.
         let mut shard = self.shard(channel).write();
-        client.finish_sync(channel, reply, top);
-        if let Some(ch) = shard.get_mut(channel) {
-            if let Some(sub) = ch.subs.get_mut(client.seq) {
-                sub.syncing = false;
-                sub.floor = top;
+        let held = client.finish_sync(channel, reply, top);
+        let Some(ch) = shard.get_mut(channel) else {
+            return;
+        };
+        if let Some(epoch) = epoch {
+            if ch.epoch.as_deref().is_some_and(|e| e != epoch) {
+                // The stream started over since the others subscribed: what they hold is
+                // from a stream that no longer exists.
+                resync(&ch.subs, client.seq);
+            }
+            ch.epoch = Some(epoch.into());
+        }
+        if let Some(sub) = ch.subs.get_mut(client.seq) {
+            sub.syncing = false;
+            sub.positioned = epoch.is_some();
+            *sub.floor.get_mut() = held;
+        }
+    }
+
+    /// Compares what positioned subscribers hold with the stream's current position (after
+    /// the broker's link was broken) and makes each that missed something resync.
+    pub fn check_position(&self, channel: &str, top: u64, epoch: &str) -> usize {
+        let shard = self.shard(channel).read();
+        let Some(ch) = shard.get(channel) else {
+            return 0;
+        };
+        let stale_epoch = ch.epoch.as_deref().is_some_and(|e| e != epoch);
+        let mut n = 0;
+        for sub in ch.subs.values().filter(|s| s.positioned && !s.syncing) {
+            if stale_epoch || sub.floor.load(Ordering::Relaxed) < top {
+                sub.client.disconnect(DISCONNECT_INSUFFICIENT_STATE);
+                n += 1;
             }
         }
+        n
+    }
+
+    /// Channels with positioned subscribers on this node.
+    pub fn positioned_channels(&self) -> Vec<Arc<str>> {
+        let mut out = Vec::new();
+        for shard in self.channels.iter() {
+            out.extend(
+                shard
+                    .read()
+                    .iter()
+                    .filter(|(_, c)| c.epoch.is_some())
+                    .map(|(k, _)| k.clone()),
+            );
+        }
+        out
     }
 
     /// Removes a subscriber; returns true if it was subscribed.
@@ -135,20 +186,43 @@ impl Hub {
     }
 
     /// Queues a publication frame for every subscriber; returns how many it reached.
-    pub fn broadcast(&self, channel: &str, offset: u64, frame: &Utf8Bytes) -> usize {
+    ///
+    /// `prev` is the stream's offset before this publication (0 when unknown) and `epoch`
+    /// its epoch: a positioned subscriber holding less than `prev`, or another epoch, missed
+    /// a publication and is disconnected to recover (Centrifugo's "insufficient state").
+    /// Publications for one channel arrive one at a time, in offset order.
+    pub fn broadcast(
+        &self,
+        channel: &str,
+        offset: u64,
+        prev: u64,
+        epoch: &str,
+        frame: &Utf8Bytes,
+    ) -> usize {
         let shard = self.shard(channel).read();
         let Some(ch) = shard.get(channel) else {
             return 0;
         };
+        let stale_epoch = offset != 0 && ch.epoch.as_deref().is_some_and(|e| e != epoch);
         for sub in ch.subs.values() {
-            if offset != 0 && offset <= sub.floor {
-                continue;
-            }
             if sub.syncing {
                 sub.client.send_syncing(channel, offset, frame.clone());
-            } else {
-                sub.client.send(frame.clone());
+                continue;
             }
+            if offset != 0 {
+                let held = sub.floor.load(Ordering::Relaxed);
+                if sub.positioned && (stale_epoch || prev > held) {
+                    sub.client.disconnect(DISCONNECT_INSUFFICIENT_STATE);
+                    continue;
+                }
+                if offset <= held {
+                    continue;
+                }
+                if sub.positioned {
+                    sub.floor.store(offset, Ordering::Relaxed);
+                }
+            }
+            sub.client.send(frame.clone());
         }
         ch.subs.len()
     }
@@ -195,6 +269,16 @@ impl Hub {
     }
 }
 
+/// Disconnects every positioned subscriber but `except` so it resyncs.
+fn resync(subs: &Subscribers, except: u64) {
+    for sub in subs
+        .values()
+        .filter(|s| s.positioned && s.client.seq != except)
+    {
+        sub.client.disconnect(DISCONNECT_INSUFFICIENT_STATE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +301,12 @@ mod tests {
             .collect()
     }
 
+    fn closed(c: &ClientHandle) -> Option<chorus_protocol::codes::Disconnect> {
+        let taken = c.take_queued();
+        assert!(taken.is_empty(), "nothing delivered");
+        taken.closed
+    }
+
     #[test]
     fn broadcast_reaches_each_subscriber_once() {
         let hub = Hub::default();
@@ -224,10 +314,10 @@ mod tests {
         let (a, b) = (client("a"), client("b"));
         hub.subscribe(&ch, &a, false, false);
         hub.subscribe(&ch, &b, false, false);
-        assert_eq!(hub.broadcast("news", 1, &Utf8Bytes::from("p1")), 2);
+        assert_eq!(hub.broadcast("news", 1, 0, "", &Utf8Bytes::from("p1")), 2);
         assert_eq!(frames(&a), vec!["p1"]);
         assert!(hub.unsubscribe("news", &a));
-        hub.broadcast("news", 2, &Utf8Bytes::from("p2"));
+        hub.broadcast("news", 2, 0, "", &Utf8Bytes::from("p2"));
         assert!(frames(&a).is_empty());
         assert_eq!(frames(&b), vec!["p1", "p2"]);
         hub.unsubscribe("news", &b);
@@ -241,11 +331,54 @@ mod tests {
         let a = client("a");
         hub.subscribe(&ch, &a, false, true);
         // Offsets 5 and 6 arrive while the subscribe reply (recovered up to 5) is being built.
-        hub.broadcast("c", 5, &Utf8Bytes::from("p5"));
-        hub.broadcast("c", 6, &Utf8Bytes::from("p6"));
+        hub.broadcast("c", 5, 4, "e", &Utf8Bytes::from("p5"));
+        hub.broadcast("c", 6, 5, "e", &Utf8Bytes::from("p6"));
         assert!(frames(&a).is_empty(), "held back until the reply is queued");
-        hub.finish_sync("c", &a, Some(Utf8Bytes::from("reply")), 5);
-        hub.broadcast("c", 7, &Utf8Bytes::from("p7"));
+        hub.finish_sync("c", &a, Some(Utf8Bytes::from("reply")), 5, Some("e"));
+        hub.broadcast("c", 7, 6, "e", &Utf8Bytes::from("p7"));
         assert_eq!(frames(&a), vec!["reply", "p6", "p7"]);
+    }
+
+    #[test]
+    fn a_positioned_subscriber_that_missed_a_publication_is_made_to_recover() {
+        let hub = Hub::default();
+        let ch: Arc<str> = "c".into();
+        let (a, b) = (client("a"), client("b"));
+        hub.subscribe(&ch, &a, false, true);
+        hub.finish_sync("c", &a, None, 3, Some("e1"));
+        hub.subscribe(&ch, &b, false, true);
+        hub.finish_sync("c", &b, None, 0, None);
+        hub.broadcast("c", 4, 3, "e1", &Utf8Bytes::from("p4"));
+        assert_eq!(frames(&a), vec!["p4"]);
+        assert_eq!(closed(&a), None);
+        // Offset 5 was lost on the way to this node: 6 arrives with prev 5.
+        hub.broadcast("c", 6, 5, "e1", &Utf8Bytes::from("p6"));
+        assert_eq!(
+            closed(&a),
+            Some(DISCONNECT_INSUFFICIENT_STATE),
+            "no silent gap: told to reconnect and recover"
+        );
+        assert_eq!(
+            frames(&b),
+            vec!["p4", "p6"],
+            "unpositioned: delivered as it comes"
+        );
+
+        let c = client("c");
+        hub.subscribe(&ch, &c, false, true);
+        hub.finish_sync("c", &c, None, 6, Some("e1"));
+        // Redis restarted empty: a new epoch starting at offset 1.
+        hub.broadcast("c", 1, 0, "e2", &Utf8Bytes::from("q1"));
+        assert_eq!(
+            closed(&c),
+            Some(DISCONNECT_INSUFFICIENT_STATE),
+            "another epoch: the client must resync"
+        );
+        let other: Arc<str> = "d".into();
+        let d = client("d");
+        hub.subscribe(&other, &d, false, true);
+        hub.finish_sync("d", &d, None, 9, Some("e1"));
+        assert_eq!(hub.check_position("d", 9, "e1"), 0, "holds the top");
+        assert_eq!(hub.check_position("d", 10, "e1"), 1, "missed the tail");
     }
 }

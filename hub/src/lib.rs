@@ -5,8 +5,10 @@
 //! - [`node`]: one hub node; owns the [`hub`], the engines and the auth pieces.
 //! - [`hub`]: node-local registry of clients and channel subscribers; fan-out.
 //! - [`subscribers`]: one channel's subscriber set, a vector while small, a map when large.
-//! - [`broker`]: PUB/SUB + history seam (`memory` today, Redis later).
-//! - [`presence`]: presence seam (`memory` today, Redis later).
+//! - [`engine`]: picks the engine (`memory` or `redis`) and holds the Redis connections.
+//! - [`broker`]: PUB/SUB + history seam, `memory` and `redis` side by side.
+//! - [`presence`]: presence seam, `memory` and `redis` side by side.
+//! - [`cluster`]: other nodes over the engine's control channel (info, API actions, surveys).
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
 //! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
 //! - [`api`]: the server HTTP API (`POST /api/<method>`).
@@ -19,8 +21,10 @@ pub mod api;
 pub mod auth;
 pub mod broker;
 pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod consumer;
+pub mod engine;
 pub mod genconfig;
 pub mod hub;
 pub mod limits;

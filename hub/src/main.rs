@@ -111,13 +111,20 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             .parse()
             .with_context(|| format!("http_server.address {host:?} is not an IP address"))?;
         let grace = config.shutdown.timeout.0;
+        let engine = chorus_hub::engine::build(&config).await?;
         let node = Node::new(
             config,
             NodeParts {
+                broker: engine.broker,
+                presence: engine.presence,
                 fd_connection_budget: budget.connections,
                 ..Default::default()
             },
         )?;
+        if let Some(link) = &engine.link {
+            link.watch(node.metrics.clone());
+        }
+        node.start_engine().await?;
         tracing::info!(
             open_files = budget.limit,
             max_connections = node.max_connections,

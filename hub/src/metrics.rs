@@ -29,6 +29,8 @@ pub struct Metrics {
     pub consumer_up: IntGaugeVec,
     /// Kafka consumers: record timestamp to handed to the hub's broker.
     pub consumer_delay: HistogramVec,
+    /// Redis engine: 1 while both of the node's Redis connections are up.
+    pub redis_up: IntGauge,
 }
 
 impl Default for Metrics {
@@ -140,8 +142,14 @@ impl Metrics {
             &["consumer"],
         )
         .expect("invariant: valid metric");
+        let redis_up = IntGauge::new(
+            "chorus_hub_redis_up",
+            "Redis engine: 1 while the node's Redis connections are up, 0 while not",
+        )
+        .expect("invariant: valid metric");
         for c in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(redis_up.clone()),
             Box::new(consumer_records.clone()),
             Box::new(consumer_failures.clone()),
             Box::new(consumer_lag.clone()),
@@ -177,6 +185,7 @@ impl Metrics {
             consumer_lag,
             consumer_up,
             consumer_delay,
+            redis_up,
         }
     }
 

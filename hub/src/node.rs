@@ -2,7 +2,9 @@
 //! verification and the subscribe authorizer. Client sessions and the server API both act
 //! through it.
 
-use std::sync::Arc;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
@@ -43,8 +45,15 @@ pub struct Node {
     pub max_connections: usize,
     /// The Kafka consumers' health, for `/health`.
     pub consumers: crate::consumer::status::Registry,
+    /// The other nodes (Redis engine).
+    pub cluster: crate::cluster::Cluster,
+    /// Orders engine subscribe/unsubscribe per channel (striped), so a last subscriber
+    /// leaving and a first one arriving cannot leave the node unsubscribed.
+    engine_locks: Box<[tokio::sync::Mutex<()>]>,
     started: Instant,
 }
+
+const ENGINE_LOCKS: usize = 256;
 
 /// What a node is built from; engines are swappable, defaults are the in-memory ones.
 pub struct NodeParts {
@@ -70,13 +79,34 @@ impl Default for NodeParts {
 struct Delivery {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    node: Weak<Node>,
 }
 
 impl BrokerEventHandler for Delivery {
-    fn on_publication(&self, channel: &str, publication: &Arc<Publication>) {
+    fn on_publication(
+        &self,
+        channel: &str,
+        publication: &Arc<Publication>,
+        prev: u64,
+        epoch: &str,
+    ) {
         let frame = Utf8Bytes::from(encode_push(channel, "pub", &**publication));
-        let n = self.hub.broadcast(channel, publication.offset, &frame);
+        let n = self
+            .hub
+            .broadcast(channel, publication.offset, prev, epoch, &frame);
         self.metrics.sent_publication.inc_by(n as u64);
+    }
+
+    fn on_control(&self, data: &str) {
+        if let Some(node) = self.node.upgrade() {
+            crate::cluster::handle(&node, data);
+        }
+    }
+
+    fn on_resubscribed(&self) {
+        if let Some(node) = self.node.upgrade() {
+            tokio::spawn(async move { node.check_positions().await });
+        }
     }
 
     fn on_join(&self, channel: &str, info: &ClientInfo) {
@@ -130,17 +160,13 @@ impl Node {
                 memory
             }
         };
-        broker.run(Arc::new(Delivery {
-            hub: hub.clone(),
-            metrics: metrics.clone(),
-        }));
         let configured = match config.client.connection_limit {
             0 => usize::MAX,
             n => n,
         };
         let uid = uuid::Uuid::new_v4().to_string();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chorus".into());
-        Ok(Arc::new(Node {
+        let node = Arc::new(Node {
             name: format!("{host}_{}", config.http_server.port),
             max_connections: configured.min(parts.fd_connection_budget),
             config,
@@ -159,8 +185,100 @@ impl Node {
             shutdown: CancellationToken::new(),
             roster: Default::default(),
             consumers: Default::default(),
+            cluster: Default::default(),
+            engine_locks: (0..ENGINE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             started: Instant::now(),
-        }))
+        });
+        node.broker.run(Arc::new(Delivery {
+            hub: node.hub.clone(),
+            metrics: node.metrics.clone(),
+            node: Arc::downgrade(&node),
+        }));
+        Ok(node)
+    }
+
+    /// Joins the cluster (Redis engine): control messages, heartbeats.
+    pub async fn start_engine(self: &Arc<Self>) -> anyhow::Result<()> {
+        self.broker
+            .listen_control(&self.uid)
+            .await
+            .map_err(|e| anyhow::anyhow!("engine control channel: {e}"))?;
+        crate::cluster::spawn_heartbeat(self.clone());
+        Ok(())
+    }
+
+    fn engine_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = DefaultHasher::new();
+        channel.hash(&mut h);
+        &self.engine_locks[(h.finish() as usize) % ENGINE_LOCKS]
+    }
+
+    /// Makes sure the engine delivers `channel` to this node; called for every new
+    /// subscriber, before its position is read.
+    pub async fn engine_subscribe(&self, channel: &str) -> Result<(), ProtocolError> {
+        let _order = self.engine_lock(channel).lock().await;
+        self.broker.subscribe(channel).await.map_err(broker_error)
+    }
+
+    /// Stops the engine delivering `channel` here once its last local subscriber left.
+    pub async fn engine_release(&self, channel: &str) {
+        let _order = self.engine_lock(channel).lock().await;
+        if self.hub.num_subscribers(channel) > 0 {
+            return;
+        }
+        if let Err(e) = self.broker.unsubscribe(channel).await {
+            tracing::warn!(%channel, error = %e, "engine unsubscribe failed");
+        }
+    }
+
+    /// After the engine's PUB/SUB link was broken: makes every positioned subscriber that
+    /// missed a publication meanwhile recover.
+    pub async fn check_positions(&self) {
+        let position_only = HistoryFilter {
+            limit: Some(0),
+            ..Default::default()
+        };
+        let meta_ttl = self.config.channel.history_meta_ttl.0;
+        let mut resynced = 0;
+        for channel in self.hub.positioned_channels() {
+            match self
+                .broker
+                .history(&channel, &position_only, meta_ttl)
+                .await
+            {
+                Ok(page) => {
+                    resynced += self.hub.check_position(
+                        &channel,
+                        page.position.offset,
+                        &page.position.epoch,
+                    )
+                }
+                Err(e) => tracing::warn!(%channel, error = %e, "position check failed"),
+            }
+        }
+        if resynced > 0 {
+            tracing::info!(
+                resynced,
+                "subscribers that missed publications told to recover"
+            );
+        }
+    }
+
+    /// This node's numbers for the server API's `info`.
+    pub fn info(&self) -> crate::cluster::NodeInfo {
+        let channels = self.hub.channels();
+        crate::cluster::NodeInfo {
+            uid: self.uid.clone(),
+            name: self.name.clone(),
+            version: crate::client::session::VERSION.into(),
+            num_clients: self.hub.num_clients(),
+            num_users: self.hub.num_users(),
+            num_subs: channels.iter().map(|(_, n)| n).sum(),
+            num_channels: channels.len(),
+            uptime: self.uptime_secs(),
+        }
     }
 
     pub fn uptime_secs(&self) -> u64 {

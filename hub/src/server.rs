@@ -74,7 +74,8 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
 }
 
 /// `ok`, or `degraded` (still 200: clients are served) while a consumer cannot reach Kafka
-/// or is retrying a record; 503 only while shutting down.
+/// or is retrying a record, or while the Redis engine cannot reach Redis; 503 only while
+/// shutting down.
 async fn health(State(node): State<Arc<Node>>) -> Response {
     let json = [(header::CONTENT_TYPE, "application/json")];
     if node.shutdown.is_cancelled() {
@@ -86,15 +87,23 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
             .into_response();
     }
     let consumers = node.consumers.snapshots();
-    if consumers.is_empty() {
+    let redis = node.config.engine.is_redis();
+    if consumers.is_empty() && !redis {
         return (json, r#"{"status":"ok"}"#).into_response();
     }
-    let status = if consumers.iter().all(|c| c.healthy()) {
+    let engine_up = node.broker.is_up();
+    let status = if engine_up && consumers.iter().all(|c| c.healthy()) {
         "ok"
     } else {
         "degraded"
     };
-    let body = serde_json::json!({ "status": status, "consumers": consumers });
+    let mut body = serde_json::json!({ "status": status });
+    if redis {
+        body["engine"] = serde_json::json!({ "type": "redis", "up": engine_up });
+    }
+    if !consumers.is_empty() {
+        body["consumers"] = serde_json::json!(consumers);
+    }
     (json, body.to_string()).into_response()
 }
 

@@ -6,6 +6,7 @@
 //! a linear removal would be too slow for a broadcast channel, and the set becomes a map.
 
 use std::collections::{hash_map, HashMap};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use crate::client::ClientHandle;
@@ -19,10 +20,14 @@ pub struct Subscriber {
     pub syncing: bool,
     /// Whether this subscriber receives join/leave pushes.
     pub join_leave: bool,
-    /// Publications at or below this offset are not sent: the client already has them. It
-    /// matters only after a hub restart, when a returning client may be ahead of what the
-    /// hub has re-read from Kafka (see `broker::SourcePosition`).
-    pub floor: u64,
+    /// Whether the client tracks the stream position (offset and epoch): then a publication
+    /// it missed must end in a recovery, never a silent gap.
+    pub positioned: bool,
+    /// The last offset this subscriber has: publications at or below it are not sent. Set
+    /// to the stream's top when the subscription is set up (a returning client may be ahead
+    /// of what a restarted hub has re-read from Kafka, see `broker::SourcePosition`), and
+    /// advanced by each delivery to a positioned subscriber.
+    pub floor: AtomicU64,
 }
 
 /// Subscribers keyed by the client's node-local sequence number.
@@ -134,7 +139,8 @@ mod tests {
             client: Arc::new(ClientHandle::new(format!("c{seq}").into(), 1024)),
             syncing: false,
             join_leave: false,
-            floor: 0,
+            positioned: false,
+            floor: AtomicU64::new(0),
         }
     }
 

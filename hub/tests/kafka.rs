@@ -10,6 +10,7 @@ use std::time::Duration;
 use chorus_hub::config::{load_str, Format};
 use chorus_hub::listener::FdBudgetListener;
 use chorus_hub::{Node, NodeParts};
+use common::process::HubProcess;
 use common::tansu::{chat_event, unique, Tansu};
 use common::{config_json, Client};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -378,58 +379,6 @@ async fn consumption_resumes_after_the_broker_restarts() {
     .await;
     assert_eq!(up.get(), 1);
     h.stop().await;
-}
-
-/// `chorus-hub` as its own process, so it can be killed.
-struct HubProcess {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl HubProcess {
-    async fn start(config: &std::path::Path) -> HubProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chorus-hub"))
-            .arg("--config")
-            .arg(config)
-            .env("CHORUS_HUB__HTTP_SERVER__PORT", port.to_string())
-            .env("CHORUS_HUB__HTTP_SERVER__ADDRESS", "127.0.0.1")
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        // The port opens once the consumer has replayed recent history.
-        for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return HubProcess { child, port };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("chorus-hub did not open port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL: no graceful commit
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        self.kill();
-    }
 }
 
 #[tokio::test]

@@ -251,12 +251,12 @@ pub struct ClientInfo {
 }
 
 /// A message in a channel, as stored in history and as sent to subscribers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Publication {
     pub data: Data,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub info: Option<ClientInfo>,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,

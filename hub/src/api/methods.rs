@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::ApiError;
 use crate::broker::HistoryFilter;
-use crate::client::session::VERSION;
 use crate::client::Control;
 use crate::node::{broker_error, Node};
 
@@ -34,16 +33,34 @@ pub async fn dispatch(node: &Node, method: &str, params: &str) -> Result<String,
     match method {
         "publish" => publish(node, parse(params)?).await,
         "broadcast" => broadcast(node, parse(params)?).await,
-        "subscribe" => subscribe(node, parse(params)?),
-        "unsubscribe" => unsubscribe(node, parse(params)?),
-        "disconnect" => disconnect(node, parse(params)?),
-        "refresh" => refresh(node, parse(params)?),
+        "subscribe" | "unsubscribe" | "disconnect" | "refresh" => {
+            let out = apply_local(node, method, params)?;
+            // The user may be connected to any node: every other node does the same.
+            let command = crate::cluster::Command::Api {
+                method: method.to_owned(),
+                params: params.to_owned(),
+            };
+            crate::cluster::send(node, command, None).await;
+            Ok(out)
+        }
         "presence" => presence(node, parse(params)?, false).await,
         "presence_stats" => presence(node, parse(params)?, true).await,
         "history" => history(node, parse(params)?).await,
         "history_remove" => history_remove(node, parse(params)?).await,
-        "channels" => channels(node, parse(params)?),
+        "channels" => channels(node, parse(params)?).await,
         "info" => Ok(info(node)),
+        other => Err(ApiError::UnknownMethod(other.to_owned())),
+    }
+}
+
+/// The part of a user-targeted method that acts on this node's connections; another node
+/// runs it when told through the cluster's control channel.
+pub fn apply_local(node: &Node, method: &str, params: &str) -> Result<String, ApiError> {
+    match method {
+        "subscribe" => subscribe(node, parse(params)?),
+        "unsubscribe" => unsubscribe(node, parse(params)?),
+        "disconnect" => disconnect(node, parse(params)?),
+        "refresh" => refresh(node, parse(params)?),
         other => Err(ApiError::UnknownMethod(other.to_owned())),
     }
 }
@@ -105,21 +122,22 @@ async fn broadcast(node: &Node, req: BroadcastRequest) -> Result<String, ApiErro
         return Err(ApiError::BadRequest("channels are required".into()));
     }
     let data = check_data(req.data, &req.b64data)?;
-    let mut responses = Vec::with_capacity(req.channels.len());
-    for channel in &req.channels {
+    // All at once: the Redis engine pipelines them on its connections, one round trip for
+    // the batch rather than one per channel.
+    let publishes = req.channels.iter().map(|channel| {
         let data = serde_json::value::RawValue::from_string(data.get().to_owned())
             .expect("invariant: already valid json");
         let key = Some(req.idempotency_key.clone());
-        responses.push(
-            match node
-                .publish(channel, data, None, req.tags.clone(), key, req.skip_history)
-                .await
-            {
-                Ok(pos) => format!("{{\"result\":{}}}", to_json(&pos)),
-                Err(e) => format!("{{\"error\":{}}}", to_json(&e)),
-            },
-        );
-    }
+        node.publish(channel, data, None, req.tags.clone(), key, req.skip_history)
+    });
+    let responses: Vec<String> = futures_util::future::join_all(publishes)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Ok(pos) => format!("{{\"result\":{}}}", to_json(&pos)),
+            Err(e) => format!("{{\"error\":{}}}", to_json(&e)),
+        })
+        .collect();
     Ok(format!("{{\"responses\":[{}]}}", responses.join(",")))
 }
 
@@ -318,17 +336,15 @@ struct ChannelsRequest {
     pattern: String,
 }
 
-fn channels(node: &Node, req: ChannelsRequest) -> Result<String, ApiError> {
+async fn channels(node: &Node, req: ChannelsRequest) -> Result<String, ApiError> {
     #[derive(Serialize)]
     struct Info {
         num_clients: usize,
     }
-    let channels: BTreeMap<String, Info> = node
-        .hub
-        .channels()
+    let channels: BTreeMap<String, Info> = crate::cluster::channels(node, &req.pattern)
+        .await
         .into_iter()
-        .filter(|(name, _)| req.pattern.is_empty() || glob_match(&req.pattern, name))
-        .map(|(name, n)| (name.to_string(), Info { num_clients: n }))
+        .map(|(name, n)| (name, Info { num_clients: n }))
         .collect();
     #[derive(Serialize)]
     struct Out {
@@ -337,19 +353,11 @@ fn channels(node: &Node, req: ChannelsRequest) -> Result<String, ApiError> {
     Ok(to_json(&Out { channels }))
 }
 
+/// This node and every other node heard from recently.
 fn info(node: &Node) -> String {
-    let channels = node.hub.channels();
-    serde_json::json!({"nodes": [{
-        "uid": node.uid,
-        "name": node.name,
-        "version": VERSION,
-        "num_clients": node.hub.num_clients(),
-        "num_users": node.hub.num_users(),
-        "num_subs": channels.iter().map(|(_, n)| n).sum::<usize>(),
-        "num_channels": channels.len(),
-        "uptime": node.uptime_secs(),
-    }]})
-    .to_string()
+    let mut nodes = vec![node.info()];
+    nodes.extend(node.cluster.others());
+    serde_json::json!({ "nodes": nodes }).to_string()
 }
 
 /// Glob with `*` (any run) and `?` (one character), as the `channels` pattern uses.

@@ -217,6 +217,7 @@ impl Broker for MemoryBroker {
             }
         }
         let mut deliver = true;
+        let mut prev = 0;
         let (publication, position) = if let Some(src) = &opts.source {
             let stream = shard
                 .streams
@@ -254,6 +255,7 @@ impl Broker for MemoryBroker {
                 offset: src.offset,
                 tags,
             });
+            prev = stream.top;
             stream.append(now, opts, publication.clone());
             deliver = src.deliver;
             (publication, position)
@@ -262,6 +264,7 @@ impl Broker for MemoryBroker {
                 .streams
                 .entry(channel.to_owned())
                 .or_insert_with(|| Stream::new(now, opts.history_meta_ttl));
+            prev = stream.top;
             let publication = Arc::new(Publication {
                 data,
                 info,
@@ -295,7 +298,7 @@ impl Broker for MemoryBroker {
         }
         // Delivered under the shard lock: this is what orders a channel's publications.
         if let Some(h) = self.handler().filter(|_| deliver) {
-            h.on_publication(channel, &publication);
+            h.on_publication(channel, &publication, prev, &position.epoch);
         }
         Ok(position)
     }
@@ -595,7 +598,7 @@ mod tests {
 
     struct Collect(Mutex<Vec<u64>>);
     impl BrokerEventHandler for Collect {
-        fn on_publication(&self, _: &str, p: &Arc<Publication>) {
+        fn on_publication(&self, _: &str, p: &Arc<Publication>, _: u64, _: &str) {
             self.0.lock().push(p.offset);
         }
         fn on_join(&self, _: &str, _: &ClientInfo) {}

@@ -2,10 +2,11 @@
 //!
 //! A [`Broker`] stores a channel's publication stream (offset + epoch) and delivers each
 //! publication, join and leave to the [`BrokerEventHandler`] of every node, in offset order
-//! per channel. [`memory::MemoryBroker`] is the embedded single-node engine; a Redis broker
-//! implements the same trait for many nodes.
+//! per channel. [`memory::MemoryBroker`] is the embedded single-node engine;
+//! [`redis::RedisBroker`] implements the same trait for many nodes sharing one Redis.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use async_trait::async_trait;
 use chorus_protocol::frame::{ClientInfo, Publication, StreamPosition};
 
 pub use memory::MemoryBroker;
+pub use redis::RedisBroker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
@@ -86,9 +88,17 @@ pub struct HistoryPage {
 
 /// What a node does with what the broker delivers.
 pub trait BrokerEventHandler: Send + Sync + 'static {
-    fn on_publication(&self, channel: &str, publication: &Arc<Publication>);
+    /// `prev` is the stream's offset before this publication and `epoch` its epoch, so a
+    /// node can tell a subscriber that missed one (a lost PUB/SUB message, a Redis that
+    /// restarted empty) from one that did not; both are 0 and "" without history.
+    fn on_publication(&self, channel: &str, publication: &Arc<Publication>, prev: u64, epoch: &str);
     fn on_join(&self, channel: &str, info: &ClientInfo);
     fn on_leave(&self, channel: &str, info: &ClientInfo);
+    /// A message another node sent with [`Broker::publish_control`].
+    fn on_control(&self, _data: &str) {}
+    /// The broker's PUB/SUB link came back after a break: anything published meanwhile
+    /// was not delivered here, so positions must be checked.
+    fn on_resubscribed(&self) {}
 }
 
 #[async_trait]
@@ -123,4 +133,32 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Drops the publications but keeps the position, so subscribers are not forced to resync.
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError>;
+
+    /// Starts receiving a channel's events on this node; idempotent. A node calls it before
+    /// reading a new subscriber's position, so nothing falls between the two. The embedded
+    /// engine delivers every channel to its one node and needs nothing.
+    async fn subscribe(&self, _channel: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Stops receiving a channel's events on this node; idempotent.
+    async fn unsubscribe(&self, _channel: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Starts receiving control messages: those to every node and those to `node_uid`.
+    async fn listen_control(&self, _node_uid: &str) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Sends a control message to every other node (or only `to`, a node uid); the
+    /// embedded engine has no other node.
+    async fn publish_control(&self, _data: &str, _to: Option<&str>) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// False while the engine's backing service is unreachable.
+    fn is_up(&self) -> bool {
+        true
+    }
 }

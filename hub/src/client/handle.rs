@@ -164,8 +164,9 @@ impl ClientHandle {
     }
 
     /// Queues `reply`, then the held-back frames newer than `top` (all of them when the
-    /// channel has no offsets), and stops holding back.
-    pub(crate) fn finish_sync(&self, channel: &str, reply: Option<Utf8Bytes>, top: u64) {
+    /// channel has no offsets), and stops holding back. Returns the highest offset the
+    /// client now has.
+    pub(crate) fn finish_sync(&self, channel: &str, reply: Option<Utf8Bytes>, top: u64) -> u64 {
         let mut syncing = self.syncing.lock();
         let held = match syncing.iter().position(|b| &*b.channel == channel) {
             Some(i) => syncing.swap_remove(i).items,
@@ -174,13 +175,16 @@ impl ClientHandle {
         if let Some(reply) = reply {
             self.send(reply);
         }
+        let mut highest = top;
         for (offset, frame) in held {
             if offset == 0 || offset > top {
+                highest = highest.max(offset);
                 self.send(frame);
             }
         }
         if syncing.is_empty() && syncing.capacity() > 0 {
             *syncing = Vec::new();
         }
+        highest
     }
 }

@@ -46,6 +46,20 @@ pub struct Session {
     subs: Vec<Sub>,
 }
 
+/// Where a new subscriber stands once its reply is built: the stream's top offset, and its
+/// epoch when the subscription is positioned.
+#[derive(Default)]
+struct SyncPoint {
+    top: u64,
+    epoch: Option<String>,
+}
+
+impl SyncPoint {
+    fn epoch(&self) -> Option<&str> {
+        self.epoch.as_deref()
+    }
+}
+
 /// How a subscribe is asked for: by the client, or by the server (token, API).
 struct SubscribeSpec<'a> {
     channel: &'a str,
@@ -214,8 +228,8 @@ impl Session {
             let wanted = req.subs.get(channel);
             let spec = server_spec(channel, &opts, wanted);
             match self.setup_subscription(&opts, spec).await {
-                Ok((result, top)) => {
-                    tops.push((channel.clone(), top));
+                Ok((result, point)) => {
+                    tops.push((channel.clone(), point));
                     subs.insert(channel.clone(), result);
                 }
                 Err(e) => {
@@ -236,8 +250,10 @@ impl Session {
             ..Default::default()
         };
         self.reply(id, "connect", &result);
-        for (channel, top) in tops {
-            self.node.hub.finish_sync(&channel, &self.handle, None, top);
+        for (channel, point) in tops {
+            self.node
+                .hub
+                .finish_sync(&channel, &self.handle, None, point.top, point.epoch());
         }
         Ok(())
     }
@@ -260,12 +276,16 @@ impl Session {
             reject_unrecovered: req.flag & SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0,
             grant,
         };
-        let (result, top) = self.setup_subscription(&opts, spec).await?;
+        let (result, point) = self.setup_subscription(&opts, spec).await?;
         let reply = Utf8Bytes::from(encode_reply(id, "subscribe", &result));
         self.node.metrics.sent_reply.inc();
-        self.node
-            .hub
-            .finish_sync(&req.channel, &self.handle, Some(reply), top);
+        self.node.hub.finish_sync(
+            &req.channel,
+            &self.handle,
+            Some(reply),
+            point.top,
+            point.epoch(),
+        );
         Ok(())
     }
 
@@ -323,12 +343,12 @@ impl Session {
     }
 
     /// Adds the subscription (held back) and builds its result; the caller queues the reply
-    /// and then calls `finish_sync` with the returned top offset.
+    /// and then calls `finish_sync` with the returned sync point.
     async fn setup_subscription(
         &mut self,
         opts: &ChannelOptions,
         spec: SubscribeSpec<'_>,
-    ) -> Result<(SubscribeResult, u64), ProtocolError> {
+    ) -> Result<(SubscribeResult, SyncPoint), ProtocolError> {
         if self.subs.len() >= self.node.config.client.channel_limit {
             return Err(codes::ERROR_LIMIT_EXCEEDED.into());
         }
@@ -337,16 +357,26 @@ impl Session {
             .hub
             .subscribe(&channel, &self.handle, spec.join_leave, true);
         let mut result = SubscribeResult::default();
-        let mut top = 0;
-        if spec.positioned {
-            match self.position_and_recover(&mut result, &spec).await {
-                Ok(t) => top = t,
-                Err(e) => {
-                    self.node.hub.unsubscribe(&channel, &self.handle);
-                    self.handle.abort_sync(&channel);
-                    return Err(e);
-                }
-            }
+        let mut point = SyncPoint::default();
+        // The engine delivers the channel here before its position is read, so nothing
+        // published in between is lost.
+        let mut ready = self.node.engine_subscribe(&channel).await;
+        if ready.is_ok() && spec.positioned {
+            ready = self
+                .position_and_recover(&mut result, &spec)
+                .await
+                .map(|top| {
+                    point = SyncPoint {
+                        top,
+                        epoch: Some(result.epoch.clone()),
+                    }
+                });
+        }
+        if let Err(e) = ready {
+            self.node.hub.unsubscribe(&channel, &self.handle);
+            self.handle.abort_sync(&channel);
+            self.node.engine_release(&channel).await;
+            return Err(e);
         }
         (result.expires, result.ttl) = ttl(spec.grant.expire_at);
         let info = self.client_info(spec.grant.info.clone());
@@ -370,7 +400,7 @@ impl Session {
             chan_info: spec.grant.info,
         });
         self.node.metrics.subscriptions.inc();
-        Ok((result, top))
+        Ok((result, point))
     }
 
     /// Fills the stream position, and the missed publications when recovering.
@@ -438,6 +468,7 @@ impl Session {
 
     async fn release(&self, sub: Sub) {
         self.node.hub.unsubscribe(&sub.channel, &self.handle);
+        self.node.engine_release(&sub.channel).await;
         self.node.metrics.subscriptions.dec();
         if sub.presence {
             if let Err(e) = self
@@ -669,11 +700,15 @@ impl Session {
                 };
                 let spec = server_spec(&channel, &opts, None);
                 match self.setup_subscription(&opts, spec).await {
-                    Ok((result, top)) => {
+                    Ok((result, point)) => {
                         let push = Utf8Bytes::from(encode_push(&channel, "subscribe", &result));
-                        self.node
-                            .hub
-                            .finish_sync(&channel, &self.handle, Some(push), top);
+                        self.node.hub.finish_sync(
+                            &channel,
+                            &self.handle,
+                            Some(push),
+                            point.top,
+                            point.epoch(),
+                        );
                     }
                     Err(e) => {
                         tracing::warn!(client = %self.handle.id, %channel, error = %e, "server subscribe failed")

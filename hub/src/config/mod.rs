@@ -70,15 +70,51 @@ impl Default for Log {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Engine {
-    /// Only `memory` today; `redis` arrives with the multi-node engine.
+    /// `memory` (one node, the default) or `redis` (any number of nodes sharing one Redis).
     #[serde(rename = "type")]
     pub kind: String,
+    pub redis: Redis,
 }
 
 impl Default for Engine {
     fn default() -> Self {
         Engine {
             kind: "memory".into(),
+            redis: Redis::default(),
+        }
+    }
+}
+
+impl Engine {
+    pub fn is_redis(&self) -> bool {
+        self.kind == "redis"
+    }
+}
+
+/// Centrifugo v6 `engine.redis`: one Redis server shared by every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Redis {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub address: String,
+    /// Prepended to every key and PUB/SUB channel, so several installations share a Redis.
+    pub prefix: String,
+    pub connect_timeout: HumanDuration,
+    /// Limit on one command's round trip; past it the command fails and is reported.
+    pub io_timeout: HumanDuration,
+    /// How long a node's presence entries outlive its last refresh: a node killed with
+    /// `kill -9` vanishes from presence after this.
+    pub presence_ttl: HumanDuration,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            address: "redis://127.0.0.1:6379".into(),
+            prefix: "centrifugo".into(),
+            connect_timeout: HumanDuration::secs(1),
+            io_timeout: HumanDuration::secs(4),
+            presence_ttl: HumanDuration::secs(60),
         }
     }
 }
@@ -128,6 +164,9 @@ pub struct Client {
     pub user_connection_limit: usize,
     pub history_max_publication_limit: usize,
     pub recovery_max_publication_limit: usize,
+    /// How often a node re-announces its clients' presence (the Redis engine expires
+    /// entries not refreshed within `engine.redis.presence_ttl`).
+    pub presence_update_interval: HumanDuration,
 }
 
 impl Default for Client {
@@ -150,6 +189,7 @@ impl Default for Client {
             user_connection_limit: 0,
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
+            presence_update_interval: HumanDuration::secs(27),
         }
     }
 }

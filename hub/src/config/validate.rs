@@ -7,11 +7,33 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
 
-    if config.engine.kind != "memory" {
-        errors.push(format!(
-            "engine.type {:?} is not supported yet (use \"memory\")",
-            config.engine.kind
-        ));
+    match config.engine.kind.as_str() {
+        "memory" => {}
+        "redis" => {
+            let r = &config.engine.redis;
+            if !(r.address.starts_with("redis://") || r.address.starts_with("rediss://")) {
+                errors.push(format!(
+                    "engine.redis.address {:?} must be a redis:// URL",
+                    r.address
+                ));
+            }
+            if r.address.starts_with("rediss://") {
+                errors.push("engine.redis.address: TLS (rediss://) is not supported".into());
+            }
+            if r.prefix.is_empty() {
+                errors.push("engine.redis.prefix must not be empty".into());
+            }
+            if r.io_timeout.is_zero() || r.connect_timeout.is_zero() {
+                errors.push("engine.redis.io_timeout and connect_timeout must be positive".into());
+            }
+            if config.client.presence_update_interval >= r.presence_ttl {
+                errors.push(
+                    "client.presence_update_interval must be shorter than engine.redis.presence_ttl"
+                        .into(),
+                );
+            }
+        }
+        other => errors.push(format!("engine.type {other:?} must be memory or redis")),
     }
     if !matches!(
         config.log.level.as_str(),
@@ -216,7 +238,14 @@ mod tests {
                 r#"{"channel": {"without_namespace": {"force_recovery": true}}}"#,
                 "need history_size",
             ),
-            (r#"{"engine": {"type": "redis"}}"#, "not supported yet"),
+            (
+                r#"{"engine": {"type": "tarantool"}}"#,
+                "must be memory or redis",
+            ),
+            (
+                r#"{"engine": {"type": "redis", "redis": {"address": "localhost:6379"}}}"#,
+                "must be a redis:// URL",
+            ),
             (
                 r#"{"consumers": [{"enabled": true, "name": "k", "type": "kafka"}]}"#,
                 "2+ latin letters",

@@ -1,8 +1,9 @@
 //! Who is in a channel: the cross-node presence seam.
 //!
-//! [`memory::MemoryPresence`] serves a single node; a Redis implementation serves many.
+//! [`memory::MemoryPresence`] serves a single node; [`redis::RedisPresence`] serves many.
 
 pub mod memory;
+pub mod redis;
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use chorus_protocol::frame::ClientInfo;
 
 pub use memory::MemoryPresence;
+pub use redis::RedisPresence;
 
 #[derive(Debug, thiserror::Error)]
 #[error("presence unavailable: {0}")]

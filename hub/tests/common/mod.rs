@@ -209,4 +209,6 @@ pub async fn api(hub: &TestHub, method: &str, body: Value) -> (u16, Value) {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
+pub mod process;
+pub mod redis;
 pub mod tansu;

@@ -71,6 +71,14 @@ function centrifugoConfig(port) {
   };
 }
 
+// With CHORUS_SDK_REDIS set, the same scenarios run on the Redis engine. The key prefix
+// follows the port: a fresh hub starts clean, a hub restarted on its port finds its data.
+function engine(port) {
+  const address = process.env.CHORUS_SDK_REDIS;
+  if (!address) return {};
+  return { engine: { type: 'redis', redis: { address, prefix: `chorus-sdk-${process.pid}-${port}` } } };
+}
+
 // `extra` adds top-level config keys (e.g. `consumers`); `port` reuses a port, so that clients
 // of a killed hub reconnect to its successor.
 export async function startHub(extra = {}, port = undefined) {
@@ -79,7 +87,7 @@ export async function startHub(extra = {}, port = undefined) {
   port ??= await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'chorus-sdk-'));
   const configPath = join(dir, 'config.json');
-  writeFileSync(configPath, JSON.stringify({ ...centrifugoConfig(port), ...extra }, null, 2));
+  writeFileSync(configPath, JSON.stringify({ ...centrifugoConfig(port), ...engine(port), ...extra }, null, 2));
   const proc = spawn(bin, ['--config', configPath], { stdio: ['ignore', 'inherit', 'inherit'] });
   const base = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {

@@ -1,0 +1,90 @@
+-- Appends a publication to a channel's history and publishes it, atomically, so that no
+-- node can see the history and the live message disagree.
+--
+-- KEYS[1] stream (Redis stream; entry id "<offset>-1", field d = publication JSON)
+-- KEYS[2] meta hash: e = epoch, s = top offset, g = everything above it is held,
+--         l = source lane (sourced streams only)
+-- KEYS[3] idempotency key, or "" for none
+-- KEYS[4] the engine's instance key (vanishes when Redis loses its data)
+-- ARGV[1] publication JSON without offset      ARGV[2] history size
+-- ARGV[3] history TTL seconds                  ARGV[4] meta TTL seconds
+-- ARGV[5] a fresh epoch, used if the stream is new  ARGV[6] PUB/SUB channel
+-- ARGV[7] idempotency window seconds           ARGV[8] "n" broker-numbered, "s" sourced
+-- ARGV[9] source offset  ARGV[10] source epoch  ARGV[11] source lane
+-- ARGV[12] source complete_after  ARGV[13] "1" deliver, "0" history only
+-- Returns {offset, epoch, status} where status is "new", "dup" or "old".
+local stream, meta, idem, inst = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+if idem ~= '' then
+  local held = redis.call('get', idem)
+  if held then
+    local sep = string.find(held, ':', 1, true)
+    return {string.sub(held, 1, sep - 1), string.sub(held, sep + 1), 'dup'}
+  end
+end
+-- A sourced stream's epoch is its source's plus this Redis's instance: positions survive a
+-- hub restart, but not Redis losing its data, which must tell clients they cannot recover.
+local instance = redis.call('get', inst)
+if not instance then
+  instance = ARGV[5]
+  redis.call('set', inst, instance)
+end
+local epoch = redis.call('hget', meta, 'e')
+local top = tonumber(redis.call('hget', meta, 's') or '0')
+local offset, prev
+if ARGV[8] == 's' then
+  local src_epoch = ARGV[10] .. '-' .. instance
+  local lane = redis.call('hget', meta, 'l')
+  local after = tonumber(ARGV[12])
+  prev = top
+  if not epoch or (not lane and epoch == src_epoch) then
+    -- First record of this run's view: complete only above where reading began.
+    epoch = src_epoch
+    if after > top then top = after end
+    redis.call('hset', meta, 'e', epoch, 's', top, 'g', top, 'l', ARGV[11])
+    prev = 0
+  elseif lane ~= ARGV[11] or epoch ~= src_epoch then
+    -- The channel moved to another partition: its offsets mean nothing here.
+    redis.call('del', stream)
+    epoch = ARGV[5]
+    top = after
+    redis.call('hset', meta, 'e', epoch, 's', top, 'g', top, 'l', ARGV[11])
+    prev = 0
+  end
+  offset = tonumber(ARGV[9])
+  if offset <= top then
+    return {tostring(offset), epoch, 'old'}
+  end
+  redis.call('hset', meta, 's', offset)
+else
+  if not epoch then
+    epoch = ARGV[5]
+    redis.call('hset', meta, 'e', epoch, 'g', top)
+  end
+  prev = top
+  offset = redis.call('hincrby', meta, 's', 1)
+end
+redis.call('expire', meta, ARGV[4])
+local size = tonumber(ARGV[2])
+if size > 0 then
+  redis.call('xadd', stream, offset .. '-1', 'd', ARGV[1])
+  -- Trim by hand, remembering the highest offset let go: below it recovery has a gap.
+  local excess = redis.call('xlen', stream) - size
+  if excess > 0 then
+    local gone = redis.call('xrange', stream, '-', '+', 'COUNT', excess)
+    local ids = {}
+    for i, entry in ipairs(gone) do ids[i] = entry[1] end
+    redis.call('xdel', stream, unpack(ids))
+    local last = gone[#gone][1]
+    redis.call('hset', meta, 'g', string.sub(last, 1, string.find(last, '-', 1, true) - 1))
+  end
+  redis.call('expire', stream, ARGV[3])
+else
+  redis.call('hset', meta, 'g', offset)
+end
+if idem ~= '' then
+  redis.call('set', idem, offset .. ':' .. epoch, 'EX', ARGV[7])
+end
+if ARGV[13] == '1' then
+  redis.call('publish', ARGV[6], 'p' .. offset .. ':' .. prev .. ':' .. epoch .. ':' .. ARGV[1])
+end
+return {tostring(offset), epoch, 'new'}

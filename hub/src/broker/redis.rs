@@ -1,0 +1,425 @@
+//! The Redis engine's broker: history in Redis streams, delivery over Redis PUB/SUB.
+//!
+//! A publish runs one Lua script (`lua/publish.lua`) that appends to the stream, advances the
+//! offset and PUBLISHes, so the history and the live message can never disagree. Each node
+//! holds one PUB/SUB connection and subscribes it to a channel while it has local
+//! subscribers, never once per client. Every live message carries the offset before it and
+//! the epoch, so a node whose PUB/SUB link dropped a message (a reconnect, a Redis that
+//! restarted empty) sees the gap and makes the affected clients recover.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions};
+use crate::engine::RedisLink;
+
+const PUBLISH: &str = include_str!("lua/publish.lua");
+const HISTORY: &str = include_str!("lua/history.lua");
+const REMOVE: &str = "redis.call('del', KEYS[1]) \
+    local top = redis.call('hget', KEYS[2], 's') \
+    if top then redis.call('hset', KEYS[2], 'g', top) end return 0";
+/// Centrifugo keeps idempotent publish results for five minutes.
+const IDEMPOTENCY_WINDOW_SECS: u64 = 300;
+
+pub struct RedisBroker {
+    link: Arc<RedisLink>,
+    publish: Script,
+    history: Script,
+    remove: Script,
+    /// Channels this node's PUB/SUB connection is subscribed to.
+    subscribed: Mutex<HashSet<String>>,
+    /// Channel prefixes positioned by a source, with the source's epoch.
+    sources: RwLock<Vec<(String, String)>>,
+    handler: OnceLock<Arc<dyn BrokerEventHandler>>,
+}
+
+fn unavailable(e: fred::error::Error) -> BrokerError {
+    BrokerError::Unavailable(e.to_string())
+}
+
+fn new_epoch() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+fn secs(d: Duration) -> u64 {
+    d.as_secs().max(1)
+}
+
+impl RedisBroker {
+    pub fn new(link: Arc<RedisLink>) -> Self {
+        RedisBroker {
+            link,
+            publish: Script::from_lua(PUBLISH),
+            history: Script::from_lua(HISTORY),
+            remove: Script::from_lua(REMOVE),
+            subscribed: Mutex::new(HashSet::new()),
+            sources: RwLock::new(Vec::new()),
+            handler: OnceLock::new(),
+        }
+    }
+
+    fn declared_epoch(&self, channel: &str) -> Option<String> {
+        self.sources
+            .read()
+            .iter()
+            .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
+            .map(|(_, epoch)| epoch.clone())
+    }
+
+    fn keys(&self, channel: &str) -> (String, String) {
+        (
+            self.link.key("stream", channel),
+            self.link.key("meta", channel),
+        )
+    }
+
+    fn pubsub_channel(&self, channel: &str) -> String {
+        self.link.key("client", channel)
+    }
+
+    /// Reads the PUB/SUB connection, and resubscribes after each reconnect.
+    fn spawn_reader(&self, handler: Arc<dyn BrokerEventHandler>) {
+        let client_prefix = self.link.key("client", "");
+        let control_prefix = format!("{}.", self.link.prefix);
+        let mut messages = self.link.subscriber.message_rx();
+        let reader_handler = handler.clone();
+        tokio::spawn(async move {
+            loop {
+                match messages.recv().await {
+                    Ok(m) => {
+                        let Some(text) = m.value.as_str() else {
+                            continue;
+                        };
+                        if let Some(channel) = m.channel.strip_prefix(client_prefix.as_str()) {
+                            dispatch(&*reader_handler, channel, &text);
+                        } else if m.channel.starts_with(control_prefix.as_str()) {
+                            reader_handler.on_control(&text);
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        tracing::warn!(lost = n, "redis pub/sub reader fell behind");
+                        reader_handler.on_resubscribed();
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+        let subscriber = self.link.subscriber.clone();
+        let mut reconnects = self.link.subscriber.reconnect_rx();
+        tokio::spawn(async move {
+            loop {
+                match reconnects.recv().await {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        // Redis forgot this connection's subscriptions when it dropped.
+                        if let Err(e) = subscriber.resubscribe_all().await {
+                            tracing::warn!(error = %e, "redis resubscribe failed");
+                            continue;
+                        }
+                        tracing::info!("redis pub/sub resubscribed");
+                        handler.on_resubscribed();
+                    }
+                    Err(RecvError::Closed) => return,
+                }
+            }
+        });
+    }
+}
+
+/// Hands one PUB/SUB message to the node: `p<offset>:<prev>:<epoch>:<publication>`,
+/// `j<info>` or `l<info>`.
+fn dispatch(handler: &dyn BrokerEventHandler, channel: &str, text: &str) {
+    let (kind, rest) = text.split_at(text.len().min(1));
+    match kind {
+        "p" => {
+            let mut parts = rest.splitn(4, ':');
+            let (Some(offset), Some(prev), Some(epoch), Some(body)) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
+                tracing::warn!(%channel, "malformed pub/sub publication");
+                return;
+            };
+            match serde_json::from_str::<Publication>(body) {
+                Ok(mut p) => {
+                    p.offset = offset.parse().unwrap_or(0);
+                    handler.on_publication(channel, &Arc::new(p), prev.parse().unwrap_or(0), epoch);
+                }
+                Err(e) => tracing::warn!(%channel, error = %e, "malformed pub/sub publication"),
+            }
+        }
+        "j" | "l" => match serde_json::from_str::<ClientInfo>(rest) {
+            Ok(info) if kind == "j" => handler.on_join(channel, &info),
+            Ok(info) => handler.on_leave(channel, &info),
+            Err(e) => tracing::warn!(%channel, error = %e, "malformed pub/sub join/leave"),
+        },
+        _ => tracing::warn!(%channel, "unknown pub/sub message"),
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// A stream entry `[id, [d, json]]` as a publication.
+fn entry(v: &Value) -> Option<Publication> {
+    let Value::Array(pair) = v else { return None };
+    let id = text(pair.first()?)?;
+    let offset = id.split('-').next()?.parse().ok()?;
+    let Value::Array(fields) = pair.get(1)? else {
+        return None;
+    };
+    let json = text(fields.get(1)?)?;
+    let mut p: Publication = serde_json::from_str(&json).ok()?;
+    p.offset = offset;
+    Some(p)
+}
+
+fn malformed(what: &str) -> BrokerError {
+    BrokerError::Unavailable(format!("unexpected reply from redis: {what}"))
+}
+
+#[async_trait]
+impl Broker for RedisBroker {
+    fn run(&self, handler: Arc<dyn BrokerEventHandler>) {
+        if self.handler.set(handler.clone()).is_ok() {
+            self.spawn_reader(handler);
+        }
+    }
+
+    async fn publish(
+        &self,
+        channel: &str,
+        data: Data,
+        info: Option<ClientInfo>,
+        tags: Option<BTreeMap<String, String>>,
+        opts: &PublishOptions,
+    ) -> Result<StreamPosition, BrokerError> {
+        let declared = self.declared_epoch(channel);
+        if opts.source.is_none() && declared.is_some() {
+            return Err(BrokerError::SourceOnly);
+        }
+        let body = serde_json::to_string(&Publication {
+            data,
+            info,
+            offset: 0,
+            tags,
+        })
+        .expect("invariant: publications serialize");
+        let client = self.link.pool.next();
+        if opts.history_size == 0 && opts.source.is_none() {
+            // No positions: a plain PUBLISH (idempotency needs a stored result, so it is
+            // honoured only for channels with history, as in Centrifugo's Redis engine).
+            let message = format!("p0:0::{body}");
+            client
+                .publish::<(), _, _>(self.pubsub_channel(channel), message)
+                .await
+                .map_err(unavailable)?;
+            return Ok(StreamPosition::default());
+        }
+        let (stream, meta) = self.keys(channel);
+        let idem = match &opts.idempotency_key {
+            Some(k) => self.link.key("idempotency", &format!("{channel}.{k}")),
+            None => String::new(),
+        };
+        let instance = self.link.key("engine", "instance");
+        let (mode, src_offset, src_epoch, lane, after, deliver) = match &opts.source {
+            Some(s) => (
+                "s",
+                s.offset,
+                s.epoch.clone(),
+                s.lane,
+                s.complete_after,
+                s.deliver,
+            ),
+            None => ("n", 0, String::new(), 0, 0, true),
+        };
+        let args: Vec<Value> = vec![
+            body.into(),
+            (opts.history_size as i64).into(),
+            (secs(opts.history_ttl) as i64).into(),
+            (secs(opts.history_meta_ttl) as i64).into(),
+            new_epoch().into(),
+            self.pubsub_channel(channel).into(),
+            (IDEMPOTENCY_WINDOW_SECS as i64).into(),
+            mode.into(),
+            src_offset.to_string().into(),
+            src_epoch.into(),
+            lane.to_string().into(),
+            after.to_string().into(),
+            if deliver { "1" } else { "0" }.into(),
+        ];
+        let reply: Vec<Value> = self
+            .publish
+            .evalsha_with_reload(client, vec![stream, meta, idem, instance], args)
+            .await
+            .map_err(unavailable)?;
+        let offset = reply
+            .first()
+            .and_then(text)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| malformed("publish offset"))?;
+        let epoch = reply
+            .get(1)
+            .and_then(text)
+            .ok_or_else(|| malformed("publish epoch"))?;
+        Ok(StreamPosition { offset, epoch })
+    }
+
+    async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
+        let message = format!(
+            "j{}",
+            serde_json::to_string(info).expect("invariant: client info serializes")
+        );
+        self.link
+            .pool
+            .next()
+            .publish::<(), _, _>(self.pubsub_channel(channel), message)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn publish_leave(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
+        let message = format!(
+            "l{}",
+            serde_json::to_string(info).expect("invariant: client info serializes")
+        );
+        self.link
+            .pool
+            .next()
+            .publish::<(), _, _>(self.pubsub_channel(channel), message)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn history(
+        &self,
+        channel: &str,
+        filter: &HistoryFilter,
+        meta_ttl: Duration,
+    ) -> Result<HistoryPage, BrokerError> {
+        let (stream, meta) = self.keys(channel);
+        let instance = self.link.key("engine", "instance");
+        let (since, since_epoch) = match &filter.since {
+            Some(p) => (p.offset.to_string(), p.epoch.clone()),
+            None => (String::new(), String::new()),
+        };
+        let limit: i64 = filter.limit.map_or(-1, |l| l as i64);
+        let args: Vec<Value> = vec![
+            new_epoch().into(),
+            (secs(meta_ttl) as i64).into(),
+            self.declared_epoch(channel).unwrap_or_default().into(),
+            since.into(),
+            since_epoch.into(),
+            limit.into(),
+            if filter.reverse { "1" } else { "0" }.into(),
+        ];
+        let reply: Vec<Value> = self
+            .history
+            .evalsha_with_reload(self.link.pool.next(), vec![stream, meta, instance], args)
+            .await
+            .map_err(unavailable)?;
+        let top = reply
+            .first()
+            .and_then(text)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| malformed("history top"))?;
+        let epoch = reply
+            .get(1)
+            .and_then(text)
+            .ok_or_else(|| malformed("history epoch"))?;
+        if reply.get(2).and_then(text).as_deref() != Some("ok") {
+            return Err(BrokerError::Unrecoverable);
+        }
+        let publications = reply[3..]
+            .iter()
+            .map(|v| {
+                entry(v)
+                    .map(Arc::new)
+                    .ok_or_else(|| malformed("stream entry"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HistoryPage {
+            publications,
+            position: StreamPosition { offset: top, epoch },
+        })
+    }
+
+    fn declare_source(&self, prefix: &str, epoch: &str) {
+        let mut sources = self.sources.write();
+        sources.retain(|(p, _)| p != prefix);
+        sources.push((prefix.to_owned(), epoch.to_owned()));
+    }
+
+    async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
+        let (stream, meta) = self.keys(channel);
+        self.remove
+            .evalsha_with_reload::<(), _, _>(self.link.pool.next(), vec![stream, meta], ())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn subscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        let name = self.pubsub_channel(channel);
+        if self.subscribed.lock().contains(&name) {
+            return Ok(());
+        }
+        self.link
+            .subscriber
+            .subscribe(name.clone())
+            .await
+            .map_err(unavailable)?;
+        self.subscribed.lock().insert(name);
+        Ok(())
+    }
+
+    async fn unsubscribe(&self, channel: &str) -> Result<(), BrokerError> {
+        let name = self.pubsub_channel(channel);
+        if !self.subscribed.lock().remove(&name) {
+            return Ok(());
+        }
+        self.link
+            .subscriber
+            .unsubscribe(name)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn listen_control(&self, node_uid: &str) -> Result<(), BrokerError> {
+        let own = self.link.key("node", node_uid);
+        let shared = self.link.key("control", "all");
+        self.link
+            .subscriber
+            .subscribe(vec![shared, own])
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn publish_control(&self, data: &str, to: Option<&str>) -> Result<(), BrokerError> {
+        let channel = match to {
+            Some(uid) => self.link.key("node", uid),
+            None => self.link.key("control", "all"),
+        };
+        self.link
+            .pool
+            .next()
+            .publish::<(), _, _>(channel, data.to_owned())
+            .await
+            .map_err(unavailable)
+    }
+
+    fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+}

@@ -1,0 +1,177 @@
+//! Presence in Redis, shared by every node.
+//!
+//! Each entry carries an expiry. A node re-announces its own entries every
+//! `client.presence_update_interval`, so the entries of a node killed without a goodbye
+//! expire within `engine.redis.presence_ttl`. A per-channel count of clients per user keeps
+//! `presence_stats` to two `HLEN`s however many clients are present.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use chorus_protocol::frame::ClientInfo;
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use parking_lot::Mutex;
+
+use super::{PresenceError, PresenceManager};
+use crate::engine::RedisLink;
+
+const ADD: &str = include_str!("lua/add.lua");
+const CLEAN: &str = include_str!("lua/clean.lua");
+/// Entries re-announced per script call, so one refresh never blocks Redis for long.
+const REFRESH_BATCH: usize = 500;
+
+pub struct RedisPresence {
+    link: Arc<RedisLink>,
+    ttl: Duration,
+    add: Script,
+    clean: Script,
+    /// This node's entries, (channel, client) -> info JSON: what the refresher re-announces.
+    own: Mutex<HashMap<(String, String), String>>,
+}
+
+fn failed(e: fred::error::Error) -> PresenceError {
+    PresenceError(e.to_string())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+impl RedisPresence {
+    /// Starts the refresher, which lives as long as the presence manager.
+    pub fn new(link: Arc<RedisLink>, ttl: Duration, refresh: Duration) -> Arc<Self> {
+        let presence = Arc::new(RedisPresence {
+            link,
+            ttl,
+            add: Script::from_lua(ADD),
+            clean: Script::from_lua(CLEAN),
+            own: Mutex::new(HashMap::new()),
+        });
+        let weak = Arc::downgrade(&presence);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(refresh);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(p) = weak.upgrade() else { return };
+                if let Err(e) = p.refresh().await {
+                    tracing::warn!(error = %e, "presence refresh failed; retrying next interval");
+                }
+            }
+        });
+        presence
+    }
+
+    /// Re-announces every entry of this node (also how presence returns after Redis lost it).
+    pub async fn refresh(&self) -> Result<(), PresenceError> {
+        let entries: Vec<(String, String, String)> = self
+            .own
+            .lock()
+            .iter()
+            .map(|((ch, client), info)| (ch.clone(), client.clone(), info.clone()))
+            .collect();
+        for chunk in entries.chunks(REFRESH_BATCH) {
+            self.announce(chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn announce(&self, entries: &[(String, String, String)]) -> Result<(), PresenceError> {
+        let now = now_ms();
+        let mut args: Vec<Value> = Vec::with_capacity(4 + entries.len() * 3);
+        args.push(now.to_string().into());
+        args.push((now + self.ttl.as_millis() as u64).to_string().into());
+        args.push((self.ttl.as_secs().max(1) as i64).into());
+        args.push(self.link.prefix.clone().into());
+        for (ch, client, info) in entries {
+            args.push(ch.clone().into());
+            args.push(client.clone().into());
+            args.push(info.clone().into());
+        }
+        self.add
+            .evalsha_with_reload::<(), _, _>(self.link.pool.next(), Vec::<String>::new(), args)
+            .await
+            .map_err(failed)
+    }
+
+    async fn clean(
+        &self,
+        channel: &str,
+        remove: &str,
+        answer: &str,
+    ) -> Result<Value, PresenceError> {
+        let keys = vec![
+            self.link.key("presence.data", channel),
+            self.link.key("presence.expire", channel),
+            self.link.key("presence.users", channel),
+        ];
+        let args: Vec<Value> = vec![now_ms().to_string().into(), remove.into(), answer.into()];
+        self.clean
+            .evalsha_with_reload(self.link.pool.next(), keys, args)
+            .await
+            .map_err(failed)
+    }
+}
+
+#[async_trait]
+impl PresenceManager for RedisPresence {
+    async fn add(&self, channel: &str, info: &ClientInfo) -> Result<(), PresenceError> {
+        let json = serde_json::to_string(info).expect("invariant: client info serializes");
+        // Registered first: if Redis is down now, the next refresh still announces it.
+        self.own
+            .lock()
+            .insert((channel.to_owned(), info.client.clone()), json.clone());
+        self.announce(&[(channel.to_owned(), info.client.clone(), json)])
+            .await
+    }
+
+    async fn remove(&self, channel: &str, client: &str) -> Result<(), PresenceError> {
+        self.own
+            .lock()
+            .remove(&(channel.to_owned(), client.to_owned()));
+        self.clean(channel, client, "none").await.map(|_| ())
+    }
+
+    async fn presence(&self, channel: &str) -> Result<BTreeMap<String, ClientInfo>, PresenceError> {
+        let Value::Array(flat) = self.clean(channel, "", "all").await? else {
+            return Ok(BTreeMap::new());
+        };
+        let mut out = BTreeMap::new();
+        for pair in flat.chunks(2) {
+            let (Some(client), Some(info)) =
+                (pair.first().and_then(text), pair.get(1).and_then(text))
+            else {
+                continue;
+            };
+            match serde_json::from_str::<ClientInfo>(&info) {
+                Ok(info) => {
+                    out.insert(client, info);
+                }
+                Err(e) => tracing::warn!(%channel, error = %e, "unreadable presence entry"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn stats(&self, channel: &str) -> Result<(u32, u32), PresenceError> {
+        let Value::Array(counts) = self.clean(channel, "", "stats").await? else {
+            return Ok((0, 0));
+        };
+        let n = |i: usize| counts.get(i).and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        Ok((n(0), n(1)))
+    }
+}

@@ -1,0 +1,399 @@
+//! Several `chorus-hub` processes on loopback acting as one through a real Redis (the Redis
+//! engine): fan-out, presence, join/leave, recovery on another node, server-API actions on
+//! users of another node, a Redis restart mid-stream, and a node killed with SIGKILL.
+//! Each test starts its own `redis-server` on a free port, so it can kill and restart it.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chorus_protocol::codes::{DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_INSUFFICIENT_STATE};
+use common::process::HubProcess;
+use common::redis::RedisServer;
+use common::tansu::unique;
+use common::{config_json, Client, Closed, API_KEY};
+use serde_json::{json, Value};
+
+/// A Redis-engine config in a temp file. Presence expires 3 s after a node's last refresh.
+fn write_config(redis: &RedisServer) -> PathBuf {
+    let mut config: Value =
+        serde_json::from_str(&config_json(r#", "presence_update_interval": "1s""#)).unwrap();
+    // Centrifugo's default ping timing: these raw clients do not answer pings.
+    config["client"]["ping_interval"] = json!("25s");
+    config["client"]["pong_timeout"] = json!("8s");
+    config["log"] = json!({"level": "warn"});
+    config["engine"] = json!({
+        "type": "redis",
+        "redis": {"address": redis.url(), "prefix": unique("chorus"), "presence_ttl": "3s"}
+    });
+    let path = std::env::temp_dir().join(format!("{}.json", unique("chorus-cluster")));
+    std::fs::write(&path, config.to_string()).unwrap();
+    path
+}
+
+/// `n` nodes sharing `redis`, returned once every node lists all of them.
+async fn cluster(redis: &RedisServer, n: usize) -> Vec<HubProcess> {
+    let config = write_config(redis);
+    let mut nodes = Vec::new();
+    for _ in 0..n {
+        nodes.push(HubProcess::start(&config).await);
+    }
+    for node in &nodes {
+        eventually_async("every node to see the others", || async {
+            api(node, "info", json!({})).await["result"]["nodes"]
+                .as_array()
+                .is_some_and(|a| a.len() == n)
+        })
+        .await;
+    }
+    nodes
+}
+
+async fn api(node: &HubProcess, method: &str, body: Value) -> Value {
+    let resp = reqwest::Client::new()
+        .post(format!("{}/api/{method}", node.http()))
+        .header("X-API-Key", API_KEY)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+}
+
+async fn get(node: &HubProcess, path: &str) -> String {
+    match reqwest::get(format!("{}{path}", node.http())).await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn eventually_async<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..300 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn subscribe(c: &mut Client, id: u64, channel: &str) -> Value {
+    c.send(json!({"id": id, "subscribe": {"channel": channel}}))
+        .await;
+    c.reply(id).await
+}
+
+async fn publish(node: &HubProcess, channel: &str, n: u64) -> Value {
+    api(
+        node,
+        "publish",
+        json!({"channel": channel, "data": {"n": n}}),
+    )
+    .await
+}
+
+/// The next publication push: (its `n`, its offset).
+async fn next_n(c: &mut Client) -> (u64, u64) {
+    let v = c.next_pub().await;
+    let p = &v["push"]["pub"];
+    (
+        p["data"]["n"].as_u64().unwrap(),
+        p["offset"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn publications_presence_and_join_leave_span_the_nodes() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, 3).await;
+    let mut clients = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let (mut c, _) = Client::connect(&node.url(), &format!("u{i}")).await;
+        let r = subscribe(&mut c, 2, "chat:room").await;
+        assert!(r.get("error").is_none(), "{r}");
+        clients.push(c);
+    }
+    // Published on the first node's API, delivered on every node, with one offset.
+    let pos = publish(&nodes[0], "chat:room", 1).await;
+    assert_eq!(pos["result"]["offset"], 1, "{pos}");
+    for c in &mut clients {
+        assert_eq!(next_n(c).await, (1, 1));
+    }
+    // Presence read on the last node lists the clients of all three.
+    let presence = api(&nodes[2], "presence", json!({"channel": "chat:room"})).await;
+    let users: BTreeSet<&str> = presence["result"]["presence"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|i| i["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, BTreeSet::from(["u0", "u1", "u2"]));
+    let stats = api(&nodes[1], "presence_stats", json!({"channel": "chat:room"})).await;
+    assert_eq!(stats["result"], json!({"num_clients": 3, "num_users": 3}));
+    // A newcomer on the second node: its join and leave reach the first node's client.
+    let (mut late, _) = Client::connect(&nodes[1].url(), "late").await;
+    subscribe(&mut late, 2, "chat:room").await;
+    let join = clients[0].next().await.unwrap();
+    assert_eq!(join["push"]["join"]["info"]["user"], "late", "{join}");
+    late.send(json!({"id": 3, "unsubscribe": {"channel": "chat:room"}}))
+        .await;
+    late.reply(3).await;
+    let leave = clients[0].next().await.unwrap();
+    assert_eq!(leave["push"]["leave"]["info"]["user"], "late", "{leave}");
+    // `channels` on any node counts every node's subscribers.
+    let channels = api(&nodes[1], "channels", json!({"pattern": "chat:*"})).await;
+    assert_eq!(
+        channels["result"]["channels"]["chat:room"]["num_clients"], 3,
+        "{channels}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_recovers_missed_publications_on_another_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, 3).await;
+    let (mut c, _) = Client::connect(&nodes[0].url(), "ann").await;
+    let sub = subscribe(&mut c, 2, "chat:r").await;
+    let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
+    for n in 1..=3 {
+        publish(&nodes[1], "chat:r", n).await;
+        assert_eq!(next_n(&mut c).await, (n, n));
+    }
+    drop(c);
+    for n in 4..=8 {
+        publish(&nodes[1], "chat:r", n).await;
+    }
+    let (mut back, _) = Client::connect(&nodes[2].url(), "ann").await;
+    back.send(
+        json!({"id": 2, "subscribe": {"channel": "chat:r", "recover": true,
+        "offset": 3, "epoch": epoch}}),
+    )
+    .await;
+    let r = back.reply(2).await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    let offsets: Vec<u64> = r["subscribe"]["publications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, vec![4, 5, 6, 7, 8]);
+    // And it is live again on its new node.
+    publish(&nodes[0], "chat:r", 9).await;
+    assert_eq!(next_n(&mut back).await, (9, 9));
+}
+
+#[tokio::test]
+async fn server_api_actions_reach_users_on_other_nodes() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, 3).await;
+    let (mut on_b, _) = Client::connect(&nodes[1].url(), "bob").await;
+    let (mut on_c, _) = Client::connect(&nodes[2].url(), "bob").await;
+    subscribe(&mut on_b, 2, "chat:x").await;
+    // Unsubscribe asked of the first node reaches bob's connection on the second.
+    let r = api(
+        &nodes[0],
+        "unsubscribe",
+        json!({"user": "bob", "channel": "chat:x"}),
+    )
+    .await;
+    assert_eq!(r, json!({"result": {}}));
+    let push = on_b.next_pub().await;
+    assert!(push["push"].get("unsubscribe").is_some(), "{push}");
+    // Disconnect asked of the first node closes bob everywhere.
+    api(&nodes[0], "disconnect", json!({"user": "bob"})).await;
+    assert_eq!(
+        on_b.next().await,
+        Err(Closed::Code(DISCONNECT_FORCE_NO_RECONNECT.code))
+    );
+    assert_eq!(
+        on_c.next().await,
+        Err(Closed::Code(DISCONNECT_FORCE_NO_RECONNECT.code))
+    );
+}
+
+/// What one client saw of a stream: every `n` it received, and where it was told that it
+/// could not recover (after which a jump is expected and honest).
+#[derive(Default)]
+struct Seen {
+    got: Vec<u64>,
+    unrecovered_before: BTreeSet<usize>,
+}
+
+/// Follows `chat:s` on `url`, reconnecting (and recovering) whenever the node tells it to,
+/// until it has received `last`.
+async fn follow(url: String, user: &str, last: u64) -> Seen {
+    let mut seen = Seen::default();
+    let mut position: Option<(u64, String)> = None;
+    'connection: loop {
+        let (mut c, _) = Client::connect(&url, user).await;
+        let mut req = json!({"channel": "chat:s"});
+        if let Some((offset, epoch)) = &position {
+            req["recover"] = json!(true);
+            req["offset"] = json!(offset);
+            req["epoch"] = json!(epoch);
+        }
+        c.send(json!({"id": 2, "subscribe": req})).await;
+        let r = c.reply(2).await;
+        if r.get("error").is_some() {
+            // Redis is down: the subscribe fails with a temporary error; try again.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        }
+        let s = &r["subscribe"];
+        if position.is_some() && s["recovered"] != true {
+            seen.unrecovered_before.insert(seen.got.len());
+        }
+        for p in s["publications"].as_array().into_iter().flatten() {
+            seen.got.push(p["data"]["n"].as_u64().unwrap());
+        }
+        let epoch = s["epoch"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{r}"))
+            .to_owned();
+        position = Some((s["offset"].as_u64().unwrap_or(0), epoch.clone()));
+        loop {
+            if seen.got.last() == Some(&last) {
+                return seen;
+            }
+            match c.next().await {
+                Ok(v) => {
+                    if let Some(p) = v["push"].get("pub") {
+                        seen.got.push(p["data"]["n"].as_u64().unwrap());
+                        position = Some((p["offset"].as_u64().unwrap(), epoch.clone()));
+                    }
+                }
+                Err(Closed::Code(code)) => {
+                    assert_eq!(code, DISCONNECT_INSUFFICIENT_STATE.code, "reconnect advice");
+                    continue 'connection;
+                }
+                Err(Closed::NoFrame) => continue 'connection,
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_mid_stream_loses_nothing_silently() {
+    let mut redis = RedisServer::start().await;
+    let nodes = cluster(&redis, 2).await;
+    const LAST: u64 = 400;
+    let followers = [
+        tokio::spawn(follow(nodes[0].url(), "ann", LAST)),
+        tokio::spawn(follow(nodes[1].url(), "bob", LAST)),
+    ];
+    // Let both subscribe before the stream starts.
+    eventually_async("both followers subscribed", || async {
+        let r = api(&nodes[0], "presence_stats", json!({"channel": "chat:s"})).await;
+        r["result"]["num_clients"] == 2
+    })
+    .await;
+    let mut acknowledged = Vec::new();
+    let mut n = 1;
+    while n <= LAST {
+        if n == 150 {
+            redis.kill();
+            eventually_async("health and metrics to show the outage", || async {
+                get(&nodes[0], "/health").await.contains("degraded")
+                    && get(&nodes[1], "/metrics")
+                        .await
+                        .contains("chorus_hub_redis_up 0")
+            })
+            .await;
+            // Publishing fails clearly while Redis is away.
+            let failed = publish(&nodes[0], "chat:s", 0).await;
+            assert!(failed.get("error").is_some(), "{failed}");
+            redis.restart().await;
+            eventually_async("both nodes to reconnect", || async {
+                get(&nodes[0], "/health").await.contains(r#""status":"ok""#)
+                    && get(&nodes[1], "/health").await.contains(r#""status":"ok""#)
+            })
+            .await;
+        }
+        let r = publish(&nodes[n as usize % 2], "chat:s", n).await;
+        if r.get("result").is_some() {
+            acknowledged.push(n);
+        }
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(acknowledged.last(), Some(&LAST));
+    for f in followers {
+        let seen = tokio::time::timeout(Duration::from_secs(60), f)
+            .await
+            .expect("a follower stalled")
+            .unwrap();
+        // Between two received publications with no "cannot recover" in between, nothing
+        // acknowledged is missing and nothing is repeated.
+        for i in 1..seen.got.len() {
+            if seen.unrecovered_before.contains(&i) {
+                continue;
+            }
+            let (a, b) = (seen.got[i - 1], seen.got[i]);
+            let next = acknowledged.iter().find(|&&x| x > a).copied();
+            assert_eq!(
+                Some(b),
+                next,
+                "after {a} came {b}: a silent gap or a duplicate"
+            );
+        }
+        assert!(
+            !seen.unrecovered_before.is_empty(),
+            "Redis came back empty: the client must have been told it could not recover"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_killed_node_leaves_presence_and_its_clients_recover_elsewhere() {
+    let redis = RedisServer::start().await;
+    let mut nodes = cluster(&redis, 2).await;
+    let (mut ann, connected) = Client::connect(&nodes[0].url(), "ann").await;
+    let ann_id = connected["connect"]["client"].as_str().unwrap().to_owned();
+    let sub = subscribe(&mut ann, 2, "chat:k").await;
+    let epoch = sub["subscribe"]["epoch"].as_str().unwrap().to_owned();
+    let (mut bob, _) = Client::connect(&nodes[1].url(), "bob").await;
+    subscribe(&mut bob, 2, "chat:k").await;
+    publish(&nodes[1], "chat:k", 1).await;
+    assert_eq!(next_n(&mut ann).await, (1, 1));
+    nodes[0].kill();
+    assert!(
+        ann.next().await.is_err(),
+        "the connection went with its node"
+    );
+    for n in 2..=4 {
+        publish(&nodes[1], "chat:k", n).await;
+    }
+    // Nobody said goodbye for ann's old connection: its entry expires (presence_ttl 3s).
+    eventually_async("the dead node's presence to expire", || async {
+        let r = api(&nodes[1], "presence", json!({"channel": "chat:k"})).await;
+        let present = r["result"]["presence"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        !present.contains_key(&ann_id) && present.len() == 1
+    })
+    .await;
+    let (mut back, _) = Client::connect(&nodes[1].url(), "ann").await;
+    back.send(
+        json!({"id": 2, "subscribe": {"channel": "chat:k", "recover": true,
+        "offset": 1, "epoch": epoch}}),
+    )
+    .await;
+    let r = back.reply(2).await;
+    assert_eq!(r["subscribe"]["recovered"], true, "{r}");
+    assert_eq!(r["subscribe"]["publications"].as_array().unwrap().len(), 3);
+    eventually_async("the dead node to leave `info`", || async {
+        api(&nodes[1], "info", json!({})).await["result"]["nodes"]
+            .as_array()
+            .is_some_and(|a| a.len() == 1)
+    })
+    .await;
+}

@@ -243,4 +243,9 @@ kafka = os.path.join("docs", "benchmarks", "kafka.md")
 if os.path.exists(kafka):
     w("")
     w(open(kafka).read().rstrip())
+# So is the Redis engine's (scripts/bench-redis).
+redis = os.path.join("docs", "benchmarks", "redis.md")
+if os.path.exists(redis):
+    w("")
+    w(open(redis).read().rstrip())
 print("\n".join(out))

@@ -223,8 +223,10 @@ impl Broker for MemoryBroker {
                 .streams
                 .entry(channel.to_owned())
                 .or_insert_with(|| Stream::sourced(src, now, opts.history_meta_ttl));
+            // A stream that starts here has no earlier offset a subscriber could have missed.
+            let mut fresh = true;
             match stream.lane {
-                Some(lane) if lane == src.lane && stream.epoch == src.epoch => {}
+                Some(lane) if lane == src.lane && stream.epoch == src.epoch => fresh = false,
                 None if stream.sourced && stream.epoch == src.epoch => {
                     // Created by a query; from now on complete after where this run began
                     // reading. A client that saw nothing yet (offset 0) may be told it
@@ -255,7 +257,7 @@ impl Broker for MemoryBroker {
                 offset: src.offset,
                 tags,
             });
-            prev = stream.top;
+            prev = if fresh { 0 } else { stream.top };
             stream.append(now, opts, publication.clone());
             deliver = src.deliver;
             (publication, position)

@@ -115,6 +115,16 @@ impl RedisLink {
     }
 }
 
+/// A Redis reply value as text (scripts answer strings, numbers or bulk bytes).
+pub fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.to_string()),
+        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
+        Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
 /// The engine's two halves, ready for [`crate::node::NodeParts`].
 pub struct Engine {
     pub broker: Option<Arc<dyn Broker>>,

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 
 use super::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions,
-    SourcePosition,
+    SourceEpochs, SourcePosition,
 };
 
 const SHARDS: usize = 32;
@@ -121,13 +121,6 @@ struct Shard {
     idempotency_order: VecDeque<(Instant, (String, String))>,
 }
 
-fn declared_epoch<'a>(sources: &'a [(String, String)], channel: &str) -> Option<&'a str> {
-    sources
-        .iter()
-        .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
-        .map(|(_, epoch)| epoch.as_str())
-}
-
 fn new_epoch() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
@@ -135,7 +128,7 @@ fn new_epoch() -> String {
 pub struct MemoryBroker {
     shards: Box<[Mutex<Shard>]>,
     /// Channel prefixes whose streams a source positions, with the source's epoch.
-    sources: RwLock<Vec<(String, String)>>,
+    sources: SourceEpochs,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
 }
 
@@ -143,7 +136,7 @@ impl Default for MemoryBroker {
     fn default() -> Self {
         MemoryBroker {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            sources: RwLock::new(Vec::new()),
+            sources: SourceEpochs::default(),
             handler: OnceLock::new(),
         }
     }
@@ -187,9 +180,7 @@ impl Broker for MemoryBroker {
         tags: Option<BTreeMap<String, String>>,
         opts: &PublishOptions,
     ) -> Result<StreamPosition, BrokerError> {
-        if opts.source.is_none()
-            && declared_epoch(self.sources.read().as_slice(), channel).is_some()
-        {
+        if opts.source.is_none() && self.sources.epoch_for(channel).is_some() {
             // A broker-numbered publication would take an offset the source's next record
             // needs, and that record would then be dropped as already seen.
             return Err(BrokerError::SourceOnly);
@@ -328,14 +319,14 @@ impl Broker for MemoryBroker {
         meta_ttl: Duration,
     ) -> Result<HistoryPage, BrokerError> {
         let now = Instant::now();
-        let sources = self.sources.read();
+        let declared = self.sources.epoch_for(channel);
         let mut shard = self.shard(channel).lock();
-        let stream =
-            shard.streams.entry(channel.to_owned()).or_insert_with(|| {
-                match declared_epoch(sources.as_slice(), channel) {
-                    Some(epoch) => Stream::declared(epoch, now, meta_ttl),
-                    None => Stream::new(now, meta_ttl),
-                }
+        let stream = shard
+            .streams
+            .entry(channel.to_owned())
+            .or_insert_with(|| match &declared {
+                Some(epoch) => Stream::declared(epoch, now, meta_ttl),
+                None => Stream::new(now, meta_ttl),
             });
         stream.drop_expired(now);
         let mut position = StreamPosition {
@@ -386,9 +377,7 @@ impl Broker for MemoryBroker {
     }
 
     fn declare_source(&self, prefix: &str, epoch: &str) {
-        let mut sources = self.sources.write();
-        sources.retain(|(p, _)| p != prefix);
-        sources.push((prefix.to_owned(), epoch.to_owned()));
+        self.sources.declare(prefix, epoch);
     }
 
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {

@@ -69,6 +69,28 @@ pub struct SourcePosition {
     pub deliver: bool,
 }
 
+/// Channel prefixes whose streams a source positions, each with the source's epoch (what
+/// [`Broker::declare_source`] records, for both engines).
+#[derive(Default)]
+pub struct SourceEpochs(parking_lot::RwLock<Vec<(String, String)>>);
+
+impl SourceEpochs {
+    pub fn declare(&self, prefix: &str, epoch: &str) {
+        let mut sources = self.0.write();
+        sources.retain(|(p, _)| p != prefix);
+        sources.push((prefix.to_owned(), epoch.to_owned()));
+    }
+
+    /// The declared epoch of the source feeding `channel`, if one does.
+    pub fn epoch_for(&self, channel: &str) -> Option<String> {
+        self.0
+            .read()
+            .iter()
+            .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
+            .map(|(_, epoch)| epoch.clone())
+    }
+}
+
 /// Which part of a stream to read.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryFilter {

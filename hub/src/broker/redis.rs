@@ -15,11 +15,12 @@ use async_trait::async_trait;
 use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::SourceEpochs;
 use super::{Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions};
-use crate::engine::RedisLink;
+use crate::engine::{text, RedisLink};
 
 const PUBLISH: &str = include_str!("lua/publish.lua");
 const HISTORY: &str = include_str!("lua/history.lua");
@@ -37,7 +38,7 @@ pub struct RedisBroker {
     /// Channels this node's PUB/SUB connection is subscribed to.
     subscribed: Mutex<HashSet<String>>,
     /// Channel prefixes positioned by a source, with the source's epoch.
-    sources: RwLock<Vec<(String, String)>>,
+    sources: SourceEpochs,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
 }
 
@@ -61,17 +62,28 @@ impl RedisBroker {
             history: Script::from_lua(HISTORY),
             remove: Script::from_lua(REMOVE),
             subscribed: Mutex::new(HashSet::new()),
-            sources: RwLock::new(Vec::new()),
+            sources: SourceEpochs::default(),
             handler: OnceLock::new(),
         }
     }
 
-    fn declared_epoch(&self, channel: &str) -> Option<String> {
-        self.sources
-            .read()
-            .iter()
-            .find(|(prefix, _)| channel.starts_with(prefix.as_str()))
-            .map(|(_, epoch)| epoch.clone())
+    /// Publishes a join (`j`) or leave (`l`) to the channel's nodes.
+    async fn publish_presence_event(
+        &self,
+        kind: char,
+        channel: &str,
+        info: &ClientInfo,
+    ) -> Result<(), BrokerError> {
+        let message = format!(
+            "{kind}{}",
+            serde_json::to_string(info).expect("invariant: client info serializes")
+        );
+        self.link
+            .pool
+            .next()
+            .publish::<(), _, _>(self.pubsub_channel(channel), message)
+            .await
+            .map_err(unavailable)
     }
 
     fn keys(&self, channel: &str) -> (String, String) {
@@ -163,15 +175,6 @@ fn dispatch(handler: &dyn BrokerEventHandler, channel: &str, text: &str) {
     }
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
-}
-
 /// A stream entry `[id, [d, json]]` as a publication.
 fn entry(v: &Value) -> Option<Publication> {
     let Value::Array(pair) = v else { return None };
@@ -206,7 +209,7 @@ impl Broker for RedisBroker {
         tags: Option<BTreeMap<String, String>>,
         opts: &PublishOptions,
     ) -> Result<StreamPosition, BrokerError> {
-        let declared = self.declared_epoch(channel);
+        let declared = self.sources.epoch_for(channel);
         if opts.source.is_none() && declared.is_some() {
             return Err(BrokerError::SourceOnly);
         }
@@ -278,29 +281,11 @@ impl Broker for RedisBroker {
     }
 
     async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
-        let message = format!(
-            "j{}",
-            serde_json::to_string(info).expect("invariant: client info serializes")
-        );
-        self.link
-            .pool
-            .next()
-            .publish::<(), _, _>(self.pubsub_channel(channel), message)
-            .await
-            .map_err(unavailable)
+        self.publish_presence_event('j', channel, info).await
     }
 
     async fn publish_leave(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
-        let message = format!(
-            "l{}",
-            serde_json::to_string(info).expect("invariant: client info serializes")
-        );
-        self.link
-            .pool
-            .next()
-            .publish::<(), _, _>(self.pubsub_channel(channel), message)
-            .await
-            .map_err(unavailable)
+        self.publish_presence_event('l', channel, info).await
     }
 
     async fn history(
@@ -319,7 +304,7 @@ impl Broker for RedisBroker {
         let args: Vec<Value> = vec![
             new_epoch().into(),
             (secs(meta_ttl) as i64).into(),
-            self.declared_epoch(channel).unwrap_or_default().into(),
+            self.sources.epoch_for(channel).unwrap_or_default().into(),
             since.into(),
             since_epoch.into(),
             limit.into(),
@@ -357,9 +342,7 @@ impl Broker for RedisBroker {
     }
 
     fn declare_source(&self, prefix: &str, epoch: &str) {
-        let mut sources = self.sources.write();
-        sources.retain(|(p, _)| p != prefix);
-        sources.push((prefix.to_owned(), epoch.to_owned()));
+        self.sources.declare(prefix, epoch);
     }
 
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {

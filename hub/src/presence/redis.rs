@@ -16,7 +16,7 @@ use fred::types::scripts::Script;
 use parking_lot::Mutex;
 
 use super::{PresenceError, PresenceManager};
-use crate::engine::RedisLink;
+use crate::engine::{text, RedisLink};
 
 const ADD: &str = include_str!("lua/add.lua");
 const CLEAN: &str = include_str!("lua/clean.lua");
@@ -40,15 +40,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.to_string()),
-        Value::Bytes(b) => String::from_utf8(b.to_vec()).ok(),
-        Value::Integer(i) => Some(i.to_string()),
-        _ => None,
-    }
 }
 
 impl RedisPresence {

@@ -193,6 +193,20 @@ fn malformed(what: &str) -> BrokerError {
     BrokerError::Unavailable(format!("unexpected reply from redis: {what}"))
 }
 
+/// The `{offset, epoch, ...}` both scripts answer with.
+fn position(reply: &[Value], script: &str) -> Result<StreamPosition, BrokerError> {
+    let offset = reply
+        .first()
+        .and_then(text)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| malformed(&format!("{script} offset")))?;
+    let epoch = reply
+        .get(1)
+        .and_then(text)
+        .ok_or_else(|| malformed(&format!("{script} epoch")))?;
+    Ok(StreamPosition { offset, epoch })
+}
+
 #[async_trait]
 impl Broker for RedisBroker {
     fn run(&self, handler: Arc<dyn BrokerEventHandler>) {
@@ -268,16 +282,7 @@ impl Broker for RedisBroker {
             .evalsha_with_reload(client, vec![stream, meta, idem, instance], args)
             .await
             .map_err(unavailable)?;
-        let offset = reply
-            .first()
-            .and_then(text)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| malformed("publish offset"))?;
-        let epoch = reply
-            .get(1)
-            .and_then(text)
-            .ok_or_else(|| malformed("publish epoch"))?;
-        Ok(StreamPosition { offset, epoch })
+        position(&reply, "publish")
     }
 
     async fn publish_join(&self, channel: &str, info: &ClientInfo) -> Result<(), BrokerError> {
@@ -315,15 +320,7 @@ impl Broker for RedisBroker {
             .evalsha_with_reload(self.link.pool.next(), vec![stream, meta, instance], args)
             .await
             .map_err(unavailable)?;
-        let top = reply
-            .first()
-            .and_then(text)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| malformed("history top"))?;
-        let epoch = reply
-            .get(1)
-            .and_then(text)
-            .ok_or_else(|| malformed("history epoch"))?;
+        let position = position(&reply, "history")?;
         if reply.get(2).and_then(text).as_deref() != Some("ok") {
             return Err(BrokerError::Unrecoverable);
         }
@@ -337,7 +334,7 @@ impl Broker for RedisBroker {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(HistoryPage {
             publications,
-            position: StreamPosition { offset: top, epoch },
+            position,
         })
     }
 

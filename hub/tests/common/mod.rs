@@ -75,6 +75,20 @@ pub async fn start(extra_client_config: &str, connection_budget: usize) -> TestH
     }
 }
 
+/// Waits until something listens on 127.0.0.1:`port`; false after `tries` × 50 ms.
+pub async fn listening(port: u16, tries: u32) -> bool {
+    for _ in 0..tries {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 pub fn token(claims: Value) -> String {
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),

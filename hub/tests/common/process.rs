@@ -1,7 +1,5 @@
 //! `chorus-hub` as its own process, so a test can run several nodes and kill one.
 
-use std::time::Duration;
-
 pub struct HubProcess {
     child: std::process::Child,
     pub port: u16,
@@ -23,14 +21,8 @@ impl HubProcess {
             .spawn()
             .unwrap();
         // The port opens once the node is ready (consumers replayed, engine connected).
-        for _ in 0..600 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return HubProcess { child, port };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if super::listening(port, 600).await {
+            return HubProcess { child, port };
         }
         let _ = child.kill();
         let _ = child.wait();

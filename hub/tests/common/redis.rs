@@ -2,7 +2,6 @@
 //! again (empty, as a Redis without persistence comes back).
 
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 pub struct RedisServer {
     pub port: u16,
@@ -35,16 +34,11 @@ impl RedisServer {
             .spawn()
             .expect("redis-server is installed (Debian package redis-server)");
         self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server did not listen on {}", self.port);
+        assert!(
+            super::listening(self.port, 200).await,
+            "redis-server did not listen on {}",
+            self.port
+        );
     }
 
     pub fn url(&self) -> String {

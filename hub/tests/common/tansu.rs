@@ -85,14 +85,8 @@ impl Tansu {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if super::listening(self.port, 200).await {
+            return;
         }
         panic!(
             "tansu did not listen on {}; see {}",

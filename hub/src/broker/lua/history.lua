@@ -48,19 +48,14 @@ end
 local out = {tostring(top), epoch, status}
 local limit = tonumber(ARGV[6])
 if limit == 0 then return out end
+local low = '(' .. after .. '-1'
+local cmd, first, last = 'xrange', low, '+'
+if ARGV[7] == '1' then cmd, first, last = 'xrevrange', '+', low end
 local entries
-if ARGV[7] == '1' then
-  if limit > 0 then
-    entries = redis.call('xrevrange', stream, '+', '(' .. after .. '-1', 'COUNT', limit)
-  else
-    entries = redis.call('xrevrange', stream, '+', '(' .. after .. '-1')
-  end
+if limit > 0 then
+  entries = redis.call(cmd, stream, first, last, 'COUNT', limit)
 else
-  if limit > 0 then
-    entries = redis.call('xrange', stream, '(' .. after .. '-1', '+', 'COUNT', limit)
-  else
-    entries = redis.call('xrange', stream, '(' .. after .. '-1', '+')
-  end
+  entries = redis.call(cmd, stream, first, last)
 end
 for _, e in ipairs(entries) do out[#out + 1] = e end
 return out

@@ -248,4 +248,9 @@ redis = os.path.join("docs", "benchmarks", "redis.md")
 if os.path.exists(redis):
     w("")
     w(open(redis).read().rstrip())
+# And the sink's (scripts/bench-sink).
+sink = os.path.join("docs", "benchmarks", "sink.md")
+if os.path.exists(sink):
+    w("")
+    w(open(sink).read().rstrip())
 print("\n".join(out))

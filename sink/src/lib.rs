@@ -1,0 +1,201 @@
+//! `chorus-sink`: persists the chat topic into DynamoDB's `messages` table.
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`config`] | defaults, TOML file, `CHORUS_SINK__*` overrides, validation |
+//! | [`model`] | what an event becomes in the table (keys, attributes, the 400 KB check) |
+//! | [`fold`] | one write per item per flush |
+//! | [`dynamo`] | the table through aws-sdk-dynamodb, one attempt per call |
+//! | [`writer`] | a flush into BatchWriteItem/UpdateItem calls, retried with backoff |
+//! | [`backoff`] | exponential backoff with full jitter |
+//! | [`consumer`] | the Kafka consumer group, backpressure, rebalances, lag |
+//! | [`pipeline`] | gather → write → dead-letter → commit |
+//! | [`dlq`] | the dead-letter topic |
+//! | [`status`], [`metrics`], [`server`] | `/health`, Prometheus, the HTTP endpoint |
+
+pub mod backoff;
+pub mod config;
+pub mod consumer;
+pub mod dlq;
+pub mod dynamo;
+pub mod fold;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod server;
+pub mod status;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::{Aborted, Backoff};
+use crate::config::Config;
+use crate::dynamo::{Failure, Store};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+use crate::status::Status;
+use crate::writer::Writer;
+
+/// Runs the sink until `shutdown` fires, then flushes and commits what it holds (for at most
+/// `shutdown_timeout_ms`). `listener` serves `/health` and `/metrics`.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let status = Arc::new(Status::new(Arc::new(Metrics::new())));
+    let stop_http = CancellationToken::new();
+    let http = {
+        let stop = stop_http.clone();
+        let app = server::app(status.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        })
+    };
+    // `abort` ends retries: at the end of the shutdown grace, not at its start.
+    let abort = CancellationToken::new();
+    {
+        let (shutdown, abort, grace) = (shutdown.clone(), abort.clone(), config.shutdown_timeout());
+        let status = status.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            status.stopping();
+            tokio::time::sleep(grace).await;
+            abort.cancel();
+        });
+    }
+    let store = Arc::new(Store::new(&config.dynamodb).await);
+    if prepare_table(&store, &config, &status, &abort)
+        .await
+        .is_ok()
+    {
+        status.started();
+        serve(config, store, status, shutdown, abort).await?;
+    }
+    stop_http.cancel();
+    http.await??;
+    Ok(())
+}
+
+async fn serve(
+    config: Config,
+    store: Arc<Store>,
+    status: Arc<Status>,
+    shutdown: CancellationToken,
+    abort: CancellationToken,
+) -> anyhow::Result<()> {
+    let consumer = consumer::create(&config, status.clone())?;
+    let dead_letters = dlq::DeadLetters::new(
+        &consumer::client_config(&config),
+        config.dead_letter_topic(),
+        config.kafka.topic.clone(),
+    )?;
+    let (tx, rx) = tokio::sync::mpsc::channel(config.batch.max_pending);
+    let reader = tokio::spawn(consumer::read(consumer.clone(), tx, shutdown.clone()));
+    let lag = tokio::spawn(consumer::watch_lag(
+        consumer.clone(),
+        status.clone(),
+        config.kafka.topic.clone(),
+        shutdown.clone(),
+    ));
+    let probe = tokio::spawn(probe(
+        store.clone(),
+        config.dynamodb.create_table,
+        status.clone(),
+        shutdown.clone(),
+    ));
+    tracing::info!(topic = %config.kafka.topic, group = %config.kafka.group,
+        table = %config.dynamodb.table, "sink running");
+    Pipeline {
+        consumer: consumer.clone(),
+        writer: Writer {
+            store,
+            status,
+            batch: config.batch.clone(),
+            abort,
+        },
+        dead_letters,
+        topic: config.kafka.topic.clone(),
+    }
+    .run(rx)
+    .await;
+    // The writer ends early only when it gave up at shutdown; the reader may still wait.
+    shutdown.cancel();
+    reader.await?;
+    lag.await?;
+    probe.await?;
+    Ok(())
+}
+
+/// Waits until the table exists, creating it if allowed; retried while DynamoDB is down.
+async fn prepare_table(
+    store: &Store,
+    config: &Config,
+    status: &Status,
+    abort: &CancellationToken,
+) -> Result<(), Aborted> {
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    let mut asked = false;
+    loop {
+        let outcome = match store.table_ready().await {
+            Ok(true) => {
+                status.dynamodb_ok();
+                return Ok(());
+            }
+            Ok(false) if config.dynamodb.create_table && !asked => {
+                asked = true;
+                store.create_table().await
+            }
+            Ok(false) if !config.dynamodb.create_table => Err(Failure::Unavailable(format!(
+                "table {} does not exist and dynamodb.create_table is off",
+                config.dynamodb.table
+            ))),
+            Ok(false) => Ok(()), // being created: poll again
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(()) => {
+                status.dynamodb_ok();
+                // aws-sdk's own waiter polls every 20 s; a new table is active in well under one.
+                tokio::select! {
+                    _ = abort.cancelled() => return Err(Aborted),
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                }
+            }
+            Err(Failure::Unavailable(e) | Failure::Throttled(e) | Failure::Rejected(e)) => {
+                status.dynamodb_down(&e);
+                backoff.wait(abort).await?;
+            }
+        }
+    }
+}
+
+/// Checks DynamoDB every two seconds so `/health` tells the truth while nothing is written,
+/// and recreates the table if it vanished (a DynamoDB Local restarted in memory).
+async fn probe(store: Arc<Store>, create: bool, status: Arc<Status>, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        match store.table_ready().await {
+            Ok(true) => status.dynamodb_ok(),
+            Ok(false) => {
+                status.dynamodb_down(&format!("table {} is missing", store.table()));
+                if create {
+                    if let Err(e) = store.create_table().await {
+                        tracing::warn!(error = ?e, "recreating the table");
+                    }
+                }
+            }
+            Err(Failure::Unavailable(e) | Failure::Throttled(e) | Failure::Rejected(e)) => {
+                status.dynamodb_down(&e)
+            }
+        }
+    }
+}

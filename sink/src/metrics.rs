@@ -1,0 +1,132 @@
+//! Prometheus metrics, named `chorus_sink_<thing>_<unit>`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    /// Records between the group's committed offset and the partition end.
+    pub consumer_lag: IntGaugeVec,
+    /// Items durably written, by kind of write (put, delete, update); `rate()` is items/s.
+    pub items_written: IntCounterVec,
+    /// One BatchWriteItem call, answered (including answers with unprocessed items).
+    pub batch_write_seconds: Histogram,
+    /// Writes tried again, by reason: unprocessed (DynamoDB handed items back), throttled,
+    /// unavailable (no answer, a timeout or a server error).
+    pub retries: IntCounterVec,
+    /// Records sent to the dead-letter topic, by reason: unparsable, too_large, rejected.
+    pub dead_letters: IntCounterVec,
+    /// 1 while DynamoDB answers, 0 while it does not.
+    pub dynamodb_up: IntGauge,
+    /// 1 while the Kafka cluster answers, 0 while it does not.
+    pub kafka_up: IntGauge,
+    /// Records read from Kafka and not yet written and committed.
+    pub pending_records: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("invariant: metric names are unique");
+    m
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let invariant = "invariant: valid metric";
+        Metrics {
+            consumer_lag: registered(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "chorus_sink_consumer_lag",
+                        "Records behind the partition end, from the committed offset",
+                    ),
+                    &["partition"],
+                )
+                .expect(invariant),
+            ),
+            items_written: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chorus_sink_items_written_total",
+                        "Items durably written to DynamoDB",
+                    ),
+                    &["op"],
+                )
+                .expect(invariant),
+            ),
+            batch_write_seconds: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "chorus_sink_batch_write_seconds",
+                        "BatchWriteItem call latency",
+                    )
+                    .buckets(vec![
+                        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    ]),
+                )
+                .expect(invariant),
+            ),
+            retries: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chorus_sink_retries_total",
+                        "DynamoDB writes retried, by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect(invariant),
+            ),
+            dead_letters: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chorus_sink_dead_letters_total",
+                        "Records sent to the dead-letter topic, by reason",
+                    ),
+                    &["reason"],
+                )
+                .expect(invariant),
+            ),
+            dynamodb_up: registered(
+                &r,
+                IntGauge::new("chorus_sink_dynamodb_up", "1 while DynamoDB answers")
+                    .expect(invariant),
+            ),
+            kafka_up: registered(
+                &r,
+                IntGauge::new("chorus_sink_kafka_up", "1 while Kafka answers").expect(invariant),
+            ),
+            pending_records: registered(
+                &r,
+                IntGauge::new(
+                    "chorus_sink_pending_records",
+                    "Records read and not yet written and committed",
+                )
+                .expect(invariant),
+            ),
+            registry: r,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("invariant: text encoding cannot fail");
+        String::from_utf8(buf).expect("invariant: the text format is UTF-8")
+    }
+}

@@ -1,0 +1,140 @@
+//! The write loop: gather records into a flush, write it, dead-letter what cannot be stored,
+//! then commit. Flushes run one after another, so a committed offset always means that every
+//! record up to it is durable in DynamoDB or acknowledged by the dead-letter topic.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer};
+use tokio::sync::mpsc;
+
+use crate::backoff::Aborted;
+use crate::consumer::{commit_list, Kafka, Record, Source};
+use crate::dlq::DeadLetters;
+use crate::fold::fold;
+use crate::model::Unstorable;
+use crate::writer::Writer;
+
+pub struct Pipeline {
+    pub consumer: Arc<Kafka>,
+    pub writer: Writer,
+    pub dead_letters: DeadLetters,
+    pub topic: String,
+}
+
+impl Pipeline {
+    /// Runs until the reader is done (the channel closes) and everything it read is written
+    /// and committed, or until the shutdown grace runs out.
+    pub async fn run(self, mut records: mpsc::Receiver<Record>) {
+        let max = self.writer.batch.max_items;
+        let interval = Duration::from_millis(self.writer.batch.flush_interval_ms);
+        let mut committed: HashMap<i32, i64> = HashMap::new();
+        let pending = self.writer.status.metrics.pending_records.clone();
+        let mut batch = Vec::with_capacity(max);
+        loop {
+            if records.recv_many(&mut batch, max).await == 0 {
+                break; // closed and drained
+            }
+            // Records that queued while the last flush was written have waited already.
+            let deadline = batch[0].source.read_at + interval;
+            while batch.len() < max {
+                let room = max - batch.len();
+                let more = tokio::time::timeout_at(deadline, records.recv_many(&mut batch, room));
+                match more.await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            let held = batch.len();
+            pending.set((held + records.len()) as i64);
+            match self
+                .flush(std::mem::replace(&mut batch, Vec::with_capacity(max)))
+                .await
+            {
+                Ok(last) => {
+                    self.commit(&last, CommitMode::Async);
+                    committed.extend(last);
+                }
+                Err(Aborted) => {
+                    tracing::warn!(
+                        records = batch.len() + records.len(),
+                        "gave up writing at shutdown; uncommitted records will be read again"
+                    );
+                    return;
+                }
+            }
+            pending.set(records.len() as i64);
+        }
+        // Everything read was written: make the last commit durable before leaving the group.
+        self.commit(&committed, CommitMode::Sync);
+        tracing::info!("writer stopped; offsets committed");
+    }
+
+    /// Writes one flush; returns the last offset it covers per partition.
+    async fn flush(&self, batch: Vec<Record>) -> Result<HashMap<i32, i64>, Aborted> {
+        let generations = &self.consumer.context().generations;
+        let read = batch.len();
+        let mut sources: Vec<Source> = Vec::with_capacity(read);
+        let mut unstorable: Vec<(usize, String, &'static str)> = Vec::new();
+        let mut changes = Vec::with_capacity(read);
+        for r in batch {
+            if generations.of(r.source.partition) != r.source.generation {
+                continue;
+            }
+            let i = sources.len();
+            match r.change {
+                Ok((key, change)) => changes.push((i, key, change)),
+                Err(e @ Unstorable::Event(_)) => unstorable.push((i, e.to_string(), "unparsable")),
+                Err(e @ Unstorable::TooLarge(_)) => {
+                    unstorable.push((i, e.to_string(), "too_large"))
+                }
+            }
+            sources.push(r.source);
+        }
+        if sources.len() < read {
+            tracing::info!(
+                dropped = read - sources.len(),
+                "dropped records of revoked partitions; their new owner reads them again"
+            );
+        }
+        for refused in self.writer.write(fold(changes)).await? {
+            for i in refused.records {
+                unstorable.push((
+                    i,
+                    format!("dynamodb refused the item: {}", refused.reason),
+                    "rejected",
+                ));
+            }
+        }
+        unstorable.sort_by_key(|(i, ..)| *i);
+        for (i, reason, kind) in unstorable {
+            self.dead_letters
+                .send(
+                    &sources[i],
+                    &reason,
+                    kind,
+                    &self.writer.status.metrics,
+                    &self.writer.abort,
+                )
+                .await?;
+        }
+        let mut last = HashMap::new();
+        for s in &sources {
+            let at = last.entry(s.partition).or_insert(s.offset);
+            *at = (*at).max(s.offset);
+        }
+        Ok(last)
+    }
+
+    fn commit(&self, last: &HashMap<i32, i64>, mode: CommitMode) {
+        if last.is_empty() {
+            return;
+        }
+        // A partition revoked meanwhile refuses the commit; its new owner re-reads from the
+        // group's offset, and rewriting is harmless.
+        if let Err(e) = self.consumer.commit(&commit_list(&self.topic, last), mode) {
+            tracing::warn!(error = %e, "offset commit failed; the records will be read again");
+        }
+    }
+}

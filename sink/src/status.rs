@@ -1,0 +1,99 @@
+//! What `/health` reports: whether Kafka and DynamoDB answer, the lag, what is held.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::metrics::Metrics;
+
+pub struct Status {
+    pub metrics: Arc<Metrics>,
+    /// The table exists and the consumer runs.
+    started: AtomicBool,
+    stopping: AtomicBool,
+    kafka_up: AtomicBool,
+    dynamodb_up: AtomicBool,
+    dynamodb_error: Mutex<Option<String>>,
+    lag: AtomicI64,
+}
+
+impl Status {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Status {
+            metrics,
+            started: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            kafka_up: AtomicBool::new(false),
+            dynamodb_up: AtomicBool::new(false),
+            dynamodb_error: Mutex::new(None),
+            lag: AtomicI64::new(0),
+        }
+    }
+
+    pub fn started(&self) {
+        self.started.store(true, Ordering::Relaxed);
+    }
+
+    pub fn stopping(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    pub fn kafka(&self, up: bool) {
+        self.kafka_up.store(up, Ordering::Relaxed);
+        self.metrics.kafka_up.set(i64::from(up));
+    }
+
+    pub fn dynamodb_ok(&self) {
+        if !self.dynamodb_up.swap(true, Ordering::Relaxed) {
+            tracing::info!("dynamodb answers");
+        }
+        self.metrics.dynamodb_up.set(1);
+        *self.dynamodb_error.lock() = None;
+    }
+
+    pub fn dynamodb_down(&self, error: &str) {
+        if self.dynamodb_up.swap(false, Ordering::Relaxed) {
+            tracing::warn!(%error, "dynamodb unreachable; holding records and retrying");
+        }
+        self.metrics.dynamodb_up.set(0);
+        *self.dynamodb_error.lock() = Some(error.to_owned());
+    }
+
+    pub fn dynamodb_is_up(&self) -> bool {
+        self.dynamodb_up.load(Ordering::Relaxed)
+    }
+
+    pub fn set_lag(&self, lag: i64) {
+        self.lag.store(lag, Ordering::Relaxed);
+    }
+
+    /// The `/health` body and whether the sink is serving: `ok`; `degraded` while Kafka or
+    /// DynamoDB does not answer (records wait, nothing is lost); `starting` until the table
+    /// is there; `shutting_down`.
+    pub fn health(&self) -> (bool, serde_json::Value) {
+        let kafka = self.kafka_up.load(Ordering::Relaxed);
+        let dynamodb = self.dynamodb_up.load(Ordering::Relaxed);
+        let status = if self.stopping.load(Ordering::Relaxed) {
+            "shutting_down"
+        } else if !self.started.load(Ordering::Relaxed) {
+            "starting"
+        } else if kafka && dynamodb {
+            "ok"
+        } else {
+            "degraded"
+        };
+        let mut dynamo = json!({ "up": dynamodb });
+        if let Some(e) = self.dynamodb_error.lock().as_ref() {
+            dynamo["error"] = json!(e);
+        }
+        let body = json!({
+            "status": status,
+            "kafka": { "up": kafka, "lag": self.lag.load(Ordering::Relaxed) },
+            "dynamodb": dynamo,
+            "pending": self.metrics.pending_records.get(),
+        });
+        (status != "shutting_down", body)
+    }
+}

@@ -162,7 +162,12 @@ pub fn create(cfg: &Config, status: Arc<Status>) -> anyhow::Result<Arc<Kafka>> {
 }
 
 /// Reads records into `out` until `stop` fires; dropping `out` tells the writer to finish.
-pub async fn read(consumer: Arc<Kafka>, out: mpsc::Sender<Record>, stop: CancellationToken) {
+pub async fn read(
+    consumer: Arc<Kafka>,
+    out: mpsc::Sender<Record>,
+    status: Arc<Status>,
+    stop: CancellationToken,
+) {
     loop {
         let m = tokio::select! {
             _ = stop.cancelled() => break,
@@ -182,6 +187,7 @@ pub async fn read(consumer: Arc<Kafka>, out: mpsc::Sender<Record>, stop: Cancell
             _ = stop.cancelled() => break,
             sent = out.send(record) => if sent.is_err() { break },
         }
+        status.set_queued(out.max_capacity() - out.capacity());
     }
     tracing::info!("stopped reading");
 }

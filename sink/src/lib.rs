@@ -96,7 +96,12 @@ async fn serve(
         config.kafka.topic.clone(),
     )?;
     let (tx, rx) = tokio::sync::mpsc::channel(config.batch.max_pending);
-    let reader = tokio::spawn(consumer::read(consumer.clone(), tx, shutdown.clone()));
+    let reader = tokio::spawn(consumer::read(
+        consumer.clone(),
+        tx,
+        status.clone(),
+        shutdown.clone(),
+    ));
     let lag = tokio::spawn(consumer::watch_lag(
         consumer.clone(),
         status.clone(),

@@ -30,7 +30,7 @@ impl Pipeline {
         let max = self.writer.batch.max_items;
         let interval = Duration::from_millis(self.writer.batch.flush_interval_ms);
         let mut committed: HashMap<i32, i64> = HashMap::new();
-        let pending = self.writer.status.metrics.pending_records.clone();
+        let status = self.writer.status.clone();
         let mut batch = Vec::with_capacity(max);
         loop {
             if records.recv_many(&mut batch, max).await == 0 {
@@ -47,7 +47,8 @@ impl Pipeline {
                 }
             }
             let held = batch.len();
-            pending.set((held + records.len()) as i64);
+            status.set_in_flush(held);
+            status.set_queued(records.len());
             match self
                 .flush(std::mem::replace(&mut batch, Vec::with_capacity(max)))
                 .await
@@ -64,7 +65,8 @@ impl Pipeline {
                     return;
                 }
             }
-            pending.set(records.len() as i64);
+            status.set_in_flush(0);
+            status.set_queued(records.len());
         }
         // Everything read was written: make the last commit durable before leaving the group.
         self.commit(&committed, CommitMode::Sync);

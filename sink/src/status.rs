@@ -1,6 +1,6 @@
 //! What `/health` reports: whether Kafka and DynamoDB answer, the lag, what is held.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -17,6 +17,9 @@ pub struct Status {
     dynamodb_up: AtomicBool,
     dynamodb_error: Mutex<Option<String>>,
     lag: AtomicI64,
+    /// Records in the flush being written, and in the channel to the writer.
+    in_flush: AtomicUsize,
+    queued: AtomicUsize,
 }
 
 impl Status {
@@ -29,6 +32,8 @@ impl Status {
             dynamodb_up: AtomicBool::new(false),
             dynamodb_error: Mutex::new(None),
             lag: AtomicI64::new(0),
+            in_flush: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
         }
     }
 
@@ -63,6 +68,23 @@ impl Status {
 
     pub fn dynamodb_is_up(&self) -> bool {
         self.dynamodb_up.load(Ordering::Relaxed)
+    }
+
+    /// The writer's side of `chorus_sink_pending_records`.
+    pub fn set_in_flush(&self, n: usize) {
+        self.in_flush.store(n, Ordering::Relaxed);
+        self.update_pending();
+    }
+
+    /// The reader's side: records waiting in the channel.
+    pub fn set_queued(&self, n: usize) {
+        self.queued.store(n, Ordering::Relaxed);
+        self.update_pending();
+    }
+
+    fn update_pending(&self) {
+        let n = self.in_flush.load(Ordering::Relaxed) + self.queued.load(Ordering::Relaxed);
+        self.metrics.pending_records.set(n as i64);
     }
 
     pub fn set_lag(&self, lag: i64) {

@@ -269,7 +269,11 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
             }
         })
     };
-    let sink = SinkProcess::start(&settings(&t, &d, &topic, &table)).await;
+    // Small bounds, so the outage fills them: the sink must stop reading, not grow.
+    let mut cfg = settings(&t, &d, &topic, &table);
+    cfg.push(("BATCH__MAX_ITEMS", "100".to_owned()));
+    cfg.push(("BATCH__MAX_PENDING", "300".to_owned()));
+    let sink = SinkProcess::start(&cfg).await;
     let p = t.producer();
     let one = |s: u64| vec![("c0".to_owned(), created("c0", s))];
 
@@ -305,6 +309,11 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
     )
     .await;
     let h = sink.health().await;
+    let pending = sink.metric("chorus_sink_pending_records", "").await;
+    assert!(
+        (300.0..=400.0).contains(&pending),
+        "the sink holds at most max_pending + one flush, and has filled it: {pending}"
+    );
     assert!(
         saw_outage,
         "/health and chorus_sink_dynamodb_up showed the outage"
@@ -318,7 +327,7 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
         .await;
     assert!(retries > 0.0);
     eprintln!(
-        "outage of {:?}: {} messages produced during it, all delivered live; lag {}, {retries} retries",
+        "outage of {:?}: {} messages produced during it, all delivered live; lag {}, {pending} held, {retries} retries",
         outage.elapsed(),
         produced_in_outage - 200,
         h["kafka"]["lag"]

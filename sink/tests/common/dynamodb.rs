@@ -39,32 +39,48 @@ fn install_dir() -> PathBuf {
 }
 
 impl DynamoLocal {
+    /// Starts it on a free port. A JVM that exits at once (its port taken meanwhile by some
+    /// other process's socket) is started again on another port.
     pub async fn start() -> DynamoLocal {
-        let port = super::free_port();
-        let child = Command::new("java")
-            .args([
-                "-Djava.library.path=./DynamoDBLocal_lib",
-                "-jar",
-                "DynamoDBLocal.jar",
-            ])
-            .args([
-                "-port",
-                &port.to_string(),
-                "-sharedDb",
-                "-disableTelemetry",
-                "-inMemory",
-            ])
-            .current_dir(install_dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("java runs (DynamoDB Local needs Java 17)");
-        let d = DynamoLocal { port, child };
-        assert!(
-            super::listening(port, 600).await,
-            "DynamoDB Local did not listen on {port}"
+        let log = std::env::temp_dir().join(super::tansu::unique("chorus-dynamodb-log"));
+        for _ in 0..3 {
+            let port = super::free_port();
+            let out = std::fs::File::create(&log).unwrap();
+            let mut child = Command::new("java")
+                .args([
+                    "-Djava.library.path=./DynamoDBLocal_lib",
+                    "-jar",
+                    "DynamoDBLocal.jar",
+                ])
+                .args([
+                    "-port",
+                    &port.to_string(),
+                    "-sharedDb",
+                    "-disableTelemetry",
+                    "-inMemory",
+                ])
+                .current_dir(install_dir())
+                .stdout(Stdio::from(out.try_clone().unwrap()))
+                .stderr(Stdio::from(out))
+                .spawn()
+                .expect("java runs (DynamoDB Local needs Java 17)");
+            // A JVM starting beside other tests' JVMs on two cores can take a while.
+            for _ in 0..1200 {
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if super::listening(port, 1).await {
+                    let _ = std::fs::remove_file(&log);
+                    return DynamoLocal { port, child };
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "DynamoDB Local did not start; its output:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
-        d
     }
 
     pub fn endpoint(&self) -> String {

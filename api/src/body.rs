@@ -1,0 +1,30 @@
+//! A JSON body extractor whose rejections are [`ApiError`]s, so a malformed body, a wrong
+//! type or a missing field gets the same JSON error shape as everything else.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Body(v)),
+            Err(e) => Err(ApiError::Validation(match e {
+                JsonRejection::MissingJsonContentType(_) => {
+                    "expected Content-Type: application/json".to_owned()
+                }
+                other => other.body_text(),
+            })),
+        }
+    }
+}

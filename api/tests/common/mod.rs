@@ -1,0 +1,134 @@
+//! A database of its own per test in the machine's PostgreSQL (127.0.0.1:5432, trust auth),
+//! migrated, and the router driven in-process with `oneshot`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chorus_api::app::{app, AppState};
+use chorus_api::config::Config;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::{Connection, Executor, PgConnection, Row};
+use tower::ServiceExt;
+
+pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+
+fn admin_url() -> String {
+    std::env::var("CHORUS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+pub struct TestApi {
+    pub state: AppState,
+    name: String,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Drops databases earlier test processes left behind (their process is gone).
+async fn sweep(admin: &mut PgConnection) {
+    let rows = admin
+        .fetch_all("SELECT datname FROM pg_database WHERE datname LIKE 'chorus_test_%'")
+        .await
+        .unwrap();
+    for row in rows {
+        let name: String = row.get(0);
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = admin
+                .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                .await;
+        }
+    }
+}
+
+impl TestApi {
+    pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestApi {
+        let mut admin = PgConnection::connect(&format!("{}/postgres", admin_url()))
+            .await
+            .expect("PostgreSQL on 127.0.0.1:5432 (scripts/test checks it)");
+        sweep(&mut admin).await;
+        let name = format!(
+            "chorus_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let mut config = Config {
+            database_url: format!("{}/{name}", admin_url()),
+            jwt_secret: SECRET.into(),
+            ..Config::default()
+        };
+        tweak(&mut config);
+        config.validate().unwrap();
+        let db = chorus_api::db::connect(&config.database_url).await.unwrap();
+        TestApi {
+            state: AppState {
+                config: Arc::new(config),
+                db,
+            },
+            name,
+        }
+    }
+
+    /// Sends a request; returns the status, the JSON body (Null when empty) and Set-Cookie.
+    pub async fn call(&self, req: Request<Body>) -> (StatusCode, Value, Option<String>) {
+        let resp = app(self.state.clone()).oneshot(req).await.unwrap();
+        let status = resp.status();
+        let cookie = resp
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+        };
+        (status, body, cookie)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value, Option<String>) {
+        self.call(
+            Request::post(path)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get(&self, path: &str, bearer: &str) -> (StatusCode, Value) {
+        let (s, b, _) = self
+            .call(
+                Request::get(path)
+                    .header("authorization", format!("Bearer {bearer}"))
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        (s, b)
+    }
+
+    pub async fn stop(self) {
+        self.state.db.close().await;
+        let mut admin = PgConnection::connect(&format!("{}/postgres", admin_url()))
+            .await
+            .unwrap();
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
+            .await
+            .unwrap();
+    }
+}
+
+pub fn pause(ms: u64) -> tokio::time::Sleep {
+    tokio::time::sleep(Duration::from_millis(ms))
+}

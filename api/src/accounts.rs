@@ -154,7 +154,7 @@ fn presented(headers: &HeaderMap, body: Option<RefreshBody>) -> Result<String, A
 }
 
 /// An optional JSON body: empty is fine (the cookie carries the token).
-async fn optional_body(bytes: axum::body::Bytes) -> Result<Option<RefreshBody>, ApiError> {
+fn optional_body(bytes: axum::body::Bytes) -> Result<Option<RefreshBody>, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
@@ -168,7 +168,7 @@ pub async fn refresh(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let token = presented(&headers, optional_body(bytes).await?)?;
+    let token = presented(&headers, optional_body(bytes)?)?;
     let (user_id, next) =
         refresh::rotate(&s.db, &token, s.config.refresh_ttl, s.config.refresh_grace).await?;
     Ok(tokens(&s, user_id, next))
@@ -179,7 +179,7 @@ pub async fn logout(
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let token = presented(&headers, optional_body(bytes).await?)?;
+    let token = presented(&headers, optional_body(bytes)?)?;
     refresh::revoke(&s.db, &token).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(

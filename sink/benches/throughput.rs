@@ -17,9 +17,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use chorus_sink::config::Config;
 use chorus_sink::dynamo::{put_request, Store};
+use chorus_sink::model::{change_of, Change};
 use futures_util::stream::{self, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -65,30 +65,14 @@ async fn raw(endpoint: &str, n: u64, concurrency: usize) -> f64 {
     let table = format!("raw-{}", uuid_like());
     let store = Arc::new(Store::new(&table_config(endpoint, &table)).await);
     ready_table(&store).await;
+    // The sink's own item for each event, so both writers write the same shape.
     let chunks: Vec<Vec<_>> = (0..n)
-        .map(|seq| {
-            let (chat, _) = event(seq);
-            let mut item = chorus_sink::model::Key {
-                chat_id: chat,
-                message_id: ulid(seq * 2),
-            }
-            .item();
-            item.insert(
-                "author_id".into(),
-                AttributeValue::S(format!("u{}", seq % 50)),
-            );
-            item.insert(
-                "created_at".into(),
-                AttributeValue::N((1_763_800_000_000_u64 + seq).to_string()),
-            );
-            item.insert(
-                "text".into(),
-                AttributeValue::S(format!(
-                    "message number {seq}, about as long as a chat line is"
-                )),
-            );
-            put_request(item)
-        })
+        .map(
+            |seq| match change_of(event(seq).1.as_bytes()).expect("a valid event") {
+                (_, Change::Put(item)) => put_request(item),
+                (_, other) => unreachable!("message.created is a put, not {other:?}"),
+            },
+        )
         .collect::<Vec<_>>()
         .chunks(25)
         .map(<[_]>::to_vec)

@@ -66,10 +66,6 @@ impl Status {
         *self.dynamodb_error.lock() = Some(error.to_owned());
     }
 
-    pub fn dynamodb_is_up(&self) -> bool {
-        self.dynamodb_up.load(Ordering::Relaxed)
-    }
-
     /// The writer's side of `chorus_sink_pending_records`.
     pub fn set_in_flush(&self, n: usize) {
         self.in_flush.store(n, Ordering::Relaxed);

@@ -12,14 +12,7 @@ pub mod sink;
 pub mod tansu;
 
 pub use net::listening;
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use tansu::free_port;
 
 /// Polls `f` every 100 ms for up to `secs` seconds.
 pub async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)

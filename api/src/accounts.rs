@@ -117,6 +117,11 @@ fn tokens(s: &AppState, user_id: i64, refresh_token: String) -> Response {
 }
 
 pub async fn login(State(s): State<AppState>, Body(l): Body<Login>) -> Result<Response, ApiError> {
+    // Per username: guessing one account's password is slowed whatever address it comes from.
+    s.limits.login.check(&l.username).map_err(|wait| {
+        s.metrics.rate_limited.with_label_values(&["login"]).inc();
+        ApiError::RateLimited(wait)
+    })?;
     let row = sqlx::query("SELECT id, password_hash FROM users WHERE username = $1")
         .bind(&l.username)
         .fetch_optional(&s.db)

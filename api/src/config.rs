@@ -1,9 +1,20 @@
-//! The API's configuration: defaults overridden by `CHORUS_API__*` environment variables,
-//! validated before anything binds. (A TOML file comes with the rest of the API.)
+//! The API's configuration: defaults, an optional TOML file, then `CHORUS_API__*`
+//! environment overrides (`CHORUS_API__KAFKA__BROKERS=127.0.0.1:9092`), validated before
+//! anything binds. Every key is documented in `docs/config.md`.
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
-#[derive(Debug, Clone)]
+use serde::{Deserialize, Deserializer};
+
+pub use chorus_sink::config::ConfigError;
+
+/// The prefix of environment overrides; `__` separates the levels of a key.
+pub const ENV_PREFIX: &str = "CHORUS_API__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// `postgres://` URL.
     pub database_url: String,
@@ -11,11 +22,93 @@ pub struct Config {
     pub address: String,
     /// HMAC secret of access tokens (HS256); at least 32 bytes.
     pub jwt_secret: String,
+    #[serde(rename = "access_ttl_secs", deserialize_with = "secs")]
     pub access_ttl: Duration,
+    #[serde(rename = "refresh_ttl_secs", deserialize_with = "secs")]
     pub refresh_ttl: Duration,
     /// How long a rotated refresh token still rotates (two tabs refreshing at once) before a
     /// reuse counts as theft.
+    #[serde(rename = "refresh_grace_secs", deserialize_with = "secs")]
     pub refresh_grace: Duration,
+    pub redis: Redis,
+    pub kafka: Kafka,
+    /// The history table: the sink's own section type, since the sink owns that table.
+    pub dynamodb: chorus_sink::config::DynamoDb,
+    pub hub: Hub,
+    pub limits: Limits,
+    pub outbox: Outbox,
+    pub log: chorus_sink::config::Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Redis {
+    /// `redis://host:port[/db]`: the membership and display-name caches.
+    pub url: String,
+    /// Prepended to every key, so several installations (or test runs) share one Redis.
+    pub prefix: String,
+    /// How long a cached membership answer lives if no event invalidates it first.
+    pub cache_ttl_secs: u64,
+    /// One command's limit; past it the cache is skipped and PostgreSQL answers.
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Kafka {
+    pub brokers: String,
+    /// Chat events (messages): the topic the hub delivers from and the sink stores.
+    pub messages_topic: String,
+    /// Chat state events from the outbox.
+    pub state_topic: String,
+    /// The consumer group of the state-event consumer (cache invalidation, hub calls).
+    pub state_group: String,
+    /// How long a send waits for the broker's acknowledgement before answering 503.
+    pub send_timeout_ms: u64,
+    /// Any other librdkafka property, passed through.
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Hub {
+    /// The hub's server API, e.g. `http://127.0.0.1:8000/api`.
+    pub api_url: String,
+    /// The hub's `http_api.key`.
+    pub api_key: String,
+    /// The hub's `client.token.hmac_secret_key`: connection and subscription tokens are
+    /// signed with it.
+    pub token_hmac_secret: String,
+    pub connection_token_ttl_secs: u64,
+    pub subscription_token_ttl_secs: u64,
+    /// What the hub sends as `X-Chorus-Proxy-Key` (its `static_http_headers`) on subscribe
+    /// proxy calls; empty accepts any caller (only for a hub on a private network).
+    pub proxy_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Login attempts per username per minute.
+    pub login_per_minute: u32,
+    /// Sends per user: a bucket of `send_burst`, refilled at `send_per_second`.
+    pub send_per_second: u32,
+    pub send_burst: u32,
+    /// Longest text of a message, in characters.
+    pub max_text_chars: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Outbox {
+    /// How often an idle relay looks for new rows (a commit also wakes it at once).
+    pub poll_ms: u64,
+    /// Rows published per relay round.
+    pub batch: i64,
+}
+
+fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    u64::deserialize(d).map(Duration::from_secs)
 }
 
 impl Default for Config {
@@ -27,65 +120,135 @@ impl Default for Config {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             refresh_grace: Duration::from_secs(10),
+            redis: Redis::default(),
+            kafka: Kafka::default(),
+            dynamodb: chorus_sink::config::DynamoDb {
+                create_table: false,
+                ..Default::default()
+            },
+            hub: Hub::default(),
+            limits: Limits::default(),
+            outbox: Outbox::default(),
+            log: Default::default(),
         }
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("invalid config: {0}")]
-pub struct ConfigError(String);
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "chorus".into(),
+            cache_ttl_secs: 300,
+            timeout_ms: 500,
+        }
+    }
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Kafka {
+            brokers: "127.0.0.1:9092".into(),
+            messages_topic: "chat.events".into(),
+            state_topic: "chat.state".into(),
+            state_group: "chorus-api-state".into(),
+            send_timeout_ms: 5_000,
+            librdkafka: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub {
+            api_url: "http://127.0.0.1:8000/api".into(),
+            api_key: String::new(),
+            token_hmac_secret: String::new(),
+            connection_token_ttl_secs: 3600,
+            subscription_token_ttl_secs: 3600,
+            proxy_key: String::new(),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            login_per_minute: 10,
+            send_per_second: 5,
+            send_burst: 20,
+            max_text_chars: 4000,
+        }
+    }
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            poll_ms: 500,
+            batch: 100,
+        }
+    }
+}
 
 impl Config {
-    /// Defaults, then `CHORUS_API__DATABASE_URL`, `__ADDRESS`, `__JWT_SECRET`,
-    /// `__ACCESS_TTL_SECS`, `__REFRESH_TTL_SECS`, `__REFRESH_GRACE_SECS` from `env`.
-    pub fn from_env(
+    /// Defaults, then the file (if any), then `CHORUS_API__*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut c = Config::default();
-        for (name, value) in env {
-            let Some(key) = name.strip_prefix("CHORUS_API__") else {
-                continue;
-            };
-            let secs = || {
-                value
-                    .parse::<u64>()
-                    .map(Duration::from_secs)
-                    .map_err(|_| ConfigError(format!("{name} must be a number of seconds")))
-            };
-            match key {
-                "DATABASE_URL" => c.database_url = value.clone(),
-                "ADDRESS" => c.address = value.clone(),
-                "JWT_SECRET" => c.jwt_secret = value.clone(),
-                "ACCESS_TTL_SECS" => c.access_ttl = secs()?,
-                "REFRESH_TTL_SECS" => c.refresh_ttl = secs()?,
-                "REFRESH_GRACE_SECS" => c.refresh_grace = secs()?,
-                _ => return Err(ConfigError(format!("unknown setting {name}"))),
-            }
-        }
-        c.validate()?;
-        Ok(c)
+        let config: Config =
+            chorus_sink::config::load_layers(path, env, ENV_PREFIX, &["librdkafka"])?;
+        config.validate()?;
+        Ok(config)
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
         if self.jwt_secret.len() < 32 {
-            return Err(ConfigError(
-                "CHORUS_API__JWT_SECRET must be at least 32 bytes".into(),
-            ));
+            return bad("jwt_secret must be at least 32 bytes");
         }
         if self.address.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError("CHORUS_API__ADDRESS must be ip:port".into()));
+            return bad("address must be ip:port");
         }
         if !self.database_url.starts_with("postgres://")
             && !self.database_url.starts_with("postgresql://")
         {
-            return Err(ConfigError(
-                "CHORUS_API__DATABASE_URL must be a postgres:// URL".into(),
-            ));
+            return bad("database_url must be a postgres:// URL");
         }
         if self.access_ttl.is_zero() || self.refresh_ttl <= self.access_ttl {
-            return Err(ConfigError(
-                "access_ttl must be positive and shorter than refresh_ttl".into(),
-            ));
+            return bad("access_ttl_secs must be positive and shorter than refresh_ttl_secs");
+        }
+        if !self.redis.url.starts_with("redis://") {
+            return bad("redis.url must be a redis:// URL");
+        }
+        if self.kafka.brokers.trim().is_empty()
+            || self.kafka.messages_topic.is_empty()
+            || self.kafka.state_topic.is_empty()
+            || self.kafka.state_group.is_empty()
+        {
+            return bad("kafka.brokers, messages_topic, state_topic and state_group must be set");
+        }
+        if self.kafka.messages_topic == self.kafka.state_topic {
+            return bad("kafka.messages_topic and kafka.state_topic must differ");
+        }
+        if !self.hub.api_url.starts_with("http://") && !self.hub.api_url.starts_with("https://") {
+            return bad("hub.api_url must be an http:// or https:// URL");
+        }
+        if !self.hub.token_hmac_secret.is_empty() && self.hub.token_hmac_secret.len() < 32 {
+            return bad("hub.token_hmac_secret must be at least 32 bytes");
+        }
+        if self.limits.login_per_minute == 0
+            || self.limits.send_per_second == 0
+            || self.limits.send_burst == 0
+        {
+            return bad("limits must be positive");
+        }
+        if self.outbox.poll_ms == 0 || self.outbox.batch <= 0 {
+            return bad("outbox.poll_ms and outbox.batch must be positive");
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return bad("log.format is text or json");
         }
         Ok(())
     }
@@ -103,26 +266,54 @@ mod tests {
     }
 
     #[test]
-    fn environment_sets_and_checks_every_key() {
+    fn file_then_environment_and_every_value_checked() {
         let secret = "s".repeat(32);
-        let c = Config::from_env(env(&[
-            ("CHORUS_API__JWT_SECRET", &secret),
-            ("CHORUS_API__REFRESH_GRACE_SECS", "3"),
-            ("PATH", "/bin"),
-        ]))
+        let dir = std::env::temp_dir().join(format!("chorus-api-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("api.toml");
+        std::fs::write(
+            &file,
+            "refresh_grace_secs = 3\n[kafka]\nbrokers = \"a:1\"\n[hub]\nproxy_key = \"p\"\n",
+        )
+        .expect("write");
+        let c = Config::load(
+            Some(&file),
+            env(&[
+                ("CHORUS_API__JWT_SECRET", &secret),
+                ("CHORUS_API__KAFKA__BROKERS", "b:2"),
+                ("CHORUS_API__KAFKA__LIBRDKAFKA__LINGER_MS", "5"),
+                ("PATH", "/bin"),
+            ]),
+        )
         .expect("valid");
         assert_eq!(c.refresh_grace, Duration::from_secs(3));
-        let short = Config::from_env(env(&[("CHORUS_API__JWT_SECRET", "short")]))
+        assert_eq!(c.kafka.brokers, "b:2");
+        assert_eq!(c.kafka.librdkafka["linger_ms"], "5");
+        assert_eq!(c.hub.proxy_key, "p");
+        let short = Config::load(None, env(&[("CHORUS_API__JWT_SECRET", "short")]))
             .expect_err("short secret");
-        assert!(short.to_string().contains("JWT_SECRET"));
+        assert!(short.to_string().contains("jwt_secret"), "{short}");
         let unknown =
-            Config::from_env(env(&[("CHORUS_API__JWT_SECRETS", &secret)])).expect_err("typo");
-        assert!(unknown.to_string().contains("JWT_SECRETS"));
-        let bad = Config::from_env(env(&[
-            ("CHORUS_API__JWT_SECRET", &secret),
-            ("CHORUS_API__ACCESS_TTL_SECS", "soon"),
-        ]))
+            Config::load(None, env(&[("CHORUS_API__JWT_SECRETS", &secret)])).expect_err("typo");
+        assert!(unknown.to_string().contains("jwt_secrets"), "{unknown}");
+        let bad = Config::load(
+            None,
+            env(&[
+                ("CHORUS_API__JWT_SECRET", &secret),
+                ("CHORUS_API__ACCESS_TTL_SECS", "soon"),
+            ]),
+        )
         .expect_err("not a number");
-        assert!(bad.to_string().contains("ACCESS_TTL_SECS"));
+        assert!(bad.to_string().contains("access_ttl_secs"), "{bad}");
+        let same = Config::load(
+            None,
+            env(&[
+                ("CHORUS_API__JWT_SECRET", &secret),
+                ("CHORUS_API__KAFKA__STATE_TOPIC", "chat.events"),
+            ]),
+        )
+        .expect_err("same topics");
+        assert!(same.to_string().contains("must differ"), "{same}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -16,8 +16,22 @@ pub enum ApiError {
     Unauthorized(&'static str),
     #[error("{0}")]
     Conflict(&'static str),
+    /// Authenticated, but not allowed (not a member, not an admin).
+    #[error("{0}")]
+    Forbidden(&'static str),
     #[error("not found")]
     NotFound,
+    /// No route has this path.
+    #[error("no such route")]
+    NoRoute,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Too many requests; try again after this long.
+    #[error("too many requests")]
+    RateLimited(std::time::Duration),
+    /// A service the request needs (Kafka, DynamoDB) is down: retry later, nothing was done.
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -34,7 +48,11 @@ impl ApiError {
             ApiError::Validation(_) => (StatusCode::BAD_REQUEST, "validation"),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound | ApiError::NoRoute => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -50,10 +68,18 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
+        let mut response = (
             status,
             Json(json!({"error": {"code": code, "message": message}})),
         )
-            .into_response()
+            .into_response();
+        if let ApiError::RateLimited(wait) = self {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs.max(1)),
+            );
+        }
+        response
     }
 }

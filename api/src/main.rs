@@ -1,41 +1,83 @@
 //! `chorus-api`: read config, connect and migrate, serve until SIGTERM or SIGINT.
+//! `chorus-api migrate` only migrates; `chorus-api seed` adds fake data.
 
-use std::sync::Arc;
+use std::path::PathBuf;
 
 use anyhow::Context;
-use chorus_api::app::{app, AppState};
+use chorus_api::app::AppState;
 use chorus_api::config::Config;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(about = "Chorus API")]
+struct Args {
+    /// TOML config file; `CHORUS_API__*` variables override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Run the database migrations and exit (serving runs them too).
+    Migrate,
+    /// Add fake users, chats and messages (sent through Kafka like any message).
+    Seed(chorus_api::seed::SeedArgs),
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::from_env(std::env::vars())?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("chorus_api=info,warn")),
-        )
-        .init();
-    let db = chorus_api::db::connect(&config.database_url)
-        .await
-        .context("connecting to PostgreSQL")?;
-    let listener = tokio::net::TcpListener::bind(&config.address)
-        .await
-        .with_context(|| format!("binding {}", config.address))?;
-    tracing::info!(address = %config.address, "chorus-api listening");
-    let state = AppState {
-        config: Arc::new(config),
-        db,
-    };
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("invariant: SIGTERM can be handled");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
-    Ok(())
+    let args = Args::parse();
+    let config = Config::load(args.config.as_deref(), std::env::vars())?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    if config.log.format == "json" {
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    match args.command.unwrap_or(Command::Serve) {
+        Command::Migrate => {
+            chorus_api::db::connect(&config.database_url)
+                .await
+                .context("migrating PostgreSQL")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Seed(seed) => {
+            let state = AppState::connect(config).await?;
+            chorus_api::seed::run(&state, &seed).await
+        }
+        Command::Serve => {
+            let address = config.address.clone();
+            let listener = tokio::net::TcpListener::bind(&address)
+                .await
+                .with_context(|| format!("binding {address}"))?;
+            let state = AppState::connect(config).await?;
+            tracing::info!(%address, "chorus-api listening");
+            let shutdown = CancellationToken::new();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                        .expect("invariant: SIGTERM can be handled");
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                tracing::info!("shutting down");
+                stop.cancel();
+            });
+            chorus_api::server::run(state, listener, shutdown).await?;
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
 }

@@ -15,7 +15,9 @@ use chorus_protocol::frame::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{NamespacePermissions, SubscribeAuthorizer, TokenError, TokenVerifier};
+use crate::auth::{
+    NamespacePermissions, SubscribeAuthorizer, SubscribeProxy, TokenError, TokenVerifier,
+};
 use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, MemoryBroker,
     PublishOptions, SourcePosition,
@@ -164,6 +166,13 @@ impl Node {
             0 => usize::MAX,
             n => n,
         };
+        let authorizer: Arc<dyn SubscribeAuthorizer> = match parts.authorizer {
+            Some(a) => a,
+            None if !config.channel.proxy.subscribe.endpoint.is_empty() => {
+                SubscribeProxy::new(&config.channel.proxy.subscribe)?
+            }
+            None => Arc::new(NamespacePermissions),
+        };
         let uid = uuid::Uuid::new_v4().to_string();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chorus".into());
         let node = Arc::new(Node {
@@ -176,9 +185,7 @@ impl Node {
             presence: parts
                 .presence
                 .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
-            authorizer: parts
-                .authorizer
-                .unwrap_or_else(|| Arc::new(NamespacePermissions)),
+            authorizer,
             connect_tokens,
             subscribe_tokens,
             metrics,

@@ -52,6 +52,19 @@ pub enum EventBody {
     },
     #[serde(rename = "message.transcription_failed")]
     TranscriptionFailed { message_id: String, reason: String },
+    /// The chat itself changed (renamed, deleted, a member added or removed): live clients
+    /// refresh their view of it. It rides the chat's own topic partition, so it is ordered
+    /// with the messages and recoverable like them; history stores nothing for it.
+    #[serde(rename = "chat.updated")]
+    ChatUpdated {
+        /// The state event behind it: `chat.updated`, `chat.deleted`, `member.added`,
+        /// `member.removed`.
+        change: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        title: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_id: Option<String>,
+    },
 }
 
 /// A message as sent. `author.name` and `author.avatar` are for the live UI only; history
@@ -142,7 +155,7 @@ impl ChatEvent {
         format!("{CHAT_NAMESPACE}:{}", self.chat_id)
     }
 
-    /// The message this event creates or changes.
+    /// The message this event creates or changes; `None` for events about the chat itself.
     pub fn message_id(&self) -> Option<&str> {
         match &self.body {
             EventBody::MessageCreated(m) => Some(&m.message_id),
@@ -150,6 +163,7 @@ impl ChatEvent {
             | EventBody::MessageDeleted { message_id }
             | EventBody::MessageTranscribed { message_id, .. }
             | EventBody::TranscriptionFailed { message_id, .. } => Some(message_id),
+            EventBody::ChatUpdated { .. } => None,
         }
     }
 }

@@ -5,11 +5,13 @@
 //! - [`codes`]: the error and disconnect codes, a written contract with client SDKs.
 //! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
 //! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
+//! - [`state`]: the chat state event carried by the state topic (the API's outbox).
 
 pub mod channel;
 pub mod codes;
 pub mod event;
 pub mod frame;
+pub mod state;
 
 pub use codes::{Disconnect, ProtocolError};
 pub use frame::{decode_commands, Command, DecodeError, Method};

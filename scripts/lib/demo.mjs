@@ -1,78 +1,79 @@
-// Proves a running hub works: the official SDK connects with a JWT, subscribes to a chat
-// channel, and receives a message published through the server API, then a chat event
-// produced to Kafka (when given `chorus-loadtest`, the brokers and the topic).
-// Usage: node demo.mjs CONFIG [LOADTEST_BIN BROKERS TOPIC]
-import { spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+// Proves the running stack end to end with the official SDK: two users register and log in
+// through the API, one creates a chat and adds the other, who connects to the hub with the
+// API's connection token and subscribes to chat:<id> (the hub asks the API's subscribe
+// proxy). A message sent over HTTP goes API → Kafka → hub → the SDK, and sink → DynamoDB →
+// the API's history page.
+// Usage: node demo.mjs API_URL HUB_PORT
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { Centrifuge } = require('centrifuge');
 const WebSocket = require('ws');
 
-const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const port = config.http_server.port;
-const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
-const head = b64({ alg: 'HS256', typ: 'JWT' });
-const body = b64({ sub: 'demo-user', exp: Math.floor(Date.now() / 1000) + 300 });
-const sig = createHmac('sha256', config.client.token.hmac_secret_key).update(`${head}.${body}`).digest('base64url');
-
-const client = new Centrifuge(`ws://127.0.0.1:${port}/connection/websocket`, { websocket: WebSocket, token: `${head}.${body}.${sig}` });
-const [loadtest, brokers, topic] = process.argv.slice(3);
-const timer = setTimeout(() => {
-  console.error('demo: no publication within 15 s');
+const [api, hubPort] = process.argv.slice(2);
+const fail = (m) => {
+  console.error(`demo: ${m}`);
   process.exit(1);
-}, 15000);
-const sub = client.newSubscription('chat:demo');
-sub.on('publication', (ctx) => {
-  console.log(`demo: SDK received ${JSON.stringify(ctx.data)} on chat:demo (offset ${ctx.offset})`);
-  clearTimeout(timer);
-  client.disconnect();
+};
+const call = async (method, path, token, body, headers = {}) => {
+  const r = await fetch(`${api}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'content-type': 'application/json' } : {}),
+      ...headers,
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await r.text();
+  return { status: r.status, body: text ? JSON.parse(text) : null };
+};
+const must = async (want, ...args) => {
+  const r = await call(...args);
+  if (r.status !== want) fail(`${args[0]} ${args[1]} -> ${r.status} ${JSON.stringify(r.body)}`);
+  return r.body;
+};
+const user = async (name) => {
+  const u = await must(201, 'POST', '/auth/register', null, { username: name, password: 'demo-password' });
+  const t = await must(200, 'POST', '/auth/login', null, { username: name, password: 'demo-password' });
+  return { id: u.id, token: t.access_token };
+};
+
+const run = Math.random().toString(36).slice(2, 8);
+const ann = await user(`ann_${run}`);
+const bob = await user(`bob_${run}`);
+const chat = await must(201, 'POST', '/chats', ann.token, { title: 'demo' });
+await must(201, 'POST', `/chats/${chat.id}/members`, ann.token, { user_id: bob.id });
+console.log(`demo: ann_${run} created chat ${chat.id} and added bob_${run}`);
+
+const { token } = await must(200, 'POST', '/hub/connection-token', bob.token);
+const client = new Centrifuge(`ws://127.0.0.1:${hubPort}/connection/websocket`, { websocket: WebSocket, token });
+const sub = client.newSubscription(`chat:${chat.id}`);
+const timer = setTimeout(() => fail('no publication within 15 s'), 15000);
+const received = new Promise((resolve) => {
+  sub.on('publication', (ctx) => {
+    if (ctx.data.type === 'message.created') resolve(ctx.data);
+  });
 });
 client.connect();
 sub.subscribe();
 await sub.ready(5000);
-const api = async (method, params) => {
-  const r = await fetch(`http://127.0.0.1:${port}/api/${method}`, {
-    method: 'POST',
-    headers: { 'X-API-Key': config.http_api.key },
-    body: JSON.stringify(params),
-  });
-  return r.text();
-};
-if (!loadtest) {
-  console.log(`demo: server API publish -> ${await api('publish', { channel: 'chat:demo', data: { text: 'hello from scripts/up' } })}`);
-} else {
-  // Chat channels are fed by Kafka, so the API is shown with a read, and the message goes
-  // through Kafka.
-  const info = JSON.parse(await api('info', {}));
-  console.log(`demo: server API info -> ${info.result.nodes.length} node(s)`);
-}
-if (loadtest) {
-  // A chat event as the API will produce it: ULID ids, keyed by chat id.
-  const ulid = () => {
-    const a = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-    let t = Date.now();
-    let out = '';
-    for (let i = 0; i < 10; i++) {
-      out = a[t % 32] + out;
-      t = Math.floor(t / 32);
-    }
-    for (let i = 0; i < 16; i++) out += a[Math.floor(Math.random() * 32)];
-    return out;
-  };
-  const event = {
-    v: 1, event_id: ulid(), chat_id: 'demo', ts: Date.now(), type: 'message.created',
-    data: { message_id: ulid(), author: { id: 'demo-user' }, text: 'hello through Kafka' },
-  };
-  const p = spawnSync(loadtest, ['produce', '--brokers', brokers, '--topic', topic, '--key', 'demo'], {
-    input: `${JSON.stringify(event)}\n`,
-    encoding: 'utf8',
-  });
-  if (p.status !== 0) {
-    console.error(`demo: producing to Kafka failed: ${p.stderr}`);
-    process.exit(1);
+console.log(`demo: bob_${run} subscribed to chat:${chat.id} (allowed by the API's subscribe proxy)`);
+
+const sent = await must(201, 'POST', `/chats/${chat.id}/messages`, ann.token, { text: 'hello from scripts/up' },
+  { 'Idempotency-Key': `demo-${run}` });
+const live = await received;
+clearTimeout(timer);
+if (live.data.message_id !== sent.message_id) fail(`received ${JSON.stringify(live)}`);
+console.log(`demo: SDK received "${live.data.text}" from ${live.data.author.name} live through Kafka`);
+client.disconnect();
+
+for (let i = 0; i < 150; i++) {
+  const page = await must(200, 'GET', `/chats/${chat.id}/messages?limit=10`, bob.token);
+  if (page.messages.some((m) => m.message_id === sent.message_id)) {
+    console.log(`demo: the sink stored it; history shows ${page.messages.length} message(s), newest "${page.messages[0].text}"`);
+    process.exit(0);
   }
-  console.log(`demo: produced a chat event to Kafka topic ${topic}`);
+  await new Promise((r) => setTimeout(r, 100));
 }
+fail('the message did not reach history within 15 s (see .run/logs/sink.log)');

@@ -69,8 +69,8 @@ async fn raw(endpoint: &str, n: u64, concurrency: usize) -> f64 {
     let chunks: Vec<Vec<_>> = (0..n)
         .map(
             |seq| match change_of(event(seq).1.as_bytes()).expect("a valid event") {
-                (_, Change::Put(item)) => put_request(item),
-                (_, other) => unreachable!("message.created is a put, not {other:?}"),
+                Some((_, Change::Put(item))) => put_request(item),
+                other => unreachable!("message.created is a put, not {other:?}"),
             },
         )
         .collect::<Vec<_>>()

@@ -183,33 +183,7 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut root = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.display().to_string(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
-            }
-            None => toml::Table::new(),
-        };
-        for (name, value) in env {
-            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
-                continue;
-            };
-            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-            // librdkafka properties are strings whatever they look like.
-            let value = if path.iter().any(|p| p == "librdkafka") {
-                toml::Value::String(value)
-            } else {
-                env_value(&value)
-            };
-            set_path(&mut root, &path, value)
-                .map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
-        }
-        let config = Config::deserialize(toml::Value::Table(root))
-            .map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config: Config = load_layers(path, env, ENV_PREFIX, &["librdkafka"])?;
         config.validate()?;
         Ok(config)
     }
@@ -264,6 +238,43 @@ impl Config {
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
+}
+
+/// Any service's config from its layers: serde defaults, then the TOML file (if any), then
+/// `<prefix>SECTION__KEY` variables from `env`. Values under a section named in
+/// `string_sections` stay strings (librdkafka properties are strings whatever they look like).
+/// The API reads its config this way too.
+pub fn load_layers<T: serde::de::DeserializeOwned>(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+    prefix: &str,
+    string_sections: &[&str],
+) -> Result<T, ConfigError> {
+    let mut root = match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.display().to_string(),
+                source,
+            })?;
+            text.parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
+        }
+        None => toml::Table::new(),
+    };
+    for (name, value) in env {
+        let Some(key) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+        let value = if path.iter().any(|p| string_sections.contains(&p.as_str())) {
+            toml::Value::String(value)
+        } else {
+            env_value(&value)
+        };
+        set_path(&mut root, &path, value)
+            .map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
+    }
+    T::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::Parse(e.to_string()))
 }
 
 /// An environment value as TOML when it reads as a number or a boolean, else a string.

@@ -37,7 +37,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
 /// One record as the writer needs it: where it came from and what it does.
 pub struct Record {
     pub source: Source,
-    pub change: Result<(Key, Change), Unstorable>,
+    /// `Ok(None)`: a chat-level event, nothing to store.
+    pub change: Result<Option<(Key, Change)>, Unstorable>,
 }
 
 /// A record as read, kept for the dead-letter topic.

@@ -70,13 +70,13 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// Parses a record and says what it does, or why it cannot be stored.
-pub fn change_of(payload: &[u8]) -> Result<(Key, Change), Unstorable> {
+/// Parses a record and says what it does to history (nothing, for events about the chat
+/// itself), or why it cannot be stored.
+pub fn change_of(payload: &[u8]) -> Result<Option<(Key, Change)>, Unstorable> {
     let event = ChatEvent::decode(payload).map_err(|e| Unstorable::Event(e.to_string()))?;
-    let message_id = event
-        .message_id()
-        .expect("invariant: every chat event names its message")
-        .to_owned();
+    let Some(message_id) = event.message_id().map(str::to_owned) else {
+        return Ok(None);
+    };
     let key = Key {
         chat_id: event.chat_id.clone(),
         message_id,
@@ -104,12 +104,13 @@ pub fn change_of(payload: &[u8]) -> Result<(Key, Change), Unstorable> {
             "transcription_error".into(),
             AttributeValue::S(reason),
         )]),
+        EventBody::ChatUpdated { .. } => return Ok(None),
     };
     let size = change_size(&key, &change);
     if size > MAX_ITEM_BYTES {
         return Err(Unstorable::TooLarge(size));
     }
-    Ok((key, change))
+    Ok(Some((key, change)))
 }
 
 /// The stored form of a created message: what [`Message::for_history`] keeps, moved rather
@@ -214,15 +215,29 @@ mod tests {
         .into_bytes()
     }
 
+    fn stored(payload: &[u8]) -> (Key, Change) {
+        change_of(payload)
+            .expect("storable")
+            .expect("about a message")
+    }
+
+    #[test]
+    fn events_about_the_chat_itself_store_nothing() {
+        let e = event(
+            "chat.updated",
+            json!({"change": "member.removed", "user_id": "7"}),
+        );
+        assert_eq!(change_of(&e), Ok(None));
+    }
+
     #[test]
     fn a_created_message_is_stored_without_author_metadata() {
-        let (key, change) = change_of(&event(
+        let (key, change) = stored(&event(
             "message.created",
             json!({"message_id": ULID, "author": {"id": "7", "name": "Ann", "avatar": "https://a"},
                    "text": "hi", "attachment": {"kind": "voice", "key": "k/1", "mime": "audio/ogg",
                    "size": 10, "duration_ms": 1500}}),
-        ))
-        .expect("stores");
+        ));
         assert_eq!(
             key,
             Key {
@@ -257,11 +272,10 @@ mod tests {
 
     #[test]
     fn later_events_update_or_delete_the_same_item() {
-        let (_, edit) = change_of(&event(
+        let (_, edit) = stored(&event(
             "message.edited",
             json!({"message_id": ULID, "text": "fixed"}),
-        ))
-        .expect("edit");
+        ));
         assert_eq!(
             edit,
             Change::Update(vec![
@@ -269,14 +283,12 @@ mod tests {
                 ("edited_at".into(), n(1_763_800_000_000_i64))
             ])
         );
-        let (_, del) =
-            change_of(&event("message.deleted", json!({"message_id": ULID}))).expect("delete");
+        let (_, del) = stored(&event("message.deleted", json!({"message_id": ULID})));
         assert_eq!(del, Change::Delete);
-        let (_, t) = change_of(&event(
+        let (_, t) = stored(&event(
             "message.transcribed",
             json!({"message_id": ULID, "transcript": "hello", "language": "en"}),
-        ))
-        .expect("transcript");
+        ));
         assert!(matches!(t, Change::Update(sets) if sets.len() == 2));
     }
 

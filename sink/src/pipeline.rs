@@ -86,7 +86,9 @@ impl Pipeline {
             }
             let i = sources.len();
             match r.change {
-                Ok((key, change)) => changes.push((i, key, change)),
+                Ok(Some((key, change))) => changes.push((i, key, change)),
+                // About the chat, not a message: nothing to store, committed with the rest.
+                Ok(None) => {}
                 Err(e @ Unstorable::Event(_)) => unstorable.push((i, e.to_string(), "unparsable")),
                 Err(e @ Unstorable::TooLarge(_)) => {
                     unstorable.push((i, e.to_string(), "too_large"))

@@ -1,9 +1,8 @@
 //! A database of its own per test in the machine's PostgreSQL (127.0.0.1:5432, trust auth),
 //! migrated, and the router driven in-process with `oneshot`.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,6 +13,19 @@ use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, Row};
 use tower::ServiceExt;
+
+#[path = "../../../hub/tests/common/client.rs"]
+pub mod client;
+#[path = "../../../sink/tests/common/dynamodb.rs"]
+pub mod dynamodb;
+#[path = "../../../hub/tests/common/net.rs"]
+pub mod net;
+pub mod stack;
+#[path = "../../../hub/tests/common/tansu.rs"]
+pub mod tansu;
+
+pub use net::{eventually, listening};
+pub use tansu::free_port;
 
 pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 
@@ -66,19 +78,17 @@ impl TestApi {
             jwt_secret: SECRET.into(),
             ..Config::default()
         };
+        // Every test database numbers its chats from 1: its cache keys must not meet another's.
+        config.redis.prefix = name.clone();
         tweak(&mut config);
         config.validate().unwrap();
-        let db = chorus_api::db::connect(&config.database_url).await.unwrap();
         TestApi {
-            state: AppState {
-                config: Arc::new(config),
-                db,
-            },
+            state: AppState::connect(config).await.unwrap(),
             name,
         }
     }
 
-    /// Sends a request; returns the status, the JSON body (Null when empty) and Set-Cookie.
+    /// Sends a request; returns the status, the body (JSON; Null when empty) and Set-Cookie.
     pub async fn call(&self, req: Request<Body>) -> (StatusCode, Value, Option<String>) {
         let resp = app(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
@@ -90,7 +100,9 @@ impl TestApi {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+            // Text (`/metrics`) comes back as a string; every other body is JSON.
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         (status, body, cookie)
     }
@@ -115,6 +127,49 @@ impl TestApi {
             )
             .await;
         (s, b)
+    }
+
+    /// Any method, optional bearer and JSON body; returns the status and JSON body.
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = Request::builder().method(method).uri(path);
+        if let Some(b) = bearer {
+            r = r.header("authorization", format!("Bearer {b}"));
+        }
+        let body = match body {
+            Some(b) => {
+                r = r.header("content-type", "application/json");
+                Body::from(b.to_string())
+            }
+            None => Body::empty(),
+        };
+        let (s, b, _) = self.call(r.body(body).unwrap()).await;
+        (s, b)
+    }
+
+    /// Registers and logs in; returns (user id, access token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let (s, b, _) = self
+            .post(
+                "/auth/register",
+                serde_json::json!({"username": name, "password": "password-1"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        let id = b["id"].as_str().unwrap().to_owned();
+        let (s, b, _) = self
+            .post(
+                "/auth/login",
+                serde_json::json!({"username": name, "password": "password-1"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        (id, b["access_token"].as_str().unwrap().to_owned())
     }
 
     pub async fn stop(self) {

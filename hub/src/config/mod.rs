@@ -219,6 +219,9 @@ pub struct ChannelOptions {
     pub allow_history_for_client: bool,
     pub allow_history_for_anonymous: bool,
     pub allow_user_limited_channels: bool,
+    /// Ask `channel.proxy.subscribe` (the backend) whether a client may subscribe, instead of
+    /// the `allow_subscribe_*` options. A subscription token still wins.
+    pub subscribe_proxy_enabled: bool,
 }
 
 impl ChannelOptions {
@@ -240,6 +243,8 @@ pub struct Namespace {
 pub struct Channel {
     pub without_namespace: ChannelOptions,
     pub namespaces: Vec<Namespace>,
+    /// Centrifugo v6 `channel.proxy`: where channel events are proxied to the backend.
+    pub proxy: ChannelProxy,
     pub max_length: usize,
     /// How long an idle stream keeps its epoch and top offset.
     pub history_meta_ttl: HumanDuration,
@@ -250,8 +255,37 @@ impl Default for Channel {
         Channel {
             without_namespace: ChannelOptions::default(),
             namespaces: Vec::new(),
+            proxy: ChannelProxy::default(),
             max_length: 255,
             history_meta_ttl: HumanDuration::secs(30 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelProxy {
+    pub subscribe: ProxyEndpoint,
+}
+
+/// One HTTP proxy hook: Centrifugo's `endpoint`, `timeout` and `static_http_headers`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyEndpoint {
+    /// `http://` URL the hub POSTs the event to; empty means not configured.
+    pub endpoint: String,
+    /// Past this the call counts as failed and the client gets a temporary error.
+    pub timeout: HumanDuration,
+    /// Sent with every call, e.g. a key the backend checks.
+    pub static_http_headers: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ProxyEndpoint {
+    fn default() -> Self {
+        ProxyEndpoint {
+            endpoint: String::new(),
+            timeout: HumanDuration::secs(1),
+            static_http_headers: Default::default(),
         }
     }
 }

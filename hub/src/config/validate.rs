@@ -140,6 +140,26 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         );
     }
 
+    let proxied = std::iter::once(&config.channel.without_namespace)
+        .chain(config.channel.namespaces.iter().map(|n| &n.options))
+        .any(|o| o.subscribe_proxy_enabled);
+    let proxy = &config.channel.proxy.subscribe;
+    if proxied && proxy.endpoint.is_empty() {
+        errors.push("subscribe_proxy_enabled needs channel.proxy.subscribe.endpoint".into());
+    }
+    if !proxy.endpoint.is_empty()
+        && !proxy.endpoint.starts_with("http://")
+        && !proxy.endpoint.starts_with("https://")
+    {
+        errors.push(format!(
+            "channel.proxy.subscribe.endpoint {:?} must be an http:// or https:// URL",
+            proxy.endpoint
+        ));
+    }
+    if !proxy.endpoint.is_empty() && proxy.timeout.is_zero() {
+        errors.push("channel.proxy.subscribe.timeout must be positive".into());
+    }
+
     let mut names = std::collections::HashSet::new();
     let mut chat_consumers = 0;
     for (i, c) in config.consumers.iter().enumerate() {
@@ -237,6 +257,14 @@ mod tests {
             (
                 r#"{"channel": {"without_namespace": {"force_recovery": true}}}"#,
                 "need history_size",
+            ),
+            (
+                r#"{"channel": {"namespaces": [{"name": "chat", "subscribe_proxy_enabled": true}]}}"#,
+                "needs channel.proxy.subscribe.endpoint",
+            ),
+            (
+                r#"{"channel": {"proxy": {"subscribe": {"endpoint": "localhost:3000/x"}}}}"#,
+                "must be an http:// or https:// URL",
             ),
             (
                 r#"{"engine": {"type": "tarantool"}}"#,

@@ -42,14 +42,14 @@ pub struct TestHub {
 }
 
 pub async fn start(extra_client_config: &str, connection_budget: usize) -> TestHub {
-    let config = load_str(
-        &config_json(extra_client_config),
-        Format::Json,
-        "test",
-        Vec::new(),
-    )
-    .unwrap()
-    .config;
+    start_with(&config_json(extra_client_config), connection_budget).await
+}
+
+/// A hub on port 0 from a whole JSON config.
+pub async fn start_with(config_json: &str, connection_budget: usize) -> TestHub {
+    let config = load_str(config_json, Format::Json, "test", Vec::new())
+        .unwrap()
+        .config;
     chorus_hub::config::validate::validate(&config).unwrap();
     let node = Node::new(
         config,

@@ -1,4 +1,5 @@
-//! Waiting for a port: shared by the hub's tests and, through a `#[path]` module, the sink's.
+//! Waiting for a port or a condition: shared by the hub's tests and, through a `#[path]`
+//! module, the sink's and the API's.
 
 use std::time::Duration;
 
@@ -14,4 +15,19 @@ pub async fn listening(port: u16, tries: u32) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// Polls `f` every 100 ms for up to `secs` seconds.
+pub async fn eventually<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..secs * 10 {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out after {secs} s waiting for {what}");
 }

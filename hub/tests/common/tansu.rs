@@ -111,7 +111,7 @@ impl Tansu {
         self.spawn().await;
     }
 
-    fn config(&self) -> ClientConfig {
+    pub fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", self.brokers());
         c

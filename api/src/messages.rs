@@ -1,0 +1,270 @@
+//! Messages: send (produce to Kafka, the source of truth) and history (read from DynamoDB,
+//! where the sink stores what Kafka carried).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chorus_protocol::event::{is_ulid, Author, ChatEvent, EventBody, Message, VERSION};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sqlx::Row;
+
+use crate::access::User;
+use crate::app::AppState;
+use crate::body::{Body, Params};
+use crate::chats::id;
+use crate::error::ApiError;
+use crate::membership;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Send {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Page {
+    /// A message id: the page holds messages older than it.
+    before: Option<String>,
+    limit: Option<String>,
+}
+
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const MAX_PAGE: i32 = 100;
+const DEFAULT_PAGE: i32 = 50;
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
+        return Ok(None);
+    };
+    let k = v
+        .to_str()
+        .ok()
+        .filter(|k| (1..=128).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            ApiError::Validation("Idempotency-Key: 1 to 128 visible ASCII characters".into())
+        })?;
+    Ok(Some(k.to_owned()))
+}
+
+fn sent(chat: i64, message_id: &str, ts: Option<i64>, replayed: bool) -> Response {
+    let mut body = json!({"chat_id": chat.to_string(), "message_id": message_id});
+    if let Some(ts) = ts {
+        body["created_at"] = json!(ts);
+    }
+    let mut r = (StatusCode::CREATED, Json(body)).into_response();
+    if replayed {
+        r.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    r
+}
+
+/// `POST /chats/{id}/messages`: answered 201 only once Kafka acknowledged the event
+/// (acks=all). With an `Idempotency-Key`, a retry gets the first send's message id and
+/// nothing is produced again; the key is held in PostgreSQL in the transaction that waits
+/// for the ack, so a concurrent retry waits for the first attempt's outcome.
+pub async fn send(
+    State(s): State<AppState>,
+    User(me): User,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    Body(m): Body<Send>,
+) -> Result<Response, ApiError> {
+    let chat = id(&raw)?;
+    s.limits.send.check(&me.to_string()).map_err(|wait| {
+        s.metrics.rate_limited.with_label_values(&["send"]).inc();
+        ApiError::RateLimited(wait)
+    })?;
+    let key = idempotency_key(&headers)?;
+    let text = m.text.trim();
+    if text.is_empty() || text.chars().count() > s.config.limits.max_text_chars {
+        return Err(ApiError::Validation(format!(
+            "text: 1 to {} characters",
+            s.config.limits.max_text_chars
+        )));
+    }
+    membership::require(&s, chat, me).await?;
+    let message_id = s.ulid();
+    let mut tx = s.db.begin().await?;
+    if let Some(k) = &key {
+        let claimed = sqlx::query(
+            "INSERT INTO send_keys (user_id, key, chat_id, message_id) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, key) DO NOTHING RETURNING message_id",
+        )
+        .bind(me)
+        .bind(k)
+        .bind(chat)
+        .bind(&message_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if claimed.is_none() {
+            let row = sqlx::query(
+                "SELECT chat_id, message_id FROM send_keys WHERE user_id = $1 AND key = $2",
+            )
+            .bind(me)
+            .bind(k)
+            .fetch_one(&mut *tx)
+            .await?;
+            if row.try_get::<i64, _>("chat_id")? != chat {
+                return Err(ApiError::Conflict(
+                    "Idempotency-Key was used for another chat",
+                ));
+            }
+            let first: String = row.try_get("message_id")?;
+            return Ok(sent(chat, &first, None, true));
+        }
+    }
+    let names = membership::display_names(&s, &[me.to_string()]).await?;
+    let ts = chorus_time_ms();
+    let event = ChatEvent {
+        v: VERSION,
+        event_id: s.ulid(),
+        chat_id: chat.to_string(),
+        ts,
+        body: EventBody::MessageCreated(Message {
+            message_id: message_id.clone(),
+            author: Author {
+                id: me.to_string(),
+                name: names.get(&me.to_string()).cloned(),
+                avatar: None,
+            },
+            text: Some(text.to_owned()),
+            attachment: None,
+            idempotency_key: key.clone(),
+        }),
+    };
+    let timeout = Duration::from_millis(s.config.kafka.send_timeout_ms);
+    crate::kafka::send(
+        &s.producer,
+        &s.config.kafka.messages_topic,
+        &event.chat_id,
+        &event.encode(),
+        timeout,
+    )
+    .await
+    .map_err(|e| {
+        tracing::warn!(chat, error = %e, "send not acknowledged by kafka");
+        ApiError::Unavailable(
+            "the message was not sent: kafka did not acknowledge it; retry".into(),
+        )
+    })?;
+    // Committed after the ack: a failed produce frees the key for the retry. (A crash between
+    // the ack and this commit loses the key, and a retry then sends a second copy.)
+    tx.commit().await?;
+    s.metrics.messages_sent.inc();
+    Ok(sent(chat, &message_id, Some(ts), false))
+}
+
+fn chorus_time_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// DynamoDB attribute values as JSON: strings, numbers (as JSON numbers), maps, lists.
+fn json_of(v: &AttributeValue) -> Value {
+    match v {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => n
+            .parse::<i64>()
+            .map(Value::from)
+            .or_else(|_| n.parse::<f64>().map(Value::from))
+            .unwrap_or_else(|_| Value::String(n.clone())),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::M(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), json_of(v))).collect())
+        }
+        AttributeValue::L(l) => Value::Array(l.iter().map(json_of).collect()),
+        _ => Value::Null,
+    }
+}
+
+/// `GET /chats/{id}/messages?before=<message id>&limit=<1..100>`: newest first. The cursor
+/// is the last message id of a page; ids only grow, so messages sent meanwhile never shift a
+/// later page.
+pub async fn history(
+    State(s): State<AppState>,
+    User(me): User,
+    Path(raw): Path<String>,
+    Params(page): Params<Page>,
+) -> Result<Response, ApiError> {
+    let chat = id(&raw)?;
+    let limit = match page.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(l) => l
+            .parse::<i32>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| ApiError::Validation(format!("limit: 1 to {MAX_PAGE}")))?,
+    };
+    if let Some(b) = &page.before {
+        if !is_ulid(b) {
+            return Err(ApiError::Validation("before: a message id".into()));
+        }
+    }
+    membership::require(&s, chat, me).await?;
+    let mut query = s
+        .history
+        .client()
+        .query()
+        .table_name(s.history.table())
+        .scan_index_forward(false)
+        .limit(limit)
+        .expression_attribute_values(":c", AttributeValue::S(chat.to_string()));
+    query = match &page.before {
+        Some(b) => query
+            .key_condition_expression("chat_id = :c AND message_id < :b")
+            .expression_attribute_values(":b", AttributeValue::S(b.clone())),
+        None => query.key_condition_expression("chat_id = :c"),
+    };
+    let out = query.send().await.map_err(|e| {
+        tracing::warn!(chat, error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "history query failed");
+        ApiError::Unavailable("history is unavailable; retry".into())
+    })?;
+    let items = out.items();
+    let authors: Vec<String> = {
+        let mut a: Vec<String> = items
+            .iter()
+            .filter_map(|i| i.get("author_id").and_then(|v| v.as_s().ok()).cloned())
+            .collect();
+        a.sort_unstable();
+        a.dedup();
+        a
+    };
+    let names: HashMap<String, String> = membership::display_names(&s, &authors).await?;
+    let messages: Vec<Value> = items
+        .iter()
+        .map(|item| {
+            let mut m = Map::new();
+            for (k, v) in item {
+                match k.as_str() {
+                    "chat_id" => {}
+                    "author_id" => {
+                        let id = json_of(v);
+                        let name = id.as_str().and_then(|i| names.get(i)).cloned();
+                        m.insert("author".into(), json!({"id": id, "name": name}));
+                    }
+                    _ => {
+                        m.insert(k.clone(), json_of(v));
+                    }
+                }
+            }
+            Value::Object(m)
+        })
+        .collect();
+    let next = (messages.len() as i32 == limit)
+        .then(|| {
+            messages
+                .last()
+                .and_then(|m| m["message_id"].as_str().map(str::to_owned))
+        })
+        .flatten();
+    Ok(Json(json!({"messages": messages, "next_cursor": next})).into_response())
+}

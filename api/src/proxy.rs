@@ -1,0 +1,67 @@
+//! `POST /hub/subscribe`: the hub's subscribe proxy (Centrifugo v6 `channel.proxy.subscribe`).
+//!
+//! The hub sends Centrifugo's request (`{"client","user","channel",...}`); the answer is
+//! Centrifugo's: `{"result": {}}` to allow, `{"error": {"code", "message"}}` to refuse. Only
+//! members of chat `<id>` may subscribe to `chat:<id>`. Membership goes through the cache, so
+//! a removed member is refused as soon as the removal committed.
+//!
+//! Anything this endpoint cannot decide (PostgreSQL down) is an HTTP error, which the hub
+//! turns into a temporary error the SDK retries: never an allow.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::body::Body;
+use crate::error::ApiError;
+use crate::membership;
+
+/// The header the hub sends with `static_http_headers`.
+pub const PROXY_KEY_HEADER: &str = "x-chorus-proxy-key";
+
+#[derive(Deserialize)]
+pub struct ProxyRequest {
+    #[serde(default)]
+    user: String,
+    channel: String,
+}
+
+/// Centrifugo's "permission denied".
+fn refuse() -> Response {
+    Json(json!({"error": {"code": 103, "message": "permission denied"}})).into_response()
+}
+
+pub async fn subscribe(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(r): Body<ProxyRequest>,
+) -> Result<Response, ApiError> {
+    let key = &s.config.hub.proxy_key;
+    if !key.is_empty()
+        && headers.get(PROXY_KEY_HEADER).and_then(|v| v.to_str().ok()) != Some(key.as_str())
+    {
+        return Err(ApiError::Unauthorized("missing or wrong proxy key"));
+    }
+    let Some(chat) = r
+        .channel
+        .strip_prefix(chorus_protocol::event::CHAT_NAMESPACE)
+        .and_then(|c| c.strip_prefix(':'))
+        .and_then(|c| c.parse::<i64>().ok())
+    else {
+        return Ok(refuse());
+    };
+    let Ok(user) = r.user.parse::<i64>() else {
+        // Anonymous or not one of ours.
+        return Ok(refuse());
+    };
+    match membership::role(&s, chat, user).await? {
+        Some(role) => {
+            Ok(Json(json!({"result": {"info": {"role": role.as_str()}}})).into_response())
+        }
+        None => Ok(refuse()),
+    }
+}

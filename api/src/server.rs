@@ -1,0 +1,29 @@
+//! Serving: the router on a listener the caller bound, the outbox relay and the state-event
+//! consumer beside it, all stopped by one cancellation token.
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{app, AppState};
+
+pub async fn run(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let tasks = TaskTracker::new();
+    tasks.spawn(crate::outbox::run_relay(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::reactor::run(
+        state.clone(),
+        state.reactor.clone(),
+        shutdown.clone(),
+    ));
+    tasks.close();
+    let stop = shutdown.clone();
+    let served = axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    shutdown.cancel();
+    tasks.wait().await;
+    served
+}

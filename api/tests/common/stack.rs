@@ -1,0 +1,223 @@
+//! The whole path in one test process: tansu and DynamoDB Local as real processes on free
+//! loopback ports; the API, a hub (chat-event consumer, subscribe proxy to the API) and the
+//! sink served in-process on real sockets, wired to each other as `scripts/up` wires them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use super::dynamodb::DynamoLocal;
+use super::tansu::{unique, Tansu};
+use super::TestApi;
+
+/// The hub's connection-token secret, which the API signs with.
+pub const HUB_SECRET: &str = "a-hub-secret-of-at-least-32-bytes!!";
+pub const HUB_API_KEY: &str = "hub-api-key";
+pub const PROXY_KEY: &str = "proxy-key";
+
+pub struct Stack {
+    pub tansu: Tansu,
+    pub dynamo: DynamoLocal,
+    pub api: TestApi,
+    pub api_url: String,
+    pub hub_ws: String,
+    pub hub: Arc<chorus_hub::Node>,
+    pub messages_topic: String,
+    pub state_topic: String,
+    pub table: String,
+    pub shutdown: CancellationToken,
+    http: reqwest::Client,
+}
+
+impl Stack {
+    pub async fn start() -> Stack {
+        let tansu = Tansu::start().await;
+        let dynamo = DynamoLocal::start().await;
+        let (messages_topic, state_topic, table) = (
+            unique("chat-events"),
+            unique("chat-state"),
+            unique("messages"),
+        );
+        tansu.create_topic(&messages_topic, 3).await;
+        tansu.create_topic(&state_topic, 1).await;
+        let api_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hub_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_addr = api_tcp.local_addr().unwrap();
+        let hub_addr = hub_tcp.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+
+        // The hub: chat events from Kafka, chat subscriptions through the API's proxy.
+        let cfg = json!({
+            "client": {"token": {"hmac_secret_key": HUB_SECRET}},
+            "http_api": {"key": HUB_API_KEY},
+            "channel": {
+                "proxy": {"subscribe": {"endpoint": format!("http://{api_addr}/hub/subscribe"),
+                                        "timeout": "2s",
+                                        "static_http_headers": {"X-Chorus-Proxy-Key": PROXY_KEY}}},
+                "namespaces": [{"name": "chat", "history_size": 100, "history_ttl": "300s",
+                                "force_recovery": true, "subscribe_proxy_enabled": true}]},
+            "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
+                "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
+                "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]
+        });
+        let config = chorus_hub::config::load_str(
+            &cfg.to_string(),
+            chorus_hub::config::Format::Json,
+            "test",
+            Vec::new(),
+        )
+        .unwrap()
+        .config;
+        chorus_hub::config::validate::validate(&config).unwrap();
+        let hub = chorus_hub::Node::new(config, chorus_hub::NodeParts::default()).unwrap();
+        let consumers = chorus_hub::consumer::start(&hub).unwrap();
+        assert!(chorus_hub::consumer::wait_ready(&consumers, Duration::from_secs(30)).await);
+        let listener = chorus_hub::listener::FdBudgetListener::new(
+            hub_tcp,
+            1_000,
+            hub.metrics.connections_refused.clone(),
+        );
+        tokio::spawn(chorus_hub::server::run(
+            hub.clone(),
+            listener,
+            Duration::from_secs(1),
+        ));
+
+        // The API.
+        let (brokers, mt, st, endpoint, tbl) = (
+            tansu.brokers(),
+            messages_topic.clone(),
+            state_topic.clone(),
+            dynamo.endpoint(),
+            table.clone(),
+        );
+        let api = TestApi::start(move |c| {
+            c.kafka.brokers = brokers;
+            c.kafka.messages_topic = mt;
+            c.kafka.state_topic = st;
+            c.kafka.state_group = unique("api-state");
+            c.dynamodb.endpoint = endpoint;
+            c.dynamodb.table = tbl;
+            c.hub.api_url = format!("http://{hub_addr}/api");
+            c.hub.api_key = HUB_API_KEY.into();
+            c.hub.token_hmac_secret = HUB_SECRET.into();
+            c.hub.proxy_key = PROXY_KEY.into();
+            c.outbox.poll_ms = 100;
+        })
+        .await;
+        tokio::spawn(chorus_api::server::run(
+            api.state.clone(),
+            api_tcp,
+            shutdown.clone(),
+        ));
+
+        // The sink: the same topic into DynamoDB.
+        let mut sink = chorus_sink::config::Config::default();
+        sink.kafka.brokers = tansu.brokers();
+        sink.kafka.topic = messages_topic.clone();
+        sink.kafka.group = unique("sink");
+        sink.dynamodb = dynamo.config(&table);
+        sink.batch.flush_interval_ms = 20;
+        let sink_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tokio::spawn(chorus_sink::run(sink, sink_tcp, shutdown.clone()));
+
+        Stack {
+            tansu,
+            dynamo,
+            api,
+            api_url: format!("http://{api_addr}"),
+            hub_ws: format!("ws://{hub_addr}/connection/websocket"),
+            hub,
+            messages_topic,
+            state_topic,
+            table,
+            shutdown,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// An HTTP call to the API over its socket: status, JSON body (Null when empty), headers.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut r = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.api_url),
+        );
+        if let Some(b) = bearer {
+            r = r.header("authorization", format!("Bearer {b}"));
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
+        };
+        (status, value, headers)
+    }
+
+    /// Registers and logs in; returns (user id, access token).
+    pub async fn user(&self, name: &str) -> (String, String) {
+        let (s, b, _) = self
+            .http(
+                "POST",
+                "/auth/register",
+                None,
+                Some(json!({"username": name, "password": "password-1"})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let id = b["id"].as_str().unwrap().to_owned();
+        let (s, b, _) = self
+            .http(
+                "POST",
+                "/auth/login",
+                None,
+                Some(json!({"username": name, "password": "password-1"})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        (id, b["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// A hub connection made with the API's connection token.
+    pub async fn connect(&self, access: &str) -> super::client::Client {
+        let (s, b, _) = self
+            .http("POST", "/hub/connection-token", Some(access), None, &[])
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let mut c = super::client::Client::open(&self.hub_ws).await;
+        c.send(json!({"id": 1, "connect": {"token": b["token"]}}))
+            .await;
+        let r = c.reply(1).await;
+        assert!(r.get("error").is_none(), "{r}");
+        c
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.hub.shutdown.cancel();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.api.stop().await;
+    }
+}

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimits;
-use crate::{accounts, chats, health, hubtokens, messages, openapi, proxy};
+use crate::{accounts, chats, health, hubtokens, media, messages, openapi, proxy};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -34,6 +34,8 @@ pub struct AppState {
     pub ulids: Arc<parking_lot::Mutex<ulid::Generator>>,
     /// The state-event consumer's health, for `/health`.
     pub reactor: Arc<crate::reactor::ReactorStatus>,
+    /// Uploaded blobs.
+    pub media: Arc<dyn object_store::ObjectStore>,
 }
 
 /// Bodies over this are refused before they are read.
@@ -51,6 +53,8 @@ impl AppState {
         let history = Arc::new(chorus_sink::dynamo::Store::new(&config.dynamodb).await);
         let hub = Arc::new(crate::hubapi::HubApi::new(&config.hub)?);
         let limits = Arc::new(RateLimits::new(&config.limits));
+        let media = crate::media::store(&config.media)
+            .with_context(|| format!("media.path {:?}", config.media.path))?;
         Ok(AppState {
             config: Arc::new(config),
             db,
@@ -63,6 +67,7 @@ impl AppState {
             outbox_wake: Arc::new(tokio::sync::Notify::new()),
             ulids: Arc::new(parking_lot::Mutex::new(ulid::Generator::new())),
             reactor: Default::default(),
+            media,
         })
     }
 
@@ -121,6 +126,14 @@ pub fn app(state: AppState) -> Router {
             "/chats/{id}/messages",
             post(messages::send).get(messages::history),
         )
+        .route(
+            "/chats/{id}/images",
+            // Multipart bodies up to the image limit plus the form's own overhead.
+            post(media::upload_image).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.media.max_image_bytes + 64 * 1024,
+            )),
+        )
+        .route("/media/{*key}", get(media::read))
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(health::health))
         .route("/metrics", get(health::metrics))

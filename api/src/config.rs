@@ -37,7 +37,30 @@ pub struct Config {
     pub hub: Hub,
     pub limits: Limits,
     pub outbox: Outbox,
+    pub media: Media,
     pub log: chorus_sink::config::Log,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Media {
+    /// Where uploaded blobs live (the local-filesystem object store); created if missing.
+    pub path: String,
+    /// Largest image upload.
+    pub max_image_bytes: usize,
+    /// Largest image by pixels (width × height), read from its header before anything
+    /// decodes it: a small file that would decode to gigabytes is refused.
+    pub max_image_pixels: u64,
+}
+
+impl Default for Media {
+    fn default() -> Self {
+        Media {
+            path: "media".into(),
+            max_image_bytes: 10 * 1024 * 1024,
+            max_image_pixels: 40_000_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +152,7 @@ impl Default for Config {
             hub: Hub::default(),
             limits: Limits::default(),
             outbox: Outbox::default(),
+            media: Media::default(),
             log: Default::default(),
         }
     }
@@ -246,6 +270,9 @@ impl Config {
         }
         if self.outbox.poll_ms == 0 || self.outbox.batch <= 0 {
             return bad("outbox.poll_ms and outbox.batch must be positive");
+        }
+        if self.media.path.is_empty() || self.media.max_image_bytes == 0 {
+            return bad("media.path and media.max_image_bytes must be set");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format is text or json");

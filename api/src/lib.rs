@@ -13,6 +13,7 @@
 //! | [`outbox`] | the transactional outbox and its relay to Kafka |
 //! | [`reactor`] | the state-event consumer: cache invalidation, hub unsubscribes |
 //! | [`messages`] | send (Kafka, idempotency keys) and history (DynamoDB, ULID cursor) |
+//! | [`media`] | image uploads into the object store; members-only reads with Range |
 //! | [`hubtokens`], [`proxy`], [`hubapi`] | the hub's tokens, its subscribe proxy, its server API |
 //! | [`kafka`] | the idempotent producer and the consumer config |
 //! | [`ratelimit`] | token buckets on login and send |
@@ -33,6 +34,7 @@ pub mod health;
 pub mod hubapi;
 pub mod hubtokens;
 pub mod kafka;
+pub mod media;
 pub mod membership;
 pub mod messages;
 pub mod metrics;

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chorus_protocol::event::{is_ulid, Author, ChatEvent, EventBody, Message, VERSION};
+use chorus_protocol::event::{is_ulid, Attachment, Author, ChatEvent, EventBody, Message, VERSION};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -39,7 +39,7 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const MAX_PAGE: i32 = 100;
 const DEFAULT_PAGE: i32 = 50;
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     let Some(v) = headers.get(IDEMPOTENCY_HEADER) else {
         return Ok(None);
     };
@@ -53,7 +53,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(k.to_owned()))
 }
 
-fn sent(chat: i64, message_id: &str, ts: Option<i64>, replayed: bool) -> Response {
+pub fn sent(chat: i64, message_id: &str, ts: Option<i64>, replayed: bool) -> Response {
     let mut body = json!({"chat_id": chat.to_string(), "message_id": message_id});
     if let Some(ts) = ts {
         body["created_at"] = json!(ts);
@@ -92,6 +92,36 @@ pub async fn send(
     }
     membership::require(&s, chat, me).await?;
     let message_id = s.ulid();
+    match publish(&s, chat, me, &message_id, Some(text.to_owned()), None, key).await? {
+        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
+        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
+    }
+}
+
+/// What [`publish`] did.
+pub enum Published {
+    New {
+        ts: i64,
+    },
+    /// The idempotency key was used before: nothing was produced.
+    Replayed {
+        message_id: String,
+    },
+}
+
+/// Produces a `message.created` event for `message_id` and waits for Kafka's ack; the
+/// caller checked membership. With an idempotency key, the key is held in PostgreSQL in the
+/// transaction that waits for the ack, so a concurrent retry waits for this attempt's
+/// outcome and a later one gets the first message id.
+pub async fn publish(
+    s: &AppState,
+    chat: i64,
+    me: i64,
+    message_id: &str,
+    text: Option<String>,
+    attachment: Option<Attachment>,
+    key: Option<String>,
+) -> Result<Published, ApiError> {
     let mut tx = s.db.begin().await?;
     if let Some(k) = &key {
         let claimed = sqlx::query(
@@ -101,7 +131,7 @@ pub async fn send(
         .bind(me)
         .bind(k)
         .bind(chat)
-        .bind(&message_id)
+        .bind(message_id)
         .fetch_optional(&mut *tx)
         .await?;
         if claimed.is_none() {
@@ -117,11 +147,12 @@ pub async fn send(
                     "Idempotency-Key was used for another chat",
                 ));
             }
-            let first: String = row.try_get("message_id")?;
-            return Ok(sent(chat, &first, None, true));
+            return Ok(Published::Replayed {
+                message_id: row.try_get("message_id")?,
+            });
         }
     }
-    let names = membership::display_names(&s, &[me.to_string()]).await?;
+    let names = membership::display_names(s, &[me.to_string()]).await?;
     let ts = chorus_time_ms();
     let event = ChatEvent {
         v: VERSION,
@@ -129,15 +160,15 @@ pub async fn send(
         chat_id: chat.to_string(),
         ts,
         body: EventBody::MessageCreated(Message {
-            message_id: message_id.clone(),
+            message_id: message_id.to_owned(),
             author: Author {
                 id: me.to_string(),
                 name: names.get(&me.to_string()).cloned(),
                 avatar: None,
             },
-            text: Some(text.to_owned()),
-            attachment: None,
-            idempotency_key: key.clone(),
+            text,
+            attachment,
+            idempotency_key: key,
         }),
     };
     let timeout = Duration::from_millis(s.config.kafka.send_timeout_ms);
@@ -159,7 +190,7 @@ pub async fn send(
     // the ack and this commit loses the key, and a retry then sends a second copy.)
     tx.commit().await?;
     s.metrics.messages_sent.inc();
-    Ok(sent(chat, &message_id, Some(ts), false))
+    Ok(Published::New { ts })
 }
 
 fn chorus_time_ms() -> i64 {

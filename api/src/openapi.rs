@@ -39,6 +39,9 @@ fn describe(status: &str) -> &'static str {
         "403" => "forbidden: not allowed for this role",
         "404" => "not found (or not a member)",
         "409" => "conflict",
+        "413" => "too large: over a size or pixel limit",
+        "415" => "unsupported media type",
+        "416" => "range not satisfiable",
         "429" => "rate limited; see Retry-After",
         "503" => "a dependency is down; nothing was done, retry",
         _ => "error",
@@ -88,7 +91,8 @@ pub fn spec() -> Value {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
             "schemas": {"Error": obj(&["error"], json!({"error": obj(&["code", "message"], json!({
                 "code": {"type": "string", "enum": ["validation", "unauthorized", "forbidden", "not_found",
-                    "method_not_allowed", "conflict", "rate_limited", "unavailable", "internal"]},
+                    "method_not_allowed", "conflict", "rate_limited", "unavailable", "internal",
+                    "too_large", "unsupported_media_type", "range_not_satisfiable"]},
                 "message": s}))}))}
         },
         "paths": {
@@ -136,6 +140,19 @@ pub fn spec() -> Value {
             "/chats/{id}/subscription-token": {"parameters": chat_path,
                 "post": op("A subscription token for chat:<id> (members)", "200", None, &["401", "404", "503"], true)},
             "/chats/{id}/messages": {"get": messages_get, "post": messages_post},
+            "/chats/{id}/images": {"parameters": chat_path, "post": {
+                "summary": "Send an image (multipart: file, optional text); JPEG, PNG, WebP or GIF",
+                "requestBody": {"required": true, "content": {"multipart/form-data": {"schema": {
+                    "type": "object", "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}, "text": s}}}}},
+                "responses": op("", "201", None, &["400", "401", "404", "409", "413", "415", "429", "503"], true)["responses"],
+                "security": [{"bearer": []}]}},
+            "/media/{key}": {"get": {
+                "summary": "A blob, to members of its chat; one byte range per request",
+                "parameters": [{"name": "key", "in": "path", "required": true, "schema": s},
+                               {"name": "Range", "in": "header", "schema": s}],
+                "responses": op("", "200", None, &["401", "404", "416"], true)["responses"],
+                "security": [{"bearer": []}]}},
             "/openapi.json": {"get": op("This document", "200", None, &[], false)},
             "/health": {"get": op("Dependencies: postgres, redis, kafka, state consumer", "200", None, &["503"], false)},
             "/metrics": {"get": op("Prometheus metrics", "200", None, &[], false)}

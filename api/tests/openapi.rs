@@ -17,7 +17,10 @@ async fn every_documented_operation_is_routed_and_the_checked_in_copy_is_current
     assert_eq!(served["openapi"], "3.1.0");
     let mut operations = 0;
     for (path, item) in served["paths"].as_object().unwrap() {
-        let concrete = path.replace("{id}", "1").replace("{user_id}", "2");
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{user_id}", "2")
+            .replace("{key}", "chats/1/x.png");
         for method in ["get", "post", "patch", "delete", "put"] {
             let Some(op) = item.get(method) else {
                 continue;

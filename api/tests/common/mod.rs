@@ -80,6 +80,10 @@ impl TestApi {
         };
         // Every test database numbers its chats from 1: its cache keys must not meet another's.
         config.redis.prefix = name.clone();
+        config.media.path = std::env::temp_dir()
+            .join(format!("{name}-media"))
+            .display()
+            .to_string();
         tweak(&mut config);
         config.validate().unwrap();
         TestApi {
@@ -173,6 +177,7 @@ impl TestApi {
     }
 
     pub async fn stop(self) {
+        let _ = std::fs::remove_dir_all(&self.state.config.media.path);
         self.state.db.close().await;
         let mut admin = PgConnection::connect(&format!("{}/postgres", admin_url()))
             .await

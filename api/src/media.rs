@@ -1,0 +1,251 @@
+//! Attachments: uploads into the object store, and members-only reads with HTTP Range.
+//!
+//! - `POST /chats/{id}/images` (multipart: `file`, optional `text`): JPEG, PNG, WebP or GIF,
+//!   recognised by content, not by the client's claim; dimensions read from the header, and
+//!   an image over `media.max_image_pixels` refused before anything decodes it. The blob is
+//!   stored at `chats/<chat>/<message id>.<ext>`, then the message goes through Kafka like a
+//!   text message, with the attachment's kind, key, MIME type, size and dimensions.
+//! - `GET /media/{key}`: members of the key's chat only (404 otherwise); one byte range per
+//!   request (`Range: bytes=a-b`, `a-`, `-n`) answered 206, so players can seek.
+//!
+//! The store is the `object_store` crate's local filesystem, the embedded default.
+
+use std::sync::Arc;
+
+use axum::body::Body as HttpBody;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chorus_protocol::event::{Attachment, AttachmentKind};
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::access::User;
+use crate::app::AppState;
+use crate::chats::id;
+use crate::error::ApiError;
+use crate::membership;
+use crate::messages::{idempotency_key, publish, sent, Published};
+
+/// Opens the configured store, creating its directory.
+pub fn store(c: &crate::config::Media) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    std::fs::create_dir_all(&c.path)?;
+    Ok(Arc::new(
+        object_store::local::LocalFileSystem::new_with_prefix(&c.path)?,
+    ))
+}
+
+/// The image formats taken, by content: (MIME type, extension).
+fn image_kind(bytes: &[u8]) -> Option<(&'static str, &'static str)> {
+    match imagesize::image_type(bytes).ok()? {
+        imagesize::ImageType::Jpeg => Some(("image/jpeg", "jpg")),
+        imagesize::ImageType::Png => Some(("image/png", "png")),
+        imagesize::ImageType::Webp => Some(("image/webp", "webp")),
+        imagesize::ImageType::Gif => Some(("image/gif", "gif")),
+        _ => None,
+    }
+}
+
+fn mime_of(key: &str) -> &'static str {
+    match key.rsplit('.').next() {
+        Some("jpg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("webp") => "image/webp",
+        Some("gif") => "image/gif",
+        _ => "application/octet-stream",
+    }
+}
+
+pub async fn upload_image(
+    State(s): State<AppState>,
+    User(me): User,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
+    let chat = id(&raw)?;
+    s.limits.send.check(&me.to_string()).map_err(|wait| {
+        s.metrics.rate_limited.with_label_values(&["send"]).inc();
+        ApiError::RateLimited(wait)
+    })?;
+    let key = idempotency_key(&headers)?;
+    membership::require(&s, chat, me).await?;
+    let mut file: Option<bytes::Bytes> = None;
+    let mut text: Option<String> = None;
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| ApiError::Validation(format!("multipart: {e}")))?
+    {
+        match field.name() {
+            Some("file") => {
+                file = Some(
+                    field
+                        .bytes()
+                        .await
+                        .map_err(|e| ApiError::Validation(format!("file: {e}")))?,
+                )
+            }
+            Some("text") => {
+                let t = field
+                    .text()
+                    .await
+                    .map_err(|e| ApiError::Validation(format!("text: {e}")))?;
+                if t.chars().count() > s.config.limits.max_text_chars {
+                    return Err(ApiError::Validation("text: too long".into()));
+                }
+                text = Some(t).filter(|t| !t.trim().is_empty());
+            }
+            other => {
+                return Err(ApiError::Validation(format!(
+                    "unexpected field {other:?}: file and text only"
+                )))
+            }
+        }
+    }
+    let file = file.ok_or_else(|| ApiError::Validation("the file field is missing".into()))?;
+    if file.len() > s.config.media.max_image_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "image over {} bytes",
+            s.config.media.max_image_bytes
+        )));
+    }
+    let (mime, ext) =
+        image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
+    let size = imagesize::blob_size(&file)
+        .map_err(|e| ApiError::Validation(format!("unreadable image header: {e}")))?;
+    let pixels = size.width as u64 * size.height as u64;
+    if pixels > s.config.media.max_image_pixels {
+        return Err(ApiError::TooLarge(format!(
+            "image of {}×{} pixels, over {} pixels",
+            size.width, size.height, s.config.media.max_image_pixels
+        )));
+    }
+    let message_id = s.ulid();
+    let object = format!("chats/{chat}/{message_id}.{ext}");
+    let len = file.len() as u64;
+    s.media
+        .put(&Key::from(object.as_str()), file.into())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing {object}: {e}")))?;
+    let attachment = Attachment {
+        kind: AttachmentKind::Image,
+        key: object,
+        mime: mime.into(),
+        size: len,
+        duration_ms: None,
+        width: u32::try_from(size.width).ok(),
+        height: u32::try_from(size.height).ok(),
+    };
+    match publish(&s, chat, me, &message_id, text, Some(attachment), key).await? {
+        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
+        // The blob just stored is an orphan: the first attempt's is the one in use.
+        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
+    }
+}
+
+/// A single byte range of a `len`-byte object, or `Err(())` when unsatisfiable.
+fn range(spec: &str, len: u64) -> Result<std::ops::Range<u64>, ()> {
+    let spec = spec.strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') || len == 0 {
+        return Err(());
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let r = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().map_err(|_| ())?;
+            len.saturating_sub(n)..len
+        }
+        (a, "") => a.parse().map_err(|_| ())?..len,
+        (a, b) => {
+            let (a, b): (u64, u64) = (a.parse().map_err(|_| ())?, b.parse().map_err(|_| ())?);
+            a..(b.saturating_add(1)).min(len)
+        }
+    };
+    if r.start >= r.end || r.start >= len {
+        return Err(());
+    }
+    Ok(r)
+}
+
+pub async fn read(
+    State(s): State<AppState>,
+    User(me): User,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    // chats/<chat>/<file>: the chat decides who may read.
+    let mut parts = key.splitn(3, '/');
+    let (Some("chats"), Some(chat), Some(file)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::NotFound);
+    };
+    if file.is_empty() || file.contains('/') || file.starts_with('.') {
+        return Err(ApiError::NotFound);
+    }
+    let chat = id(chat)?;
+    membership::require(&s, chat, me).await?;
+    let location = Key::from(key.as_str());
+    let meta = match s.media.head(&location).await {
+        Ok(m) => m,
+        Err(object_store::Error::NotFound { .. }) => return Err(ApiError::NotFound),
+        Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("media head: {e}"))),
+    };
+    let len = meta.size;
+    let wanted = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (status, span) = match wanted {
+        None => (StatusCode::OK, 0..len),
+        Some(spec) => match range(spec, len) {
+            Ok(r) => (StatusCode::PARTIAL_CONTENT, r),
+            Err(()) => {
+                let mut r = ApiError::RangeNotSatisfiable.into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}"))
+                        .expect("invariant: ASCII digits"),
+                );
+                return Ok(r);
+            }
+        },
+    };
+    let bytes = s
+        .media
+        .get_range(&location, span.clone())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("media read: {e}")))?;
+    let mut r = (status, HttpBody::from(bytes)).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(mime_of(&key)),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT {
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_str(&format!("bytes {}-{}/{len}", span.start, span.end - 1))
+                .expect("invariant: ASCII digits"),
+        );
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges() {
+        assert_eq!(range("bytes=0-9", 100), Ok(0..10));
+        assert_eq!(range("bytes=90-", 100), Ok(90..100));
+        assert_eq!(range("bytes=-10", 100), Ok(90..100));
+        assert_eq!(range("bytes=95-200", 100), Ok(95..100));
+        assert_eq!(range("bytes=100-", 100), Err(()));
+        assert_eq!(range("bytes=5-2", 100), Err(()));
+        assert_eq!(range("bytes=0-1,5-6", 100), Err(()));
+        assert_eq!(range("items=0-1", 100), Err(()));
+    }
+}

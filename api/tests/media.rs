@@ -1,0 +1,208 @@
+//! Image attachments against real PostgreSQL, Redis and tansu, with the local-filesystem
+//! object store: upload, the message event on Kafka, members-only reads with byte ranges,
+//! and refusals (wrong type, pixel bomb, oversize) that store nothing and send nothing.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chorus_protocol::event::{ChatEvent, EventBody};
+use common::tansu::{unique, Tansu};
+use common::TestApi;
+use http_body_util::BodyExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use serde_json::json;
+use tower::ServiceExt;
+
+/// A PNG of `w`×`h` as far as its header goes (signature and IHDR; what the server reads).
+fn png(w: u32, h: u32, tail: usize) -> Vec<u8> {
+    let mut b = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&w.to_be_bytes());
+    b.extend_from_slice(&h.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend((0..tail).map(|i| (i % 251) as u8));
+    b
+}
+
+fn form(file: &[u8], text: Option<&str>) -> (String, Vec<u8>) {
+    let boundary = "chorus-test-boundary";
+    let mut body = Vec::new();
+    if let Some(t) = text {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\n{t}\r\n")
+                .as_bytes(),
+        );
+    }
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(
+    api: &TestApi,
+    chat: &str,
+    token: &str,
+    file: &[u8],
+    text: Option<&str>,
+) -> (StatusCode, serde_json::Value) {
+    let (ctype, body) = form(file, text);
+    let (s, b, _) = api
+        .call(
+            Request::post(format!("/chats/{chat}/images"))
+                .header("authorization", format!("Bearer {token}"))
+                .header("content-type", ctype)
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    (s, b)
+}
+
+/// GET /media/<key> with an optional Range: status, headers, bytes.
+async fn fetch(
+    api: &TestApi,
+    key: &str,
+    token: &str,
+    range: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let mut r =
+        Request::get(format!("/media/{key}")).header("authorization", format!("Bearer {token}"));
+    if let Some(range) = range {
+        r = r.header("range", range);
+    }
+    let resp = chorus_api::app::app(api.state.clone())
+        .oneshot(r.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let (status, headers) = (resp.status(), resp.headers().clone());
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_is_stored_sent_and_served_to_members_only_with_ranges() {
+    let t = Tansu::start().await;
+    let topic = unique("chat-events");
+    t.create_topic(&topic, 1).await;
+    let (brokers, mt) = (t.brokers(), topic.clone());
+    let api = TestApi::start(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.messages_topic = mt;
+        c.media.max_image_bytes = 100_000;
+    })
+    .await;
+    let (_, ann) = api.user("ann").await;
+    let (_, eve) = api.user("eve").await;
+    let (s, chat) = api
+        .req("POST", "/chats", Some(&ann), Some(json!({"title": "pics"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let chat = chat["id"].as_str().unwrap().to_owned();
+
+    let image = png(640, 480, 5000);
+    let (s, sent) = upload(&api, &chat, &ann, &image, Some("a view")).await;
+    assert_eq!(s, StatusCode::CREATED, "{sent}");
+    let message_id = sent["message_id"].as_str().unwrap().to_owned();
+
+    // The message on Kafka carries the attachment.
+    let consumer: StreamConsumer = t
+        .config()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let event = ChatEvent::decode(m.payload().unwrap()).unwrap();
+    let EventBody::MessageCreated(msg) = event.body else {
+        panic!("a created message")
+    };
+    assert_eq!(msg.message_id, message_id);
+    assert_eq!(msg.text.as_deref(), Some("a view"));
+    let a = msg.attachment.unwrap();
+    assert_eq!(
+        (a.mime.as_str(), a.size, a.width, a.height),
+        ("image/png", image.len() as u64, Some(640), Some(480))
+    );
+    assert_eq!(a.key, format!("chats/{chat}/{message_id}.png"));
+
+    // Members read it whole or by range; others get 404.
+    let (s, h, body) = fetch(&api, &a.key, &ann, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(body, image);
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["accept-ranges"], "bytes");
+    let (s, h, body) = fetch(&api, &a.key, &ann, Some("bytes=100-199")).await;
+    assert_eq!(s, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(body, image[100..200]);
+    assert_eq!(h["content-range"], format!("bytes 100-199/{}", image.len()));
+    let (s, _, body) = fetch(&api, &a.key, &ann, Some("bytes=-10")).await;
+    assert_eq!(
+        (s, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &image[image.len() - 10..])
+    );
+    let (s, h, _) = fetch(&api, &a.key, &ann, Some("bytes=999999-")).await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(h["content-range"], format!("bytes */{}", image.len()));
+    let (s, _, _) = fetch(&api, &a.key, &eve, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    for bad in [
+        "chats/../etc/passwd",
+        "other/x.png",
+        &format!("chats/{chat}/missing.png"),
+    ] {
+        let (s, _, _) = fetch(&api, bad, &ann, None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{bad}");
+    }
+
+    // Refused: not an image (415), a pixel bomb and an oversize file (413), a non-member (404).
+    let (s, b) = upload(&api, &chat, &ann, b"just some text, not an image", None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let (s, b) = upload(&api, &chat, &ann, &png(100_000, 100_000, 10), None).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large")),
+        "{b}"
+    );
+    let (s, b) = upload(&api, &chat, &ann, &png(10, 10, 120_000), None).await;
+    assert!(s == StatusCode::PAYLOAD_TOO_LARGE, "{s} {b}");
+    let (s, _) = upload(&api, &chat, &eve, &image, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nothing else was stored or sent.
+    let stored = std::fs::read_dir(
+        std::path::Path::new(&api.state.config.media.path).join(format!("chats/{chat}")),
+    )
+    .unwrap()
+    .count();
+    assert_eq!(stored, 1);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), consumer.recv())
+            .await
+            .is_err(),
+        "no second message"
+    );
+    api.stop().await;
+}

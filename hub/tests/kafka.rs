@@ -45,8 +45,14 @@ fn base_config() -> Value {
 }
 
 async fn hub(consumers: Value) -> KafkaHub {
+    hub_with(consumers, |_| {}).await
+}
+
+/// `hub` with a change to its config before it starts.
+async fn hub_with(consumers: Value, tweak: impl FnOnce(&mut Value)) -> KafkaHub {
     let mut cfg = base_config();
     cfg["consumers"] = consumers;
+    tweak(&mut cfg);
     let config = load_str(&cfg.to_string(), Format::Json, "test", Vec::new())
         .unwrap()
         .config;
@@ -71,13 +77,25 @@ async fn hub(consumers: Value) -> KafkaHub {
 
 /// A new topic of `partitions` and a hub reading it in chat-event mode.
 async fn chat_hub(t: &Tansu, topic: &str, partitions: i32) -> KafkaHub {
+    chat_hub_with(t, topic, partitions, |_| {}).await
+}
+
+async fn chat_hub_with(
+    t: &Tansu,
+    topic: &str,
+    partitions: i32,
+    tweak: impl FnOnce(&mut Value),
+) -> KafkaHub {
     t.create_topic(topic, partitions).await;
-    hub(json!([kafka_consumer(
-        "chats",
-        t,
-        topic,
-        json!({"chat_event_mode": {"enabled": true}})
-    )]))
+    hub_with(
+        json!([kafka_consumer(
+            "chats",
+            t,
+            topic,
+            json!({"chat_event_mode": {"enabled": true}})
+        )]),
+        tweak,
+    )
     .await
 }
 
@@ -218,32 +236,42 @@ async fn each_record_shape_reaches_subscribers_intact() {
     h.stop().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_records_keep_partition_order() {
     const N: u64 = 10_000;
     let t = Tansu::start().await;
     let topic = unique("order");
-    let h = chat_hub(&t, &topic, 3).await;
+    // The whole burst may sit in this client's queue while a busy machine starves the reader,
+    // and the default 1 MiB would then disconnect it as slow (3008). That policy has its own
+    // test (websocket.rs); this one is about order, so the queue holds every record.
+    let h = chat_hub_with(&t, &topic, 3, |cfg| {
+        cfg["client"]["queue_max_size"] = json!(64 * 1024 * 1024);
+    })
+    .await;
     let (mut c, _) = Client::connect(&h.url, "u1").await;
     for p in 0..3 {
         subscribe(&mut c, 10 + p, &format!("chat:p{p}")).await;
     }
-    // One chat per partition; sent without waiting for each, as a real producer would.
+    // One chat per partition; sent without waiting for each, as a real producer would, while
+    // the client reads, as a real client would.
     let producer = t.producer();
-    let mut pending = Vec::new();
-    for seq in 0..N {
-        let p = (seq % 3) as i32;
-        let chat = format!("p{p}");
-        let payload = chat_event(&chat, seq);
-        let record = rdkafka::producer::FutureRecord::to(&topic)
-            .key(&chat)
-            .payload(&payload)
-            .partition(p);
-        pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
-    }
-    for f in pending {
-        f.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
+    let produce_topic = topic.clone();
+    let produced = tokio::spawn(async move {
+        let mut pending = Vec::new();
+        for seq in 0..N {
+            let p = (seq % 3) as i32;
+            let chat = format!("p{p}");
+            let payload = chat_event(&chat, seq);
+            let record = rdkafka::producer::FutureRecord::to(&produce_topic)
+                .key(&chat)
+                .payload(&payload)
+                .partition(p);
+            pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+        }
+        for f in pending {
+            f.await.unwrap().map_err(|(e, _)| e).unwrap();
+        }
+    });
     let mut last: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     for _ in 0..N {
         let push = c.next_pub().await;
@@ -258,6 +286,7 @@ async fn ten_thousand_records_keep_partition_order() {
         last.insert(channel, (seq, offset));
     }
     assert_eq!(last.len(), 3);
+    produced.await.unwrap();
     let delivered = h
         .node
         .metrics

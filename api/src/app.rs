@@ -35,7 +35,7 @@ pub struct AppState {
     /// The state-event consumer's health, for `/health`.
     pub reactor: Arc<crate::reactor::ReactorStatus>,
     /// Uploaded blobs.
-    pub media: Arc<dyn object_store::ObjectStore>,
+    pub media: chorus_transcriber::store::Blobs,
 }
 
 /// Bodies over this are refused before they are read.
@@ -131,6 +131,12 @@ pub fn app(state: AppState) -> Router {
             // Multipart bodies up to the image limit plus the form's own overhead.
             post(media::upload_image).layer(axum::extract::DefaultBodyLimit::max(
                 state.config.media.max_image_bytes + 64 * 1024,
+            )),
+        )
+        .route(
+            "/chats/{id}/voice",
+            post(media::upload_voice).layer(axum::extract::DefaultBodyLimit::max(
+                state.config.media.max_voice_bytes + 64 * 1024,
             )),
         )
         .route("/media/{*key}", get(media::read))

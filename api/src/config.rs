@@ -51,6 +51,13 @@ pub struct Media {
     /// Largest image by pixels (width × height), read from its header before anything
     /// decodes it: a small file that would decode to gigabytes is refused.
     pub max_image_pixels: u64,
+    /// Largest voice upload.
+    pub max_voice_bytes: usize,
+    /// Longest voice message; the upload is decoded in full to check it.
+    pub max_voice_seconds: u32,
+    /// S3 instead of `path` when `s3.bucket` is set; `GET /media` then redirects to a
+    /// presigned URL.
+    pub s3: chorus_transcriber::store::S3,
 }
 
 impl Default for Media {
@@ -59,6 +66,9 @@ impl Default for Media {
             path: "media".into(),
             max_image_bytes: 10 * 1024 * 1024,
             max_image_pixels: 40_000_000,
+            max_voice_bytes: 20 * 1024 * 1024,
+            max_voice_seconds: 300,
+            s3: chorus_transcriber::store::S3::default(),
         }
     }
 }
@@ -84,6 +94,11 @@ pub struct Kafka {
     pub messages_topic: String,
     /// Chat state events from the outbox.
     pub state_topic: String,
+    /// Voice messages queued for the transcriber (through the outbox), apart from the chat
+    /// topic so a backlog of audio never delays text.
+    pub audio_topic: String,
+    /// Image attachments queued for the thumbnail worker (through the outbox).
+    pub image_topic: String,
     /// The consumer group of the state-event consumer (cache invalidation, hub calls).
     pub state_group: String,
     /// How long a send waits for the broker's acknowledgement before answering 503.
@@ -175,6 +190,8 @@ impl Default for Kafka {
             brokers: "127.0.0.1:9092".into(),
             messages_topic: "chat.events".into(),
             state_topic: "chat.state".into(),
+            audio_topic: "chat.audio".into(),
+            image_topic: "chat.images".into(),
             state_group: "chorus-api-state".into(),
             send_timeout_ms: 5_000,
             librdkafka: BTreeMap::new(),
@@ -253,8 +270,21 @@ impl Config {
         {
             return bad("kafka.brokers, messages_topic, state_topic and state_group must be set");
         }
-        if self.kafka.messages_topic == self.kafka.state_topic {
-            return bad("kafka.messages_topic and kafka.state_topic must differ");
+        if self.kafka.messages_topic == self.kafka.state_topic
+            || self.kafka.audio_topic == self.kafka.messages_topic
+            || self.kafka.audio_topic == self.kafka.state_topic
+            || self.kafka.audio_topic.is_empty()
+        {
+            return bad("kafka.audio_topic must be set, and messages_topic, state_topic and audio_topic must differ");
+        }
+        let image = self.kafka.image_topic.as_str();
+        let others = [
+            &self.kafka.messages_topic,
+            &self.kafka.state_topic,
+            &self.kafka.audio_topic,
+        ];
+        if !image.is_empty() && others.iter().any(|t| t.as_str() == image) {
+            return bad("kafka.image_topic must differ from the other topics (or be empty)");
         }
         if !self.hub.api_url.starts_with("http://") && !self.hub.api_url.starts_with("https://") {
             return bad("hub.api_url must be an http:// or https:// URL");
@@ -271,8 +301,14 @@ impl Config {
         if self.outbox.poll_ms == 0 || self.outbox.batch <= 0 {
             return bad("outbox.poll_ms and outbox.batch must be positive");
         }
-        if self.media.path.is_empty() || self.media.max_image_bytes == 0 {
-            return bad("media.path and media.max_image_bytes must be set");
+        if self.media.path.is_empty()
+            || self.media.max_image_bytes == 0
+            || self.media.max_voice_bytes == 0
+            || self.media.max_voice_seconds == 0
+        {
+            return bad(
+                "media.path, max_image_bytes, max_voice_bytes and max_voice_seconds must be set",
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format is text or json");
@@ -341,6 +377,15 @@ mod tests {
         )
         .expect_err("same topics");
         assert!(same.to_string().contains("must differ"), "{same}");
+        let images = Config::load(
+            None,
+            env(&[
+                ("CHORUS_API__JWT_SECRET", &secret),
+                ("CHORUS_API__KAFKA__IMAGE_TOPIC", "chat.audio"),
+            ]),
+        )
+        .expect_err("images on the audio topic");
+        assert!(images.to_string().contains("image_topic"), "{images}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

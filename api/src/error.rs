@@ -32,6 +32,9 @@ pub enum ApiError {
     /// An upload of a type that is not taken.
     #[error("unsupported media type; accepted: {0}")]
     UnsupportedMedia(&'static str),
+    /// A file of an accepted type whose contents do not decode.
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("range not satisfiable")]
     RangeNotSatisfiable,
     /// Too many requests; try again after this long.
@@ -63,6 +66,7 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::RangeNotSatisfiable => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }

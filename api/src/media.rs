@@ -5,12 +5,16 @@
 //!   an image over `media.max_image_pixels` refused before anything decodes it. The blob is
 //!   stored at `chats/<chat>/<message id>.<ext>`, then the message goes through Kafka like a
 //!   text message, with the attachment's kind, key, MIME type, size and dimensions.
+//! - `POST /chats/{id}/voice` (multipart: `file`, optional `text`): WAV, FLAC, MP3,
+//!   OGG (Vorbis or Opus) or WebM (Opus), recognised by content and decoded in full on the
+//!   blocking pool, so a file that does not decode is refused here (422) and the duration is
+//!   exact. Sent like an image; the message is also queued on the audio topic for the
+//!   transcriber, whose transcript follows on the chat's stream.
 //! - `GET /media/{key}`: members of the key's chat only (404 otherwise); one byte range per
 //!   request (`Range: bytes=a-b`, `a-`, `-n`) answered 206, so players can seek.
 //!
-//! The store is the `object_store` crate's local filesystem, the embedded default.
-
-use std::sync::Arc;
+//! The store is the `object_store` crate's local filesystem, the embedded default, or S3
+//! (`media.s3.bucket`), where `GET /media/{key}` answers 307 to a presigned URL instead.
 
 use axum::body::Body as HttpBody;
 use axum::extract::{Multipart, Path, State};
@@ -18,7 +22,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::event::{Attachment, AttachmentKind};
 use object_store::path::Path as Key;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStoreExt;
+
+use chorus_transcriber::audio;
 
 use crate::access::User;
 use crate::app::AppState;
@@ -27,12 +33,9 @@ use crate::error::ApiError;
 use crate::membership;
 use crate::messages::{idempotency_key, publish, sent, Published};
 
-/// Opens the configured store, creating its directory.
-pub fn store(c: &crate::config::Media) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    std::fs::create_dir_all(&c.path)?;
-    Ok(Arc::new(
-        object_store::local::LocalFileSystem::new_with_prefix(&c.path)?,
-    ))
+/// Opens the configured store: the directory (created if missing), or S3.
+pub fn store(c: &crate::config::Media) -> anyhow::Result<chorus_transcriber::store::Blobs> {
+    chorus_transcriber::store::Blobs::open(std::path::Path::new(&c.path), &c.s3)
 }
 
 /// The image formats taken, by content: (MIME type, extension).
@@ -52,6 +55,11 @@ fn mime_of(key: &str) -> &'static str {
         Some("png") => "image/png",
         Some("webp") => "image/webp",
         Some("gif") => "image/gif",
+        Some("wav") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("mp3") => "audio/mpeg",
+        Some("ogg") => "audio/ogg",
+        Some("webm") => "audio/webm",
         _ => "application/octet-stream",
     }
 }
@@ -63,13 +71,152 @@ pub async fn upload_image(
     headers: HeaderMap,
     mut form: Multipart,
 ) -> Result<Response, ApiError> {
-    let chat = id(&raw)?;
-    s.limits.send.check(&me.to_string()).map_err(|wait| {
-        s.metrics.rate_limited.with_label_values(&["send"]).inc();
-        ApiError::RateLimited(wait)
-    })?;
-    let key = idempotency_key(&headers)?;
-    membership::require(&s, chat, me).await?;
+    let Upload {
+        chat,
+        key,
+        file,
+        text,
+    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
+    if file.len() > s.config.media.max_image_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "image over {} bytes",
+            s.config.media.max_image_bytes
+        )));
+    }
+    let (mime, ext) =
+        image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
+    let size = imagesize::blob_size(&file)
+        .map_err(|e| ApiError::Validation(format!("unreadable image header: {e}")))?;
+    let pixels = size.width as u64 * size.height as u64;
+    if pixels > s.config.media.max_image_pixels {
+        return Err(ApiError::TooLarge(format!(
+            "image of {}×{} pixels, over {} pixels",
+            size.width, size.height, s.config.media.max_image_pixels
+        )));
+    }
+    let attachment = Attachment {
+        kind: AttachmentKind::Image,
+        key: String::new(),
+        mime: mime.into(),
+        size: file.len() as u64,
+        duration_ms: None,
+        width: u32::try_from(size.width).ok(),
+        height: u32::try_from(size.height).ok(),
+    };
+    store_and_send(&s, chat, me, file, ext, attachment, text, key).await
+}
+
+pub async fn upload_voice(
+    State(s): State<AppState>,
+    User(me): User,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    mut form: Multipart,
+) -> Result<Response, ApiError> {
+    let Upload {
+        chat,
+        key,
+        file,
+        text,
+    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
+    if file.len() > s.config.media.max_voice_bytes {
+        return Err(ApiError::TooLarge(format!(
+            "voice message over {} bytes",
+            s.config.media.max_voice_bytes
+        )));
+    }
+    let max_seconds = s.config.media.max_voice_seconds;
+    let bytes = file.to_vec();
+    let decoded = tokio::task::spawn_blocking(move || audio::decode(bytes, max_seconds))
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("decoding task: {e}")))?
+        .map_err(|e| match e {
+            audio::AudioError::Unsupported(_) => ApiError::UnsupportedMedia(
+                "voice: WAV, FLAC, MP3, OGG (Vorbis or Opus) or WebM (Opus)",
+            ),
+            audio::AudioError::Corrupt(why) => {
+                ApiError::Unprocessable(format!("the audio does not decode: {why}"))
+            }
+            e @ audio::AudioError::TooLong { .. } => ApiError::TooLarge(e.to_string()),
+        })?;
+    let attachment = Attachment {
+        kind: AttachmentKind::Voice,
+        key: String::new(),
+        mime: decoded.container.mime().into(),
+        size: file.len() as u64,
+        duration_ms: Some(decoded.duration_ms()),
+        width: None,
+        height: None,
+    };
+    let ext = decoded.container.extension();
+    store_and_send(&s, chat, me, file, ext, attachment, text, key).await
+}
+
+/// Stores the blob at `chats/<chat>/<message id>.<ext>`, then sends the message.
+#[allow(clippy::too_many_arguments)]
+async fn store_and_send(
+    s: &AppState,
+    chat: i64,
+    me: i64,
+    file: bytes::Bytes,
+    ext: &str,
+    mut attachment: Attachment,
+    text: Option<String>,
+    key: Option<String>,
+) -> Result<Response, ApiError> {
+    let message_id = s.ulid();
+    let object = format!("chats/{chat}/{message_id}.{ext}");
+    s.media
+        .store
+        .put(&Key::from(object.as_str()), file.into())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing {object}: {e}")))?;
+    attachment.key = object;
+    match publish(s, chat, me, &message_id, text, Some(attachment), key).await? {
+        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
+        // The blob just stored is an orphan: the first attempt's is the one in use.
+        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
+    }
+}
+
+/// An upload's request, checked as a send is (rate limit, idempotency key, membership), and
+/// its multipart form: `file`, and an optional caption in `text`.
+struct Upload {
+    chat: i64,
+    key: Option<String>,
+    file: bytes::Bytes,
+    text: Option<String>,
+}
+
+impl Upload {
+    async fn read(
+        s: &AppState,
+        me: i64,
+        raw: &str,
+        headers: &HeaderMap,
+        form: &mut Multipart,
+    ) -> Result<Upload, ApiError> {
+        let chat = id(raw)?;
+        s.limits.send.check(&me.to_string()).map_err(|wait| {
+            s.metrics.rate_limited.with_label_values(&["send"]).inc();
+            ApiError::RateLimited(wait)
+        })?;
+        let key = idempotency_key(headers)?;
+        membership::require(s, chat, me).await?;
+        let (file, text) = read_form(s, form).await?;
+        Ok(Upload {
+            chat,
+            key,
+            file,
+            text,
+        })
+    }
+}
+
+async fn read_form(
+    s: &AppState,
+    form: &mut Multipart,
+) -> Result<(bytes::Bytes, Option<String>), ApiError> {
     let mut file: Option<bytes::Bytes> = None;
     let mut text: Option<String> = None;
     while let Some(field) = form
@@ -104,44 +251,7 @@ pub async fn upload_image(
         }
     }
     let file = file.ok_or_else(|| ApiError::Validation("the file field is missing".into()))?;
-    if file.len() > s.config.media.max_image_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "image over {} bytes",
-            s.config.media.max_image_bytes
-        )));
-    }
-    let (mime, ext) =
-        image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
-    let size = imagesize::blob_size(&file)
-        .map_err(|e| ApiError::Validation(format!("unreadable image header: {e}")))?;
-    let pixels = size.width as u64 * size.height as u64;
-    if pixels > s.config.media.max_image_pixels {
-        return Err(ApiError::TooLarge(format!(
-            "image of {}×{} pixels, over {} pixels",
-            size.width, size.height, s.config.media.max_image_pixels
-        )));
-    }
-    let message_id = s.ulid();
-    let object = format!("chats/{chat}/{message_id}.{ext}");
-    let len = file.len() as u64;
-    s.media
-        .put(&Key::from(object.as_str()), file.into())
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing {object}: {e}")))?;
-    let attachment = Attachment {
-        kind: AttachmentKind::Image,
-        key: object,
-        mime: mime.into(),
-        size: len,
-        duration_ms: None,
-        width: u32::try_from(size.width).ok(),
-        height: u32::try_from(size.height).ok(),
-    };
-    match publish(&s, chat, me, &message_id, text, Some(attachment), key).await? {
-        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
-        // The blob just stored is an orphan: the first attempt's is the one in use.
-        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
-    }
+    Ok((file, text))
 }
 
 /// A single byte range of a `len`-byte object, or `Err(())` when unsatisfiable.
@@ -184,8 +294,20 @@ pub async fn read(
     }
     let chat = id(chat)?;
     membership::require(&s, chat, me).await?;
+    // On S3 the client fetches the blob from S3 itself, Range and all: a redirect to a URL
+    // signed for this key, valid `media.s3.presign_secs`.
+    if let Some(signed) = s.media.presigned_get(&key).await {
+        let (url, expires_in) =
+            signed.map_err(|e| ApiError::Internal(anyhow::anyhow!("presigning {key}: {e}")))?;
+        let location = HeaderValue::from_str(&url)
+            .map_err(|e| ApiError::Internal(anyhow::anyhow!("presigned url: {e}")))?;
+        let body = serde_json::json!({ "url": url, "expires_in": expires_in });
+        let mut r = (StatusCode::TEMPORARY_REDIRECT, axum::Json(body)).into_response();
+        r.headers_mut().insert(header::LOCATION, location);
+        return Ok(r);
+    }
     let location = Key::from(key.as_str());
-    let meta = match s.media.head(&location).await {
+    let meta = match s.media.store.head(&location).await {
         Ok(m) => m,
         Err(object_store::Error::NotFound { .. }) => return Err(ApiError::NotFound),
         Err(e) => return Err(ApiError::Internal(anyhow::anyhow!("media head: {e}"))),
@@ -209,6 +331,7 @@ pub async fn read(
     };
     let bytes = s
         .media
+        .store
         .get_range(&location, span.clone())
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("media read: {e}")))?;

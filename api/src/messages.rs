@@ -9,7 +9,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chorus_protocol::event::{is_ulid, Attachment, Author, ChatEvent, EventBody, Message, VERSION};
+use chorus_protocol::event::{
+    is_ulid, Attachment, AttachmentKind, Author, ChatEvent, EventBody, Message, VERSION,
+};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use sqlx::Row;
@@ -171,6 +173,23 @@ pub async fn publish(
             idempotency_key: key,
         }),
     };
+    // An attachment is also queued for its worker (voice: the transcriber; image: the
+    // thumbnails), in this transaction: committed with the send, published by the relay (at
+    // least once) even if this process dies right after.
+    let queue = match &event.body {
+        EventBody::MessageCreated(Message {
+            attachment: Some(a),
+            ..
+        }) => match a.kind {
+            AttachmentKind::Voice => Some(s.config.kafka.audio_topic.as_str()),
+            AttachmentKind::Image => Some(s.config.kafka.image_topic.as_str()),
+        },
+        _ => None,
+    }
+    .filter(|t| !t.is_empty());
+    if let Some(topic) = queue {
+        crate::outbox::insert(&mut tx, topic, &event.chat_id, event.encode()).await?;
+    }
     let timeout = Duration::from_millis(s.config.kafka.send_timeout_ms);
     crate::kafka::send(
         &s.producer,
@@ -189,6 +208,9 @@ pub async fn publish(
     // Committed after the ack: a failed produce frees the key for the retry. (A crash between
     // the ack and this commit loses the key, and a retry then sends a second copy.)
     tx.commit().await?;
+    if queue.is_some() {
+        s.outbox_wake.notify_one();
+    }
     s.metrics.messages_sent.inc();
     Ok(Published::New { ts })
 }

@@ -76,7 +76,8 @@ pub async fn record(
     Ok(())
 }
 
-async fn insert(
+/// Writes one row for any topic, in the caller's transaction.
+pub async fn insert(
     tx: &mut PgConnection,
     topic: &str,
     key: &str,

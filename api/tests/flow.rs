@@ -216,7 +216,9 @@ async fn send_reaches_the_socket_and_history_and_a_removed_member_is_cut_off() {
 }
 
 /// The same path with the official SDK (`centrifuge` on npm) as the subscriber:
-/// `scripts/lib/demo.mjs`, which `scripts/up` also runs against the real stack.
+/// `scripts/lib/demo.mjs`, which `scripts/up` also runs against the real stack; with a voice
+/// message spoken by espeak-ng, which the SDK receives and then its Whisper transcript, and an
+/// image, then its thumbnail from the image worker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_official_sdk_gets_a_sent_message_live_and_finds_it_in_history() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -226,6 +228,13 @@ async fn the_official_sdk_gets_a_sent_message_live_and_finds_it_in_history() {
         "the SDK is not installed: run `npm ci` in hub/tests/sdk (scripts/test does)"
     );
     let stack = Stack::start().await;
+    stack.start_transcriber().await;
+    let voice = std::env::temp_dir().join(common::tansu::unique("demo-voice"));
+    std::fs::write(
+        &voice,
+        common::speech::wav("Please send me the report before the meeting tomorrow morning."),
+    )
+    .unwrap();
     let port = stack
         .hub_ws
         .trim_start_matches("ws://127.0.0.1:")
@@ -239,6 +248,7 @@ async fn the_official_sdk_gets_a_sent_message_live_and_finds_it_in_history() {
             .arg(script)
             .arg(api_url)
             .arg(port)
+            .arg(&voice)
             .env("NODE_PATH", modules)
             .output()
     })
@@ -255,6 +265,29 @@ async fn the_official_sdk_gets_a_sent_message_live_and_finds_it_in_history() {
         stdout.contains("SDK received \"hello from scripts/up\""),
         "{stdout}"
     );
-    assert!(stdout.contains("the sink stored it"), "{stdout}");
+    assert!(
+        stdout.contains("SDK received a voice message (audio/wav"),
+        "{stdout}"
+    );
+    let transcript = stdout
+        .lines()
+        .find_map(|l| l.split_once("SDK received its transcript "))
+        .and_then(|(_, rest)| rest.split_once(": "))
+        .map(|(_, text)| text.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("no transcript in {stdout}"));
+    let wer = chorus_transcriber::wer::word_error_rate(
+        "Please send me the report before the meeting tomorrow morning.",
+        &transcript,
+    );
+    assert!(wer <= 0.2, "heard {transcript:?}: WER {wer:.2}");
+    assert!(
+        stdout.contains("SDK received an image (1200×800 PNG)")
+            && stdout.contains("its thumbnail (320×"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the sink stored them") && stdout.contains("an image with its 320×"),
+        "history has the thumbnail: {stdout}"
+    );
     stack.stop().await;
 }

@@ -206,3 +206,126 @@ async fn an_image_is_stored_sent_and_served_to_members_only_with_ranges() {
     );
     api.stop().await;
 }
+
+/// moto's S3-compatible server (PyPI, `scripts/test` installs it) on a free loopback port.
+struct Moto {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let bin = std::env::var_os("CHORUS_MOTO_BIN")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                let home = std::env::var_os("HOME").expect("HOME is set");
+                std::path::PathBuf::from(home)
+                    .join(".cache/chorus/tools/moto-5.2.5/bin/moto_server")
+            });
+        assert!(
+            bin.exists(),
+            "moto is not installed at {} (scripts/test installs it; or set CHORUS_MOTO_BIN)",
+            bin.display()
+        );
+        let port = common::free_port();
+        let child = std::process::Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        assert!(
+            common::listening(port, 400).await,
+            "moto_server did not listen"
+        );
+        Moto { child, port }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_s3_blobs_land_in_the_bucket_and_members_get_presigned_urls() {
+    let moto = Moto::start().await;
+    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let bucket = unique("media").to_lowercase();
+    let http = reqwest::Client::new();
+    let made = http
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        made.status().is_success(),
+        "creating the bucket: {}",
+        made.status()
+    );
+
+    let t = Tansu::start().await;
+    let topic = unique("chat-events");
+    t.create_topic(&topic, 1).await;
+    let (brokers, mt, ep, b) = (t.brokers(), topic.clone(), endpoint.clone(), bucket.clone());
+    let api = TestApi::start(move |c| {
+        c.kafka.brokers = brokers;
+        c.kafka.messages_topic = mt;
+        c.media.s3.bucket = b;
+        c.media.s3.endpoint = ep;
+        c.media.s3.allow_http = true;
+        c.media.s3.access_key_id = "test".into();
+        c.media.s3.secret_access_key = "test".into();
+        c.media.s3.presign_secs = 60;
+    })
+    .await;
+    let (_, ann) = api.user("ann").await;
+    let (_, eve) = api.user("eve").await;
+    let (s, chat) = api
+        .req("POST", "/chats", Some(&ann), Some(json!({"title": "s3"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let chat = chat["id"].as_str().unwrap().to_owned();
+    let image = png(64, 48, 3000);
+    let (s, sent) = upload(&api, &chat, &ann, &image, None).await;
+    assert_eq!(s, StatusCode::CREATED, "{sent}");
+    let key = format!("chats/{chat}/{}.png", sent["message_id"].as_str().unwrap());
+
+    // The blob is in the bucket and private: no anonymous read.
+    let anonymous = http
+        .get(format!("{endpoint}/{bucket}/{key}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+
+    // A member is redirected to a presigned URL, which serves byte ranges itself.
+    let (s, h, body) = fetch(&api, &key, &ann, None).await;
+    assert_eq!(s, StatusCode::TEMPORARY_REDIRECT);
+    let url = h["location"].to_str().unwrap().to_owned();
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["url"], url.as_str());
+    assert_eq!(body["expires_in"], 60);
+    let whole = http.get(&url).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.unwrap(), image);
+    let part = http
+        .get(&url)
+        .header("range", "bytes=0-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap(), image[..8]);
+    // (moto does not check signatures, only that a request carries one: a forged URL is
+    // refused by real S3, not here.)
+
+    // A non-member gets nothing to follow.
+    let (s, h, _) = fetch(&api, &key, &eve, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(h.get("location").is_none());
+    api.stop().await;
+}

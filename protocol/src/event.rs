@@ -52,6 +52,15 @@ pub enum EventBody {
     },
     #[serde(rename = "message.transcription_failed")]
     TranscriptionFailed { message_id: String, reason: String },
+    /// An image attachment's thumbnail is ready (oriented by its EXIF, metadata stripped).
+    #[serde(rename = "attachment.processed")]
+    AttachmentProcessed {
+        message_id: String,
+        thumbnail: Thumbnail,
+    },
+    /// An image attachment could not be processed (a decompression bomb, a corrupt file).
+    #[serde(rename = "attachment.failed")]
+    AttachmentFailed { message_id: String, reason: String },
     /// The chat itself changed (renamed, deleted, a member added or removed): live clients
     /// refresh their view of it. It rides the chat's own topic partition, so it is ordered
     /// with the messages and recoverable like them; history stores nothing for it.
@@ -91,7 +100,7 @@ pub struct Author {
     pub avatar: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttachmentKind {
     Voice,
@@ -111,6 +120,16 @@ pub struct Attachment {
     pub width: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
+}
+
+/// A thumbnail in the object store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    pub key: String,
+    pub mime: String,
+    pub width: u32,
+    pub height: u32,
+    pub size: u64,
 }
 
 /// Why a record is not a usable chat event.
@@ -162,7 +181,9 @@ impl ChatEvent {
             EventBody::MessageEdited { message_id, .. }
             | EventBody::MessageDeleted { message_id }
             | EventBody::MessageTranscribed { message_id, .. }
-            | EventBody::TranscriptionFailed { message_id, .. } => Some(message_id),
+            | EventBody::TranscriptionFailed { message_id, .. }
+            | EventBody::AttachmentProcessed { message_id, .. }
+            | EventBody::AttachmentFailed { message_id, .. } => Some(message_id),
             EventBody::ChatUpdated { .. } => None,
         }
     }

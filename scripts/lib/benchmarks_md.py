@@ -253,4 +253,9 @@ sink = os.path.join("docs", "benchmarks", "sink.md")
 if os.path.exists(sink):
     w("")
     w(open(sink).read().rstrip())
+# And the transcriber's (scripts/bench-transcriber).
+transcriber = os.path.join("docs", "benchmarks", "transcriber.md")
+if os.path.exists(transcriber):
+    w("")
+    w(open(transcriber).read().rstrip())
 print("\n".join(out))

@@ -2,28 +2,31 @@
 // through the API, one creates a chat and adds the other, who connects to the hub with the
 // API's connection token and subscribes to chat:<id> (the hub asks the API's subscribe
 // proxy). A message sent over HTTP goes API → Kafka → hub → the SDK, and sink → DynamoDB →
-// the API's history page.
-// Usage: node demo.mjs API_URL HUB_PORT
+// the API's history page. With VOICE_FILE, a spoken clip is uploaded as a voice message too:
+// the SDK receives it, then its transcript from the transcriber's Whisper model. An image is
+// uploaded too, and its thumbnail arrives from the image worker.
+// Usage: node demo.mjs API_URL HUB_PORT [VOICE_FILE]
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
 const { Centrifuge } = require('centrifuge');
 const WebSocket = require('ws');
 
-const [api, hubPort] = process.argv.slice(2);
+const [api, hubPort, voiceFile] = process.argv.slice(2);
 const fail = (m) => {
   console.error(`demo: ${m}`);
   process.exit(1);
 };
 const call = async (method, path, token, body, headers = {}) => {
+  const form = body instanceof FormData;
   const r = await fetch(`${api}${path}`, {
     method,
     headers: {
       ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'content-type': 'application/json' } : {}),
+      ...(body && !form ? { 'content-type': 'application/json' } : {}),
       ...headers,
     },
-    body: body ? JSON.stringify(body) : undefined,
+    body: form ? body : body ? JSON.stringify(body) : undefined,
   });
   const text = await r.text();
   return { status: r.status, body: text ? JSON.parse(text) : null };
@@ -49,12 +52,28 @@ console.log(`demo: ann_${run} created chat ${chat.id} and added bob_${run}`);
 const { token } = await must(200, 'POST', '/hub/connection-token', bob.token);
 const client = new Centrifuge(`ws://127.0.0.1:${hubPort}/connection/websocket`, { websocket: WebSocket, token });
 const sub = client.newSubscription(`chat:${chat.id}`);
-const timer = setTimeout(() => fail('no publication within 15 s'), 15000);
-const received = new Promise((resolve) => {
-  sub.on('publication', (ctx) => {
-    if (ctx.data.type === 'message.created') resolve(ctx.data);
-  });
+// Every publication, and whoever waits for one that matches.
+const seen = [];
+const waiting = [];
+sub.on('publication', (ctx) => {
+  seen.push(ctx.data);
+  for (const w of waiting.splice(0)) {
+    if (!w.check()) waiting.push(w);
+  }
 });
+const publication = (what, match, ms) =>
+  new Promise((resolve) => {
+    const timer = setTimeout(() => fail(`no ${what} within ${ms / 1000} s`), ms);
+    const check = () => {
+      const found = seen.find(match);
+      if (found) {
+        clearTimeout(timer);
+        resolve(found);
+      }
+      return Boolean(found);
+    };
+    if (!check()) waiting.push({ check });
+  });
 client.connect();
 sub.subscribe();
 await sub.ready(5000);
@@ -62,18 +81,76 @@ console.log(`demo: bob_${run} subscribed to chat:${chat.id} (allowed by the API'
 
 const sent = await must(201, 'POST', `/chats/${chat.id}/messages`, ann.token, { text: 'hello from scripts/up' },
   { 'Idempotency-Key': `demo-${run}` });
-const live = await received;
-clearTimeout(timer);
-if (live.data.message_id !== sent.message_id) fail(`received ${JSON.stringify(live)}`);
+const live = await publication('message', (e) => e.type === 'message.created' && e.data.message_id === sent.message_id, 15000);
 console.log(`demo: SDK received "${live.data.text}" from ${live.data.author.name} live through Kafka`);
+
+let voice = null;
+if (voiceFile) {
+  const fs = await import('node:fs');
+  const form = new FormData();
+  form.append('file', new Blob([fs.readFileSync(voiceFile)]), 'voice.wav');
+  const started = performance.now();
+  voice = await must(201, 'POST', `/chats/${chat.id}/voice`, ann.token, form);
+  const created = await publication('voice message', (e) => e.type === 'message.created' && e.data.message_id === voice.message_id, 15000);
+  const a = created.data.attachment;
+  console.log(`demo: SDK received a voice message (${a.mime}, ${(a.duration_ms / 1000).toFixed(1)} s, ${a.size} bytes)`);
+  const done = await publication('transcript',
+    (e) => (e.type === 'message.transcribed' || e.type === 'message.transcription_failed') && e.data.message_id === voice.message_id, 60000);
+  if (done.type !== 'message.transcribed') fail(`transcription failed: ${done.data.reason}`);
+  const ms = performance.now() - started;
+  console.log(`demo: SDK received its transcript ${Math.round(ms)} ms after the upload began: "${done.data.transcript}"`);
+  const media = await fetch(`${api}/media/${a.key}`, { headers: { authorization: `Bearer ${bob.token}`, range: 'bytes=0-3' } });
+  if (media.status !== 206) fail(`GET /media/${a.key} -> ${media.status}`);
+}
+
+// An image (a PNG drawn here, 1200×800): the SDK receives it, then its thumbnail's event from
+// the image worker beside the transcriber, and the thumbnail is fetched like any media.
+const png = (w, h) => {
+  const zlib = require('node:zlib');
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  const rows = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) rows.set([(x * 255) / w, (y * 255) / h, 128], y * (w * 3 + 1) + 1 + x * 3);
+  }
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+};
+const form = new FormData();
+form.append('file', new Blob([png(1200, 800)]), 'picture.png');
+const started = performance.now();
+const image = await must(201, 'POST', `/chats/${chat.id}/images`, ann.token, form);
+await publication('image message', (e) => e.type === 'message.created' && e.data.message_id === image.message_id, 15000);
+const thumbed = await publication('thumbnail',
+  (e) => (e.type === 'attachment.processed' || e.type === 'attachment.failed') && e.data.message_id === image.message_id, 30000);
+if (thumbed.type !== 'attachment.processed') fail(`no thumbnail: ${thumbed.data.reason}`);
+const thumb = thumbed.data.thumbnail;
+const got = await fetch(`${api}/media/${thumb.key}`, { headers: { authorization: `Bearer ${bob.token}` } });
+if (got.status !== 200 || got.headers.get('content-type') !== 'image/jpeg') fail(`GET /media/${thumb.key} -> ${got.status}`);
+console.log(`demo: SDK received an image (1200×800 PNG) and ${Math.round(performance.now() - started)} ms after the upload its thumbnail (${thumb.width}×${thumb.height} JPEG, ${thumb.size} bytes)`);
 client.disconnect();
 
+const stored = (page) => page.messages.some((m) => m.message_id === sent.message_id)
+  && (!voice || page.messages.some((m) => m.message_id === voice.message_id && m.transcript))
+  && page.messages.some((m) => m.message_id === image.message_id && m.thumbnail);
 for (let i = 0; i < 150; i++) {
   const page = await must(200, 'GET', `/chats/${chat.id}/messages?limit=10`, bob.token);
-  if (page.messages.some((m) => m.message_id === sent.message_id)) {
-    console.log(`demo: the sink stored it; history shows ${page.messages.length} message(s), newest "${page.messages[0].text}"`);
+  if (stored(page)) {
+    const said = (m) => (m.transcript ? `a voice message transcribed "${m.transcript}"`
+      : m.thumbnail ? `an image with its ${m.thumbnail.width}×${m.thumbnail.height} thumbnail` : `"${m.text}"`);
+    console.log(`demo: the sink stored them; history shows ${page.messages.length} message(s): ${page.messages.map(said).join(', ')}`);
     process.exit(0);
   }
   await new Promise((r) => setTimeout(r, 100));
 }
-fail('the message did not reach history within 15 s (see .run/logs/sink.log)');
+fail('the messages did not reach history within 15 s (see .run/logs/sink.log)');

@@ -104,6 +104,22 @@ pub fn change_of(payload: &[u8]) -> Result<Option<(Key, Change)>, Unstorable> {
             "transcription_error".into(),
             AttributeValue::S(reason),
         )]),
+        EventBody::AttachmentProcessed { thumbnail, .. } => Change::Update(vec![(
+            "thumbnail".into(),
+            AttributeValue::M(
+                [
+                    ("key".to_owned(), AttributeValue::S(thumbnail.key)),
+                    ("mime".to_owned(), AttributeValue::S(thumbnail.mime)),
+                    ("width".to_owned(), n(i64::from(thumbnail.width))),
+                    ("height".to_owned(), n(i64::from(thumbnail.height))),
+                    ("size".to_owned(), n(thumbnail.size as i64)),
+                ]
+                .into(),
+            ),
+        )]),
+        EventBody::AttachmentFailed { reason, .. } => {
+            Change::Update(vec![("attachment_error".into(), AttributeValue::S(reason))])
+        }
         EventBody::ChatUpdated { .. } => return Ok(None),
     };
     let size = change_size(&key, &change);
@@ -290,6 +306,28 @@ mod tests {
             json!({"message_id": ULID, "transcript": "hello", "language": "en"}),
         ));
         assert!(matches!(t, Change::Update(sets) if sets.len() == 2));
+        let (_, thumb) = stored(&event(
+            "attachment.processed",
+            json!({"message_id": ULID, "thumbnail": {"key": "chats/1/x.png.thumb.jpg",
+                   "mime": "image/jpeg", "width": 320, "height": 240, "size": 9000}}),
+        ));
+        let Change::Update(sets) = thumb else {
+            panic!("{thumb:?}")
+        };
+        let [(name, AttributeValue::M(m))] = sets.as_slice() else {
+            panic!("{sets:?}")
+        };
+        assert_eq!(name, "thumbnail");
+        assert_eq!(m["key"], s("chats/1/x.png.thumb.jpg"));
+        assert_eq!(m["width"], n(320));
+        let (_, failed) = stored(&event(
+            "attachment.failed",
+            json!({"message_id": ULID, "reason": "too many pixels"}),
+        ));
+        assert_eq!(
+            failed,
+            Change::Update(vec![("attachment_error".into(), s("too many pixels"))])
+        );
     }
 
     #[test]

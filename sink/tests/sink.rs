@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::dynamodb::{text, DynamoLocal};
 use common::eventually;
+use common::live::live_hub;
 use common::sink::SinkProcess;
 use common::tansu::{ulid, unique, Tansu};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -203,52 +204,13 @@ async fn ten_thousand_messages_become_ten_thousand_items_then_edits_and_deletes_
     assert_eq!(text(&items[&(chat_of(25), ulid(50))], "text"), "25");
 }
 
-/// A hub in this process delivering the same topic live (chat-event mode).
-async fn live_hub(t: &Tansu, topic: &str) -> (Arc<chorus_hub::Node>, String) {
-    let cfg = json!({
-        "client": {"token": {"hmac_secret_key": common::client::SECRET},
-                   "ping_interval": "120s", "pong_timeout": "20s"},
-        "http_api": {"key": "k"},
-        "channel": {"namespaces": [{"name": "chat", "history_size": 100, "history_ttl": "300s",
-                                    "allow_subscribe_for_client": true}]},
-        "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
-            "brokers": [t.brokers()], "topics": [topic], "consumer_group": unique("hub"),
-            "chat_event_mode": {"enabled": true}}}]
-    });
-    let config = chorus_hub::config::load_str(
-        &cfg.to_string(),
-        chorus_hub::config::Format::Json,
-        "test",
-        Vec::new(),
-    )
-    .unwrap()
-    .config;
-    chorus_hub::config::validate::validate(&config).unwrap();
-    let node = chorus_hub::Node::new(config, chorus_hub::NodeParts::default()).unwrap();
-    let running = chorus_hub::consumer::start(&node).unwrap();
-    assert!(chorus_hub::consumer::wait_ready(&running, Duration::from_secs(30)).await);
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    let listener = chorus_hub::listener::FdBudgetListener::new(
-        tcp,
-        1_000,
-        node.metrics.connections_refused.clone(),
-    );
-    tokio::spawn(chorus_hub::server::run(
-        node.clone(),
-        listener,
-        Duration::from_secs(1),
-    ));
-    (node, format!("ws://{addr}/connection/websocket"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_live() {
     let t = Tansu::start().await;
     let d = DynamoLocal::start().await;
     let (topic, table) = (unique("chats"), unique("messages"));
     t.create_topic(&topic, 1).await;
-    let (node, url) = live_hub(&t, &topic).await;
+    let (node, url) = live_hub(&t.brokers(), &topic, &unique("hub")).await;
     let (mut client, _) = common::client::Client::connect(&url, "u1").await;
     client
         .send(json!({"id": 2, "subscribe": {"channel": "chat:c0"}}))

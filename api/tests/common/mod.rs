@@ -20,6 +20,8 @@ pub mod client;
 pub mod dynamodb;
 #[path = "../../../hub/tests/common/net.rs"]
 pub mod net;
+#[path = "../../../transcriber/tests/common/speech.rs"]
+pub mod speech;
 pub mod stack;
 #[path = "../../../hub/tests/common/tansu.rs"]
 pub mod tansu;
@@ -84,6 +86,8 @@ impl TestApi {
             .join(format!("{name}-media"))
             .display()
             .to_string();
+        // No thumbnail queue unless a test has the topic (the stack does).
+        config.kafka.image_topic = String::new();
         tweak(&mut config);
         config.validate().unwrap();
         TestApi {

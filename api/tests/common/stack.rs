@@ -1,6 +1,7 @@
 //! The whole path in one test process: tansu and DynamoDB Local as real processes on free
 //! loopback ports; the API, a hub (chat-event consumer, subscribe proxy to the API) and the
-//! sink served in-process on real sockets, wired to each other as `scripts/up` wires them.
+//! sink served in-process on real sockets, wired to each other as `scripts/up` wires them;
+//! the transcriber too, on request, with the model `scripts/test` prepares.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct Stack {
     pub hub: Arc<chorus_hub::Node>,
     pub messages_topic: String,
     pub state_topic: String,
+    pub audio_topic: String,
+    pub image_topic: String,
     pub table: String,
     pub shutdown: CancellationToken,
     http: reqwest::Client,
@@ -35,13 +38,17 @@ impl Stack {
     pub async fn start() -> Stack {
         let tansu = Tansu::start().await;
         let dynamo = DynamoLocal::start().await;
-        let (messages_topic, state_topic, table) = (
+        let (messages_topic, state_topic, audio_topic, table) = (
             unique("chat-events"),
             unique("chat-state"),
+            unique("chat-audio"),
             unique("messages"),
         );
         tansu.create_topic(&messages_topic, 3).await;
         tansu.create_topic(&state_topic, 1).await;
+        tansu.create_topic(&audio_topic, 2).await;
+        let image_topic = unique("chat-images");
+        tansu.create_topic(&image_topic, 1).await;
         let api_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let hub_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_addr = api_tcp.local_addr().unwrap();
@@ -86,10 +93,12 @@ impl Stack {
         ));
 
         // The API.
-        let (brokers, mt, st, endpoint, tbl) = (
+        let (brokers, mt, st, at, it, endpoint, tbl) = (
             tansu.brokers(),
             messages_topic.clone(),
             state_topic.clone(),
+            audio_topic.clone(),
+            image_topic.clone(),
             dynamo.endpoint(),
             table.clone(),
         );
@@ -97,6 +106,8 @@ impl Stack {
             c.kafka.brokers = brokers;
             c.kafka.messages_topic = mt;
             c.kafka.state_topic = st;
+            c.kafka.audio_topic = at;
+            c.kafka.image_topic = it;
             c.kafka.state_group = unique("api-state");
             c.dynamodb.endpoint = endpoint;
             c.dynamodb.table = tbl;
@@ -132,10 +143,30 @@ impl Stack {
             hub,
             messages_topic,
             state_topic,
+            audio_topic,
+            image_topic,
             table,
             shutdown,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A transcriber in this process on the stack's topics and media directory; it stops with
+    /// the returned token (or the stack).
+    pub async fn start_transcriber(&self) -> CancellationToken {
+        let mut c = chorus_transcriber::config::Config::default();
+        c.kafka.brokers = self.tansu.brokers();
+        c.kafka.audio_topic = self.audio_topic.clone();
+        c.kafka.image_topic = self.image_topic.clone();
+        c.kafka.messages_topic = self.messages_topic.clone();
+        c.kafka.group = unique("transcriber");
+        c.model.path = super::speech::model();
+        c.media.path = self.api.state.config.media.path.clone().into();
+        c.validate().unwrap();
+        let stop = self.shutdown.child_token();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        tokio::spawn(chorus_transcriber::run(c, tcp, stop.clone()));
+        stop
     }
 
     /// An HTTP call to the API over its socket: status, JSON body (Null when empty), headers.
@@ -172,6 +203,36 @@ impl Stack {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("not JSON: {bytes:?}"))
         };
         (status, value, headers)
+    }
+
+    /// A multipart upload (`file`) over the API's socket: status and JSON body.
+    pub async fn upload(&self, path: &str, bearer: &str, file: &[u8]) -> (u16, Value) {
+        let boundary = "chorus-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.api_url))
+            .header("authorization", format!("Bearer {bearer}"))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// Registers and logs in; returns (user id, access token).

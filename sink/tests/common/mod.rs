@@ -5,6 +5,8 @@
 #[path = "../../../hub/tests/common/client.rs"]
 pub mod client;
 pub mod dynamodb;
+#[path = "../../../hub/tests/common/live.rs"]
+pub mod live;
 #[path = "../../../hub/tests/common/net.rs"]
 pub mod net;
 pub mod sink;

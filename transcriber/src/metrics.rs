@@ -1,0 +1,111 @@
+//! Prometheus metrics, named `chorus_transcriber_<thing>_<unit>`.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    /// Jobs finished, by outcome: transcribed, failed (refused clip, dead-lettered), skipped
+    /// (not a voice message), unparsable (dead-lettered).
+    pub jobs: IntCounterVec,
+    /// Whisper's own time per clip.
+    pub inference_seconds: Histogram,
+    /// Clip length over inference time: above 1 is faster than real time.
+    pub realtime_factor: Histogram,
+    /// From the record's timestamp (the upload's produce) to the transcript's ack.
+    pub job_latency_seconds: Histogram,
+    /// Retries of a step that failed for a reason that passes (Kafka, the object store).
+    pub retries: IntCounterVec,
+    /// 1 while the Kafka cluster answers.
+    pub kafka_up: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+    registry
+        .register(Box::new(m.clone()))
+        .expect("invariant: metric names are unique");
+    m
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let invariant = "invariant: valid metric";
+        let seconds = vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0];
+        Metrics {
+            jobs: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new("chorus_transcriber_jobs_total", "Jobs finished, by outcome"),
+                    &["outcome"],
+                )
+                .expect(invariant),
+            ),
+            inference_seconds: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "chorus_transcriber_inference_seconds",
+                        "Whisper inference per clip",
+                    )
+                    .buckets(seconds.clone()),
+                )
+                .expect(invariant),
+            ),
+            realtime_factor: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "chorus_transcriber_realtime_factor",
+                        "Clip seconds per inference second",
+                    )
+                    .buckets(vec![0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0]),
+                )
+                .expect(invariant),
+            ),
+            job_latency_seconds: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "chorus_transcriber_job_latency_seconds",
+                        "Upload produced to transcript acknowledged",
+                    )
+                    .buckets(seconds),
+                )
+                .expect(invariant),
+            ),
+            retries: registered(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "chorus_transcriber_retries_total",
+                        "Steps tried again, by step",
+                    ),
+                    &["step"],
+                )
+                .expect(invariant),
+            ),
+            kafka_up: registered(
+                &r,
+                IntGauge::new("chorus_transcriber_kafka_up", "1 while Kafka answers")
+                    .expect(invariant),
+            ),
+            registry: r,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("invariant: text encoding cannot fail");
+        String::from_utf8(out).expect("invariant: the text format is UTF-8")
+    }
+}

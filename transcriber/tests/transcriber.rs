@@ -1,0 +1,386 @@
+//! The transcriber against a real broker (tansu) and a real Whisper model: the model converted
+//! from the PyPI wheel hears espeak-ng's speech; a clip that will not decode is dead-lettered
+//! and the chat told, and the next clip is transcribed; a worker killed mid-job leaves the clip
+//! to the next one, and a client on the hub sees exactly one transcript.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use chorus_protocol::event::{ChatEvent, EventBody};
+use chorus_transcriber::audio;
+use chorus_transcriber::engine::Engine;
+use chorus_transcriber::model::ggml::WeightType;
+use chorus_transcriber::wer::word_error_rate;
+use common::process::TranscriberProcess;
+use common::tansu::{ulid, unique, Tansu};
+use common::{eventually, speech, voice_event};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message};
+use tokio_util::sync::CancellationToken;
+
+const SENTENCE: &str = "Please send me the report before the meeting tomorrow morning.";
+
+fn hear(model: &std::path::Path, clip: Vec<u8>) -> String {
+    let decoded = audio::decode(clip, 60).unwrap();
+    let samples = audio::to_whisper_rate(&decoded.samples, decoded.sample_rate);
+    Engine::load(model, 2, Some(5_000))
+        .unwrap()
+        .transcribe(&samples)
+        .unwrap()
+        .text
+}
+
+#[test]
+fn prepare_model_converts_the_registry_wheel_into_a_model_that_hears_speech() {
+    let from = speech::unpacked_wheel();
+    let clip = speech::wav(SENTENCE);
+    for weights in [WeightType::F16, WeightType::Q8_0] {
+        let to = std::env::temp_dir().join(unique("ggml-model"));
+        chorus_transcriber::model::prepare(&from, &to, weights, false).unwrap();
+        let heard = hear(&to, clip.clone());
+        let wer = word_error_rate(SENTENCE, &heard);
+        assert!(wer <= 0.2, "{weights:?} heard {heard:?}: WER {wer:.2}");
+        std::fs::remove_file(&to).unwrap();
+    }
+    // A model file that is not CTranslate2's is refused with a reason, not a panic.
+    let bad = std::env::temp_dir().join(unique("bad-model"));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(bad.join("model.bin"), b"\x06\0\0\0garbage").unwrap();
+    std::fs::write(bad.join("vocabulary.txt"), "a\n").unwrap();
+    let err =
+        chorus_transcriber::model::prepare(&bad, &bad.join("out.bin"), WeightType::F16, false)
+            .unwrap_err();
+    assert!(err.to_string().contains("model.bin"), "{err:#}");
+    assert!(!bad.join("out.bin").exists());
+}
+
+/// Reads the chat topic from the start until `n` outcome events (transcribed or failed).
+async fn outcomes(t: &Tansu, topic: &str, n: usize) -> Vec<ChatEvent> {
+    let consumer: StreamConsumer = t
+        .config()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("outcome events within 60 s")
+            .unwrap();
+        let event = ChatEvent::decode(m.payload().unwrap()).unwrap();
+        if matches!(
+            event.body,
+            EventBody::MessageTranscribed { .. } | EventBody::TranscriptionFailed { .. }
+        ) {
+            out.push(event);
+        }
+    }
+    out
+}
+
+struct Topics {
+    audio: String,
+    images: String,
+    chat: String,
+    media: std::path::PathBuf,
+}
+
+async fn topics(t: &Tansu) -> Topics {
+    let topics = Topics {
+        audio: unique("chat-audio"),
+        images: unique("chat-images"),
+        chat: unique("chat-events"),
+        media: std::env::temp_dir().join(unique("media")),
+    };
+    t.create_topic(&topics.audio, 1).await;
+    t.create_topic(&topics.chat, 1).await;
+    t.create_topic(&topics.images, 1).await;
+    topics
+}
+
+/// Stores `clip` at `chats/<chat>/<id>.wav` and queues it as the API would.
+async fn queue(t: &Tansu, x: &Topics, chat: &str, id: &str, clip: &[u8]) {
+    let key = format!("chats/{chat}/{id}.wav");
+    let path = x.media.join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, clip).unwrap();
+    let event = voice_event(chat, id, &key, clip.len()).encode();
+    let payload = String::from_utf8(event).unwrap();
+    t.produce(&t.producer(), &x.audio, None, chat, &payload, &[])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clip_that_will_not_decode_is_dead_lettered_the_chat_told_and_the_next_transcribed() {
+    let t = Tansu::start().await;
+    let x = topics(&t).await;
+    let (bad, good) = (ulid(11), ulid(12));
+    // RIFF/WAVE, then garbage where the format chunk should be. (Garbage after a whole header
+    // would be valid PCM: noise, which Whisper hears as nothing.)
+    let mut corrupt = speech::wav("corrupt");
+    corrupt.truncate(12);
+    corrupt.extend((0..8_000u32).map(|i| (i * 7919 % 251) as u8));
+    // A record that is no event at all, a corrupt clip, then a good one.
+    t.produce(&t.producer(), &x.audio, None, "1", "{not an event", &[])
+        .await;
+    queue(&t, &x, "1", &bad, &corrupt).await;
+    queue(&t, &x, "1", &good, &speech::wav(SENTENCE)).await;
+
+    let mut c = chorus_transcriber::config::Config::default();
+    c.kafka.brokers = t.brokers();
+    c.kafka.audio_topic = x.audio.clone();
+    c.kafka.messages_topic = x.chat.clone();
+    c.kafka.group = unique("transcriber");
+    c.model.path = speech::model();
+    c.media.path = x.media.clone();
+    c.kafka.image_topic = x.images.clone();
+    c.validate().unwrap();
+    let stop = CancellationToken::new();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = tcp.local_addr().unwrap().port();
+    let running = tokio::spawn(chorus_transcriber::run(c.clone(), tcp, stop.clone()));
+
+    let events = outcomes(&t, &x.chat, 2).await;
+    assert!(
+        matches!(&events[0].body, EventBody::TranscriptionFailed { message_id, reason }
+            if *message_id == bad && reason.contains("decode")),
+        "{:?}",
+        events[0]
+    );
+    match &events[1].body {
+        EventBody::MessageTranscribed {
+            message_id,
+            transcript,
+            ..
+        } => {
+            assert_eq!(*message_id, good);
+            let wer = word_error_rate(SENTENCE, transcript);
+            assert!(wer <= 0.2, "heard {transcript:?}: WER {wer:.2}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // The dead-letter topic holds both bad records as read, with the reason.
+    let dlq: StreamConsumer = t
+        .config()
+        .set("group.id", unique("dlq"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&format!("{}.dlq", x.audio)]).unwrap();
+    let mut reasons = Vec::new();
+    while reasons.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+            .await
+            .expect("dead letters within 30 s")
+            .unwrap();
+        let headers = m.headers().unwrap();
+        let reason = headers
+            .iter()
+            .find(|h| h.key == "chorus-dlq-reason")
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap();
+        reasons.push((
+            String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+            reason,
+        ));
+    }
+    assert_eq!(reasons[0].0, "{not an event", "{reasons:?}");
+    assert!(reasons[0].1.contains("not a chat event"), "{reasons:?}");
+    assert!(
+        reasons[1].0.contains(&bad) && reasons[1].1.contains("decode"),
+        "{reasons:?}"
+    );
+
+    // /metrics counts what happened.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "chorus_transcriber_jobs_total{outcome=\"failed\"} 1",
+        "chorus_transcriber_jobs_total{outcome=\"transcribed\"} 1",
+        "chorus_transcriber_jobs_total{outcome=\"unparsable\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_mid_job_leaves_it_to_the_next_and_the_client_sees_one_transcript() {
+    let t = Tansu::start().await;
+    let x = topics(&t).await;
+    let (_hub, url) = common::live::live_hub(&t.brokers(), &x.chat, &unique("hub")).await;
+    let (mut client, _) = common::client::Client::connect(&url, "u1").await;
+    client
+        .send(serde_json::json!({"id": 2, "subscribe": {"channel": "chat:9"}}))
+        .await;
+    let r = client.reply(2).await;
+    assert!(r.get("error").is_none(), "{r}");
+
+    // A longer clip, so the first worker is surely still inside Whisper when it dies.
+    let long = [SENTENCE; 3].join(" ");
+    let id = ulid(21);
+    queue(&t, &x, "9", &id, &speech::wav(&long)).await;
+    let settings = [
+        ("KAFKA__BROKERS", t.brokers()),
+        ("KAFKA__AUDIO_TOPIC", x.audio.clone()),
+        ("KAFKA__MESSAGES_TOPIC", x.chat.clone()),
+        ("KAFKA__GROUP", unique("transcriber")),
+        ("MODEL__PATH", speech::model().display().to_string()),
+        ("MODEL__THREADS", "1".to_owned()),
+        ("MEDIA__PATH", x.media.display().to_string()),
+        ("KAFKA__IMAGE_TOPIC", x.images.clone()),
+        // The dead worker's partitions move once the group gives up on it (the broker's
+        // minimum session).
+        ("KAFKA__SESSION_TIMEOUT_MS", "6000".to_owned()),
+    ];
+    let mut first = TranscriberProcess::start(&settings).await;
+    eventually("the first worker to start the job", 60, || async {
+        first.log_text().contains("transcribing")
+    })
+    .await;
+    first.kill9();
+    assert!(
+        !first.log_text().contains("transcribed"),
+        "the first worker finished before it was killed: {}",
+        first.log_text()
+    );
+
+    let second = TranscriberProcess::start(&settings).await;
+    eventually("the second worker to transcribe it", 90, || async {
+        second.log_text().contains("transcribed")
+    })
+    .await;
+    let transcript = loop {
+        let data = client.next_pub().await["push"]["pub"]["data"].clone();
+        if data["type"] == "message.transcribed" {
+            break data;
+        }
+    };
+    assert_eq!(
+        transcript["data"]["message_id"],
+        id.as_str(),
+        "{transcript}"
+    );
+    let heard = transcript["data"]["transcript"].as_str().unwrap();
+    assert!(word_error_rate(&long, heard) <= 0.2, "heard {heard:?}");
+    assert!(second.log_text().contains(&id), "{}", second.log_text());
+
+    // Exactly once as the client sees it: nothing more arrives (a repeat would carry the same
+    // event id, which the hub drops).
+    while let Ok(more) = tokio::time::timeout(Duration::from_secs(3), client.next_pub()).await {
+        assert_ne!(
+            more["push"]["pub"]["data"]["type"], "message.transcribed",
+            "{more}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn images_get_thumbnails_and_a_decompression_bomb_is_refused_unread() {
+    let t = Tansu::start().await;
+    let x = topics(&t).await;
+    let (bomb_id, photo_id) = (ulid(31), ulid(32));
+    // A PNG header claiming 100000×100000 pixels (40 GB decoded) in 33 bytes.
+    let mut bomb = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
+    bomb.extend_from_slice(b"IHDR");
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&100_000u32.to_be_bytes());
+    bomb.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    let mut photo = Vec::new();
+    image::RgbImage::from_fn(800, 600, |x, y| image::Rgb([x as u8, y as u8, 90]))
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    for (id, bytes) in [(&bomb_id, &bomb), (&photo_id, &photo)] {
+        let key = format!("chats/5/{id}.png");
+        let path = x.media.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let event = common::attachment_event(
+            "5",
+            id,
+            &key,
+            bytes.len(),
+            chorus_protocol::event::AttachmentKind::Image,
+        );
+        let payload = String::from_utf8(event.encode()).unwrap();
+        t.produce(&t.producer(), &x.images, None, "5", &payload, &[])
+            .await;
+    }
+    let mut c = chorus_transcriber::config::Config::default();
+    c.kafka.brokers = t.brokers();
+    c.kafka.audio_topic = x.audio.clone();
+    c.kafka.image_topic = x.images.clone();
+    c.kafka.messages_topic = x.chat.clone();
+    c.kafka.group = unique("workers");
+    c.model.path = speech::model();
+    c.media.path = x.media.clone();
+    let stop = CancellationToken::new();
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let running = tokio::spawn(chorus_transcriber::run(c, tcp, stop.clone()));
+
+    let consumer: StreamConsumer = t
+        .config()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&x.chat]).unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .expect("image outcomes within 60 s")
+            .unwrap();
+        seen.push(ChatEvent::decode(m.payload().unwrap()).unwrap());
+    }
+    assert!(
+        matches!(&seen[0].body, EventBody::AttachmentFailed { message_id, reason }
+            if *message_id == bomb_id && reason.contains("over the limit")),
+        "{:?}",
+        seen[0]
+    );
+    let EventBody::AttachmentProcessed {
+        message_id,
+        thumbnail,
+    } = &seen[1].body
+    else {
+        panic!("{:?}", seen[1]);
+    };
+    assert_eq!(*message_id, photo_id);
+    assert_eq!((thumbnail.width, thumbnail.height), (320, 240));
+    assert_eq!(thumbnail.mime, "image/jpeg");
+    let stored = std::fs::read(x.media.join(&thumbnail.key)).unwrap();
+    assert_eq!(stored.len() as u64, thumbnail.size);
+    let back = image::load_from_memory(&stored).unwrap();
+    assert_eq!((back.width(), back.height()), (320, 240));
+
+    // The bomb is in the image topic's dead letters, with the reason.
+    let dlq: StreamConsumer = t
+        .config()
+        .set("group.id", unique("dlq"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    dlq.subscribe(&[&format!("{}.dlq", x.images)]).unwrap();
+    let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
+        .await
+        .expect("a dead letter within 30 s")
+        .unwrap();
+    assert!(String::from_utf8_lossy(m.payload().unwrap()).contains(&bomb_id));
+    stop.cancel();
+    running.await.unwrap().unwrap();
+}

@@ -77,12 +77,7 @@ pub async fn upload_image(
         file,
         text,
     } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
-    if file.len() > s.config.media.max_image_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "image over {} bytes",
-            s.config.media.max_image_bytes
-        )));
-    }
+    too_large(&file, s.config.media.max_image_bytes, "image")?;
     let (mime, ext) =
         image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
     let size = imagesize::blob_size(&file)
@@ -119,12 +114,7 @@ pub async fn upload_voice(
         file,
         text,
     } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
-    if file.len() > s.config.media.max_voice_bytes {
-        return Err(ApiError::TooLarge(format!(
-            "voice message over {} bytes",
-            s.config.media.max_voice_bytes
-        )));
-    }
+    too_large(&file, s.config.media.max_voice_bytes, "voice message")?;
     let max_seconds = s.config.media.max_voice_seconds;
     let bytes = file.to_vec();
     let decoded = tokio::task::spawn_blocking(move || audio::decode(bytes, max_seconds))
@@ -211,6 +201,14 @@ impl Upload {
             text,
         })
     }
+}
+
+/// 413 for a file over `max` bytes.
+fn too_large(file: &[u8], max: usize, what: &str) -> Result<(), ApiError> {
+    if file.len() > max {
+        return Err(ApiError::TooLarge(format!("{what} over {max} bytes")));
+    }
+    Ok(())
 }
 
 async fn read_form(

@@ -72,27 +72,19 @@ impl DeadLetters {
         abort: &CancellationToken,
     ) -> Result<(), Aborted> {
         self.ensure_topic().await;
-        let partition = record.partition.to_string();
-        let offset = record.offset.to_string();
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 5);
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
-        for (key, value) in [
-            ("chorus-dlq-reason", reason),
-            ("chorus-dlq-consumer", "chorus-sink"),
-            ("chorus-dlq-topic", self.source_topic.as_str()),
-            ("chorus-dlq-partition", &partition),
-            ("chorus-dlq-offset", &offset),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
+        let headers = headers(
+            record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), Some(v.as_slice()))),
+            &Origin {
+                reason,
+                consumer: "chorus-sink",
+                topic: &self.source_topic,
+                partition: record.partition,
+                offset: record.offset,
+            },
+        );
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             let mut out = FutureRecord::<[u8], [u8]>::to(&self.topic).headers(headers.clone());
@@ -117,4 +109,40 @@ impl DeadLetters {
         );
         Ok(())
     }
+}
+
+/// Why a record was dead-lettered and where it was read.
+pub struct Origin<'a> {
+    pub reason: &'a str,
+    /// The service that gave up on it.
+    pub consumer: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A dead letter's headers: the record's own as read, then `chorus-dlq-*` from `origin`. The
+/// sink and the transcriber write them through here; the hub's consumer writes the same names.
+pub fn headers<'a>(
+    original: impl Iterator<Item = (&'a str, Option<&'a [u8]>)>,
+    origin: &Origin<'_>,
+) -> OwnedHeaders {
+    let (partition, offset) = (origin.partition.to_string(), origin.offset.to_string());
+    let mut headers = OwnedHeaders::new();
+    for (key, value) in original {
+        headers = headers.insert(Header { key, value });
+    }
+    for (key, value) in [
+        ("chorus-dlq-reason", origin.reason),
+        ("chorus-dlq-consumer", origin.consumer),
+        ("chorus-dlq-topic", origin.topic),
+        ("chorus-dlq-partition", &partition),
+        ("chorus-dlq-offset", &offset),
+    ] {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value),
+        });
+    }
+    headers
 }

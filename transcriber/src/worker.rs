@@ -21,7 +21,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
@@ -396,28 +396,17 @@ impl Worker {
         stop: &CancellationToken,
     ) -> Result<(), Aborted> {
         let topic = format!("{}.dlq", self.topic);
-        let (partition, offset) = (record.partition().to_string(), record.offset().to_string());
-        let mut headers = OwnedHeaders::new();
-        if let Some(original) = record.headers() {
-            for h in original.iter() {
-                headers = headers.insert(Header {
-                    key: h.key,
-                    value: h.value,
-                });
-            }
-        }
-        for (key, value) in [
-            ("chorus-dlq-reason", reason),
-            ("chorus-dlq-consumer", "chorus-transcriber"),
-            ("chorus-dlq-topic", record.topic()),
-            ("chorus-dlq-partition", &partition),
-            ("chorus-dlq-offset", &offset),
-        ] {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value),
-            });
-        }
+        let original = record.headers().map(|h| h.iter().map(|h| (h.key, h.value)));
+        let headers = chorus_sink::dlq::headers(
+            original.into_iter().flatten(),
+            &chorus_sink::dlq::Origin {
+                reason,
+                consumer: "chorus-transcriber",
+                topic: record.topic(),
+                partition: record.partition(),
+                offset: record.offset(),
+            },
+        );
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());

@@ -1,7 +1,8 @@
 //! The transcriber against a real broker (tansu) and a real Whisper model: the model converted
 //! from the PyPI wheel hears espeak-ng's speech; a clip that will not decode is dead-lettered
 //! and the chat told, and the next clip is transcribed; a worker killed mid-job leaves the clip
-//! to the next one, and a client on the hub sees exactly one transcript.
+//! to the next one, and a client on the hub sees exactly one transcript; images get thumbnails
+//! and a decompression bomb is dead-lettered by its header.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -17,7 +18,7 @@ use common::process::TranscriberProcess;
 use common::tansu::{ulid, unique, Tansu};
 use common::{eventually, speech, voice_event};
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 
 const SENTENCE: &str = "Please send me the report before the meeting tomorrow morning.";
@@ -56,8 +57,13 @@ fn prepare_model_converts_the_registry_wheel_into_a_model_that_hears_speech() {
     assert!(!bad.join("out.bin").exists());
 }
 
-/// Reads the chat topic from the start until `n` outcome events (transcribed or failed).
-async fn outcomes(t: &Tansu, topic: &str, n: usize) -> Vec<ChatEvent> {
+/// Reads `topic` from its start until `n` records pass `keep`, and returns those.
+async fn read_topic(
+    t: &Tansu,
+    topic: &str,
+    n: usize,
+    keep: impl Fn(&OwnedMessage) -> bool,
+) -> Vec<OwnedMessage> {
     let consumer: StreamConsumer = t
         .config()
         .set("group.id", unique("reader"))
@@ -69,17 +75,46 @@ async fn outcomes(t: &Tansu, topic: &str, n: usize) -> Vec<ChatEvent> {
     while out.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
             .await
-            .expect("outcome events within 60 s")
-            .unwrap();
-        let event = ChatEvent::decode(m.payload().unwrap()).unwrap();
-        if matches!(
-            event.body,
-            EventBody::MessageTranscribed { .. } | EventBody::TranscriptionFailed { .. }
-        ) {
-            out.push(event);
+            .unwrap_or_else(|_| panic!("{n} records on {topic} within 60 s"))
+            .unwrap()
+            .detach();
+        if keep(&m) {
+            out.push(m);
         }
     }
     out
+}
+
+fn event_of(m: &OwnedMessage) -> ChatEvent {
+    ChatEvent::decode(m.payload().unwrap()).unwrap()
+}
+
+/// A dead letter's payload and its `chorus-dlq-reason`.
+fn dead_letter(m: &OwnedMessage) -> (String, String) {
+    let reason = m
+        .headers()
+        .unwrap()
+        .iter()
+        .find(|h| h.key == "chorus-dlq-reason")
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .unwrap();
+    (
+        String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
+        reason,
+    )
+}
+
+/// Reads the chat topic from the start until `n` outcome events (transcribed or failed).
+async fn outcomes(t: &Tansu, topic: &str, n: usize) -> Vec<ChatEvent> {
+    let kept = read_topic(t, topic, n, |m| {
+        matches!(
+            event_of(m).body,
+            EventBody::MessageTranscribed { .. } | EventBody::TranscriptionFailed { .. }
+        )
+    })
+    .await;
+    kept.iter().map(event_of).collect()
 }
 
 struct Topics {
@@ -165,31 +200,11 @@ async fn a_clip_that_will_not_decode_is_dead_lettered_the_chat_told_and_the_next
     }
 
     // The dead-letter topic holds both bad records as read, with the reason.
-    let dlq: StreamConsumer = t
-        .config()
-        .set("group.id", unique("dlq"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&format!("{}.dlq", x.audio)]).unwrap();
-    let mut reasons = Vec::new();
-    while reasons.len() < 2 {
-        let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
-            .await
-            .expect("dead letters within 30 s")
-            .unwrap();
-        let headers = m.headers().unwrap();
-        let reason = headers
-            .iter()
-            .find(|h| h.key == "chorus-dlq-reason")
-            .and_then(|h| h.value)
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap();
-        reasons.push((
-            String::from_utf8_lossy(m.payload().unwrap()).into_owned(),
-            reason,
-        ));
-    }
+    let reasons: Vec<_> = read_topic(&t, &format!("{}.dlq", x.audio), 2, |_| true)
+        .await
+        .iter()
+        .map(dead_letter)
+        .collect();
     assert_eq!(reasons[0].0, "{not an event", "{reasons:?}");
     assert!(reasons[0].1.contains("not a chat event"), "{reasons:?}");
     assert!(
@@ -332,21 +347,11 @@ async fn images_get_thumbnails_and_a_decompression_bomb_is_refused_unread() {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let running = tokio::spawn(chorus_transcriber::run(c, tcp, stop.clone()));
 
-    let consumer: StreamConsumer = t
-        .config()
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&x.chat]).unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
-            .await
-            .expect("image outcomes within 60 s")
-            .unwrap();
-        seen.push(ChatEvent::decode(m.payload().unwrap()).unwrap());
-    }
+    let seen: Vec<_> = read_topic(&t, &x.chat, 2, |_| true)
+        .await
+        .iter()
+        .map(event_of)
+        .collect();
     assert!(
         matches!(&seen[0].body, EventBody::AttachmentFailed { message_id, reason }
             if *message_id == bomb_id && reason.contains("over the limit")),
@@ -369,18 +374,10 @@ async fn images_get_thumbnails_and_a_decompression_bomb_is_refused_unread() {
     assert_eq!((back.width(), back.height()), (320, 240));
 
     // The bomb is in the image topic's dead letters, with the reason.
-    let dlq: StreamConsumer = t
-        .config()
-        .set("group.id", unique("dlq"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&format!("{}.dlq", x.images)]).unwrap();
-    let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
-        .await
-        .expect("a dead letter within 30 s")
-        .unwrap();
-    assert!(String::from_utf8_lossy(m.payload().unwrap()).contains(&bomb_id));
+    let letters = read_topic(&t, &format!("{}.dlq", x.images), 1, |_| true).await;
+    let (payload, reason) = dead_letter(&letters[0]);
+    assert!(payload.contains(&bomb_id), "{payload}");
+    assert!(reason.contains("over the limit"), "{reason}");
     stop.cancel();
     running.await.unwrap().unwrap();
 }

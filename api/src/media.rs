@@ -76,7 +76,10 @@ pub async fn upload_image(
         key,
         file,
         text,
-    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
+    } = match Upload::read(&s, me, &raw, &headers, &mut form).await {
+        Ok(upload) => upload,
+        Err(e) => return Ok(body_left_unread(e)),
+    };
     too_large(&file, s.config.media.max_image_bytes, "image")?;
     let (mime, ext) =
         image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
@@ -113,7 +116,10 @@ pub async fn upload_voice(
         key,
         file,
         text,
-    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
+    } = match Upload::read(&s, me, &raw, &headers, &mut form).await {
+        Ok(upload) => upload,
+        Err(e) => return Ok(body_left_unread(e)),
+    };
     too_large(&file, s.config.media.max_voice_bytes, "voice message")?;
     let max_seconds = s.config.media.max_voice_seconds;
     let bytes = file.to_vec();
@@ -201,6 +207,17 @@ impl Upload {
             text,
         })
     }
+}
+
+/// An upload refused before its body was read in full (not a member, rate limited, over the
+/// body limit): hyper closes such a connection after the response rather than read the rest,
+/// so the response says so; a client that pooled the connection would otherwise send its next
+/// request into a closed socket.
+fn body_left_unread(e: ApiError) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }
 
 /// 413 for a file over `max` bytes.

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 /// Sentences tiny.en hears right when espeak-ng says them at 150 words a minute.
 const WAV_SENTENCE: &str = "Please send me the report before the meeting tomorrow morning.";
 const OPUS_SENTENCE: &str = "I will call you when I get home tonight.";
+const WEBM_SENTENCE: &str = "We should book the flights for the conference next month.";
 
 /// A chat of Ann's with Bob in it; Bob's socket subscribed to it.
 async fn chat_with_listener(stack: &Stack) -> (String, String, String, Client) {
@@ -63,15 +64,22 @@ async fn next_about(ws: &mut Client, message_id: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn spoken_wav_and_ogg_opus_arrive_live_then_their_transcripts() {
+async fn spoken_wav_ogg_opus_and_webm_opus_arrive_live_then_their_transcripts() {
     let stack = Stack::start().await;
     stack.start_transcriber().await;
     let (chat_id, ann, bob, mut ws) = chat_with_listener(&stack).await;
     let (_, eve) = stack.user("eve").await;
+    let webm = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../transcriber/tests/fixtures/speech.webm"),
+    )
+    .unwrap();
 
     for (sentence, clip, mime) in [
         (WAV_SENTENCE, speech::wav(WAV_SENTENCE), "audio/wav"),
         (OPUS_SENTENCE, speech::ogg_opus(OPUS_SENTENCE), "audio/ogg"),
+        // As a browser's MediaRecorder sends it (transcriber/tests/fixtures/make.sh).
+        (WEBM_SENTENCE, webm, "audio/webm"),
     ] {
         let (s, sent) = stack
             .upload(&format!("/chats/{chat_id}/voice"), &ann, &clip)
@@ -157,10 +165,14 @@ async fn bad_audio_is_refused_at_the_door_and_nothing_is_sent() {
         assert_eq!(s, 422, "{b}");
         assert_eq!(b["error"]["code"], "unprocessable", "{b}");
     }
-    // A non-member cannot upload.
+    // A non-member cannot upload. The body is refused unread, so the connection closes and
+    // the response says so: a pooled connection reused after it would fail the next request.
     let (_, eve) = stack.user("eve").await;
-    let (s, _) = stack.upload(&path, &eve, &speech::wav("hello")).await;
+    let (s, _, headers) = stack
+        .upload_with_headers(&path, &eve, &speech::wav("hello"))
+        .await;
     assert_eq!(s, 404);
+    assert_eq!(headers["connection"], "close");
 
     // Nothing of that reached the chat: the next thing Bob sees is the next real message.
     let (s, sent, _) = stack

@@ -33,6 +33,36 @@ fn hear(model: &std::path::Path, clip: Vec<u8>) -> String {
         .text
 }
 
+/// Every container the API accepts decodes and is heard: WAV, FLAC, MP3 and OGG/Vorbis through
+/// symphonia; OGG/Opus and WebM/Opus (as a browser's MediaRecorder writes it: 48 kHz, clusters
+/// of unknown size) through libopus. The checked-in clips come from `tests/fixtures/make.sh`.
+#[test]
+fn every_accepted_container_is_decoded_and_heard() {
+    const FIXTURE_SENTENCE: &str = "We should book the flights for the conference next month.";
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let fixture = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let model = speech::model();
+    for (sentence, clip, mime) in [
+        (SENTENCE, speech::wav(SENTENCE), "audio/wav"),
+        (SENTENCE, speech::ogg_opus(SENTENCE), "audio/ogg"),
+        (FIXTURE_SENTENCE, fixture("speech.flac"), "audio/flac"),
+        (FIXTURE_SENTENCE, fixture("speech.mp3"), "audio/mpeg"),
+        (FIXTURE_SENTENCE, fixture("speech.vorbis.ogg"), "audio/ogg"),
+        (FIXTURE_SENTENCE, fixture("speech.webm"), "audio/webm"),
+    ] {
+        let decoded = audio::decode(clip.clone(), 60).unwrap();
+        assert_eq!(decoded.container.mime(), mime);
+        assert!(
+            (3_000..4_500).contains(&decoded.duration_ms()),
+            "{mime}: {} ms",
+            decoded.duration_ms()
+        );
+        let heard = hear(&model, clip);
+        let wer = word_error_rate(sentence, &heard);
+        assert!(wer <= 0.2, "{mime}: heard {heard:?}: WER {wer:.2}");
+    }
+}
+
 #[test]
 fn prepare_model_converts_the_registry_wheel_into_a_model_that_hears_speech() {
     let from = speech::unpacked_wheel();

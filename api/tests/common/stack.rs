@@ -207,6 +207,17 @@ impl Stack {
 
     /// A multipart upload (`file`) over the API's socket: status and JSON body.
     pub async fn upload(&self, path: &str, bearer: &str, file: &[u8]) -> (u16, Value) {
+        let (status, body, _) = self.upload_with_headers(path, bearer, file).await;
+        (status, body)
+    }
+
+    /// `upload`, with the response's headers.
+    pub async fn upload_with_headers(
+        &self,
+        path: &str,
+        bearer: &str,
+        file: &[u8],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
         let boundary = "chorus-test-boundary";
         let mut body = format!(
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip\"\r\n\
@@ -228,10 +239,12 @@ impl Stack {
             .await
             .unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp.bytes().await.unwrap();
         (
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
         )
     }
 

@@ -7,7 +7,6 @@ use anyhow::Context;
 use chorus_api::app::AppState;
 use chorus_api::config::Config;
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(about = "Chorus API")]
@@ -62,19 +61,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {address}"))?;
             let state = AppState::connect(config).await?;
             tracing::info!(%address, "chorus-api listening");
-            let shutdown = CancellationToken::new();
-            let stop = shutdown.clone();
-            tokio::spawn(async move {
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                        .expect("invariant: SIGTERM can be handled");
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-                tracing::info!("shutting down");
-                stop.cancel();
-            });
+            let shutdown = chorus_sink::process::stop_on_signals("shutting down");
             chorus_api::server::run(state, listener, shutdown).await?;
             tracing::info!("stopped");
             Ok(())

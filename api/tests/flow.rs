@@ -38,28 +38,8 @@ async fn send_reaches_the_socket_and_history_and_a_removed_member_is_cut_off() {
     let (bob_id, bob) = stack.user("bob").await;
     let (_, eve) = stack.user("eve").await;
 
-    let (s, chat, _) = stack
-        .http(
-            "POST",
-            "/chats",
-            Some(&ann),
-            Some(json!({"title": "team"})),
-            &[],
-        )
-        .await;
-    assert_eq!(s, 201, "{chat}");
-    let chat_id = chat["id"].as_str().unwrap().to_owned();
+    let chat_id = stack.chat_with(&ann, "team", &bob_id).await;
     let channel = format!("chat:{chat_id}");
-    let (s, b, _) = stack
-        .http(
-            "POST",
-            &format!("/chats/{chat_id}/members"),
-            Some(&ann),
-            Some(json!({"user_id": bob_id})),
-            &[],
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
 
     // Bob subscribes through the proxy; Eve, not a member, is refused by it.
     let mut bob_ws = stack.connect(&bob).await;

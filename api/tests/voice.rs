@@ -23,27 +23,7 @@ const WEBM_SENTENCE: &str = "We should book the flights for the conference next 
 async fn chat_with_listener(stack: &Stack) -> (String, String, String, Client) {
     let (_, ann) = stack.user("ann").await;
     let (bob_id, bob) = stack.user("bob").await;
-    let (s, chat, _) = stack
-        .http(
-            "POST",
-            "/chats",
-            Some(&ann),
-            Some(json!({"title": "voice"})),
-            &[],
-        )
-        .await;
-    assert_eq!(s, 201, "{chat}");
-    let chat_id = chat["id"].as_str().unwrap().to_owned();
-    let (s, b, _) = stack
-        .http(
-            "POST",
-            &format!("/chats/{chat_id}/members"),
-            Some(&ann),
-            Some(json!({"user_id": bob_id})),
-            &[],
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
+    let chat_id = stack.chat_with(&ann, "voice", &bob_id).await;
     let mut ws = stack.connect(&bob).await;
     ws.send(json!({"id": 2, "subscribe": {"channel": format!("chat:{chat_id}")}}))
         .await;

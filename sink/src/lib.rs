@@ -12,6 +12,7 @@
 //! | [`pipeline`] | gather → write → dead-letter → commit |
 //! | [`dlq`] | the dead-letter topic |
 //! | [`status`], [`metrics`], [`server`] | `/health`, Prometheus, the HTTP endpoint |
+//! | [`process`] | a service's logging and its shutdown on SIGTERM or SIGINT |
 
 pub mod backoff;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod fold;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
+pub mod process;
 pub mod server;
 pub mod status;
 pub mod writer;

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use chorus_sink::config::Config;
 use clap::Parser;
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -39,7 +38,7 @@ fn real_main() -> anyhow::Result<()> {
         println!("config is valid");
         return Ok(());
     }
-    init_logging(&config.log.level, &config.log.format);
+    chorus_sink::process::init_logging("chorus_sink", &config.log.level, &config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,34 +47,8 @@ fn real_main() -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&config.http.address)
             .await
             .with_context(|| format!("binding {}", config.http.address))?;
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("invariant: SIGTERM can be handled");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("shutting down: flushing and committing");
-            signals.cancel();
-        });
+        let shutdown =
+            chorus_sink::process::stop_on_signals("shutting down: flushing and committing");
         chorus_sink::run(config, listener, shutdown).await
     })
-}
-
-/// `RUST_LOG` overrides `log.level` when set.
-fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("chorus_sink={level},warn"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -32,7 +32,11 @@ impl Default for Metrics {
     }
 }
 
-fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
+/// `m`, registered in `registry` (the transcriber's metrics use it too).
+pub fn registered<T: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    m: T,
+) -> T {
     registry
         .register(Box::new(m.clone()))
         .expect("invariant: metric names are unique");
@@ -123,10 +127,15 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("invariant: text encoding cannot fail");
-        String::from_utf8(buf).expect("invariant: the text format is UTF-8")
+        render(&self.registry)
     }
+}
+
+/// `registry` in Prometheus' text exposition format.
+pub fn render(registry: &Registry) -> String {
+    let mut buf = Vec::new();
+    TextEncoder::new()
+        .encode(&registry.gather(), &mut buf)
+        .expect("invariant: text encoding cannot fail");
+    String::from_utf8(buf).expect("invariant: the text format is UTF-8")
 }

@@ -63,7 +63,7 @@ mod service {
         let stop_http = CancellationToken::new();
         let http = {
             let stop = stop_http.clone();
-            let app = crate::status::app(status.clone());
+            let app = chorus_sink::server::app(status.clone());
             tokio::spawn(async move {
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async move { stop.cancelled().await })

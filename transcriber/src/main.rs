@@ -9,7 +9,6 @@ use chorus_transcriber::config::Config;
 use chorus_transcriber::model::ggml::WeightType;
 use chorus_transcriber::{audio, engine::Engine, model};
 use clap::{Parser, Subcommand};
-use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(
@@ -130,7 +129,7 @@ fn serve(path: Option<PathBuf>, check: bool) -> anyhow::Result<()> {
         println!("config is valid");
         return Ok(());
     }
-    init_logging(&config.log.level, &config.log.format);
+    chorus_sink::process::init_logging("chorus_transcriber", &config.log.level, &config.log.format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -139,33 +138,7 @@ fn serve(path: Option<PathBuf>, check: bool) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&config.http.address)
             .await
             .with_context(|| format!("binding {}", config.http.address))?;
-        let shutdown = CancellationToken::new();
-        let signals = shutdown.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("invariant: SIGTERM can be handled");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::info!("shutting down");
-            signals.cancel();
-        });
+        let shutdown = chorus_sink::process::stop_on_signals("shutting down");
         chorus_transcriber::run(config, listener, shutdown).await
     })
-}
-
-fn init_logging(level: &str, format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!("chorus_transcriber={level},warn"))
-    });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
 }

@@ -1,8 +1,7 @@
 //! Prometheus metrics, named `chorus_transcriber_<thing>_<unit>`.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use chorus_sink::metrics::registered;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     registry: Registry,
@@ -25,13 +24,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn registered<T: prometheus::core::Collector + Clone + 'static>(registry: &Registry, m: T) -> T {
-    registry
-        .register(Box::new(m.clone()))
-        .expect("invariant: metric names are unique");
-    m
 }
 
 impl Metrics {
@@ -102,10 +94,6 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
-            .expect("invariant: text encoding cannot fail");
-        String::from_utf8(out).expect("invariant: the text format is UTF-8")
+        chorus_sink::metrics::render(&self.registry)
     }
 }

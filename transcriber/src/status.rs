@@ -1,13 +1,7 @@
-//! What `/health` reports, and the `/health` and `/metrics` endpoints.
+//! What `/health` reports; the endpoints are the sink's (`chorus_sink::server`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use parking_lot::Mutex;
 use serde_json::json;
 
@@ -56,32 +50,12 @@ impl Status {
     }
 }
 
-pub fn app(status: Arc<Status>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/metrics", get(metrics))
-        .with_state(status)
-}
+impl chorus_sink::server::Probe for Status {
+    fn health(&self) -> (bool, serde_json::Value) {
+        Status::health(self)
+    }
 
-async fn health(State(status): State<Arc<Status>>) -> Response {
-    let (serving, body) = status.health();
-    let code = if serving {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    (
-        code,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
-}
-
-async fn metrics(State(status): State<Arc<Status>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        status.metrics.render(),
-    )
-        .into_response()
+    fn metrics(&self) -> String {
+        self.metrics.render()
+    }
 }

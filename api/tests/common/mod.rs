@@ -18,6 +18,8 @@ use tower::ServiceExt;
 pub mod client;
 #[path = "../../../sink/tests/common/dynamodb.rs"]
 pub mod dynamodb;
+#[path = "../../../hub/tests/common/live.rs"]
+pub mod live;
 #[path = "../../../hub/tests/common/net.rs"]
 pub mod net;
 #[path = "../../../transcriber/tests/common/speech.rs"]

@@ -69,28 +69,7 @@ impl Stack {
                 "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
                 "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]
         });
-        let config = chorus_hub::config::load_str(
-            &cfg.to_string(),
-            chorus_hub::config::Format::Json,
-            "test",
-            Vec::new(),
-        )
-        .unwrap()
-        .config;
-        chorus_hub::config::validate::validate(&config).unwrap();
-        let hub = chorus_hub::Node::new(config, chorus_hub::NodeParts::default()).unwrap();
-        let consumers = chorus_hub::consumer::start(&hub).unwrap();
-        assert!(chorus_hub::consumer::wait_ready(&consumers, Duration::from_secs(30)).await);
-        let listener = chorus_hub::listener::FdBudgetListener::new(
-            hub_tcp,
-            1_000,
-            hub.metrics.connections_refused.clone(),
-        );
-        tokio::spawn(chorus_hub::server::run(
-            hub.clone(),
-            listener,
-            Duration::from_secs(1),
-        ));
+        let hub = super::live::serve(&cfg, hub_tcp).await;
 
         // The API.
         let (brokers, mt, st, at, it, endpoint, tbl) = (
@@ -272,6 +251,32 @@ impl Stack {
             .await;
         assert_eq!(s, 200, "{b}");
         (id, b["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// A chat `owner` creates with `member` (a user id) added; returns the chat id.
+    pub async fn chat_with(&self, owner: &str, title: &str, member: &str) -> String {
+        let (s, chat, _) = self
+            .http(
+                "POST",
+                "/chats",
+                Some(owner),
+                Some(json!({"title": title})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 201, "{chat}");
+        let chat_id = chat["id"].as_str().unwrap().to_owned();
+        let (s, b, _) = self
+            .http(
+                "POST",
+                &format!("/chats/{chat_id}/members"),
+                Some(owner),
+                Some(json!({"user_id": member})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        chat_id
     }
 
     /// A hub connection made with the API's connection token.

@@ -172,20 +172,7 @@ fn tensors(hp: &HyperParams) -> Vec<Planned> {
     );
     for i in 0..hp.n_audio_layer {
         let (to, from) = (format!("encoder.blocks.{i}"), format!("encoder/layer_{i}"));
-        attention(
-            &mut add,
-            &format!("{to}.attn"),
-            &format!("{from}/self_attention"),
-            a,
-            true,
-        );
-        norm(
-            &mut add,
-            &format!("{to}.attn_ln"),
-            &format!("{from}/self_attention/layer_norm"),
-            a,
-        );
-        mlp(&mut add, &to, &from, a);
+        block(&mut add, &to, &from, a, false);
     }
     norm(&mut add, "encoder.ln_post", "encoder/layer_norm", a);
 
@@ -201,33 +188,7 @@ fn tensors(hp: &HyperParams) -> Vec<Planned> {
     );
     for i in 0..hp.n_text_layer {
         let (to, from) = (format!("decoder.blocks.{i}"), format!("decoder/layer_{i}"));
-        attention(
-            &mut add,
-            &format!("{to}.attn"),
-            &format!("{from}/self_attention"),
-            t,
-            true,
-        );
-        norm(
-            &mut add,
-            &format!("{to}.attn_ln"),
-            &format!("{from}/self_attention/layer_norm"),
-            t,
-        );
-        attention(
-            &mut add,
-            &format!("{to}.cross_attn"),
-            &format!("{from}/attention"),
-            t,
-            false,
-        );
-        norm(
-            &mut add,
-            &format!("{to}.cross_attn_ln"),
-            &format!("{from}/attention/layer_norm"),
-            t,
-        );
-        mlp(&mut add, &to, &from, t);
+        block(&mut add, &to, &from, t, true);
     }
     norm(&mut add, "decoder.ln", "decoder/layer_norm", t);
     plan
@@ -239,6 +200,40 @@ type Add<'a> = dyn FnMut(String, Vec<usize>, Source) + 'a;
 /// cross-attention stores q in `linear_0`, k and v fused in `linear_1`, the output in
 /// `linear_2`. Whisper's key projection has no bias (CTranslate2 stores zeros for it), so none
 /// is written.
+/// One transformer layer of width `n`: self-attention and its norm, then (in the decoder)
+/// cross-attention and its norm, then the MLP.
+fn block(add: &mut Add, to: &str, from: &str, n: usize, cross: bool) {
+    attention(
+        add,
+        &format!("{to}.attn"),
+        &format!("{from}/self_attention"),
+        n,
+        true,
+    );
+    norm(
+        add,
+        &format!("{to}.attn_ln"),
+        &format!("{from}/self_attention/layer_norm"),
+        n,
+    );
+    if cross {
+        attention(
+            add,
+            &format!("{to}.cross_attn"),
+            &format!("{from}/attention"),
+            n,
+            false,
+        );
+        norm(
+            add,
+            &format!("{to}.cross_attn_ln"),
+            &format!("{from}/attention/layer_norm"),
+            n,
+        );
+    }
+    mlp(add, to, from, n);
+}
+
 fn attention(add: &mut Add, to: &str, from: &str, n: usize, fused_qkv: bool) {
     let (q, kv, out) = if fused_qkv {
         (

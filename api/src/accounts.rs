@@ -16,6 +16,7 @@ use crate::access::{self, User};
 use crate::app::AppState;
 use crate::body::Body;
 use crate::error::ApiError;
+use crate::ratelimit::ClientAddr;
 use crate::{password, refresh};
 
 pub const REFRESH_COOKIE: &str = "chorus_refresh";
@@ -55,25 +56,31 @@ fn check_username(u: &str) -> Result<(), ApiError> {
 }
 
 fn check_password(p: &str) -> Result<(), ApiError> {
-    if (8..=128).contains(&p.len()) {
+    if (8..=128).contains(&p.chars().count()) {
         Ok(())
     } else {
-        Err(ApiError::Validation("password: 8 to 128 bytes".into()))
+        Err(ApiError::Validation("password: 8 to 128 characters".into()))
     }
 }
 
 pub async fn register(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Body(r): Body<Register>,
 ) -> Result<Response, ApiError> {
+    s.limits.register.check(&addr).map_err(|wait| {
+        s.metrics
+            .rate_limited
+            .with_label_values(&["register"])
+            .inc();
+        ApiError::RateLimited(wait)
+    })?;
     check_username(&r.username)?;
     check_password(&r.password)?;
-    let display_name = r.display_name.unwrap_or_else(|| r.username.clone());
-    if display_name.trim().is_empty() || display_name.chars().count() > 64 {
-        return Err(ApiError::Validation(
-            "display_name: 1 to 64 characters".into(),
-        ));
-    }
+    let display_name = crate::text::line(r.display_name.as_deref().unwrap_or(&r.username), 64)
+        .ok_or_else(|| {
+            ApiError::Validation("display_name: 1 to 64 characters, no control characters".into())
+        })?;
     let hash = password::hash(r.password).await?;
     let inserted = sqlx::query(
         "INSERT INTO users (username, display_name, password_hash) VALUES ($1, $2, $3)
@@ -170,9 +177,14 @@ fn optional_body(bytes: axum::body::Bytes) -> Result<Option<RefreshBody>, ApiErr
 
 pub async fn refresh(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     headers: HeaderMap,
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
+    s.limits.refresh.check(&addr).map_err(|wait| {
+        s.metrics.rate_limited.with_label_values(&["refresh"]).inc();
+        ApiError::RateLimited(wait)
+    })?;
     let token = presented(&headers, optional_body(bytes)?)?;
     let (user_id, next) =
         refresh::rotate(&s.db, &token, s.config.refresh_ttl, s.config.refresh_grace).await?;

@@ -81,8 +81,12 @@ impl AppState {
 }
 
 fn redis_client(c: &crate::config::Redis) -> anyhow::Result<fred::clients::Client> {
-    let config = fred::types::config::Config::from_url(&c.url)
-        .with_context(|| format!("redis.url {:?}", c.url))?;
+    let config = fred::types::config::Config::from_url(&c.url).with_context(|| {
+        format!(
+            "redis.url {:?}",
+            chorus_protocol::secret::redact_url(&c.url)
+        )
+    })?;
     let timeout = Duration::from_millis(c.timeout_ms);
     let client = Builder::from_config(config)
         .with_performance_config(|p| p.default_command_timeout = timeout)
@@ -146,9 +150,10 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { crate::error::ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
-    api.layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        crate::metrics::track,
-    ))
-    .with_state(state)
+    api.layer(axum::middleware::from_fn(crate::unread::close_if_unread))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .with_state(state)
 }

@@ -49,3 +49,21 @@ where
             .map_err(|e| ApiError::Validation(e.body_text()))
     }
 }
+
+/// A multipart body whose rejections (no `multipart/form-data` content type, no boundary) are
+/// [`ApiError`]s, not axum's plain-text ones.
+pub struct Form(pub axum::extract::Multipart);
+
+impl<S> FromRequest<S> for Form
+where
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Multipart::from_request(req, state)
+            .await
+            .map(Form)
+            .map_err(|e| ApiError::Validation(format!("multipart: {}", e.body_text())))
+    }
+}

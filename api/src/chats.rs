@@ -70,11 +70,9 @@ fn user_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 fn check_title(t: &str) -> Result<String, ApiError> {
-    let t = t.trim();
-    if t.is_empty() || t.chars().count() > 100 {
-        return Err(ApiError::Validation("title: 1 to 100 characters".into()));
-    }
-    Ok(t.to_owned())
+    crate::text::line(t, 100).ok_or_else(|| {
+        ApiError::Validation("title: 1 to 100 characters, no control characters".into())
+    })
 }
 
 /// A role that may be given: `member` or `admin` (ownership is not given, only inherited).
@@ -149,6 +147,9 @@ pub async fn create(
     Body(c): Body<NewChat>,
 ) -> Result<Response, ApiError> {
     let title = check_title(&c.title)?;
+    if c.members.len() > 1000 {
+        return Err(ApiError::Validation("members: at most 1000".into()));
+    }
     let mut members: Vec<i64> = c
         .members
         .iter()
@@ -157,9 +158,6 @@ pub async fn create(
     members.sort_unstable();
     members.dedup();
     members.retain(|&m| m != me);
-    if members.len() > 1000 {
-        return Err(ApiError::Validation("members: at most 1000".into()));
-    }
     let mut tx = s.db.begin().await?;
     let chat: i64 =
         sqlx::query_scalar("INSERT INTO chats (title, created_by) VALUES ($1, $2) RETURNING id")
@@ -208,7 +206,7 @@ async fn add(
         .fetch_optional(&mut *tx)
         .await?;
     if exists.is_none() {
-        return Err(ApiError::Validation(format!("user {user} does not exist")));
+        return Err(ApiError::Missing(format!("user {user} does not exist")));
     }
     sqlx::query(
         "INSERT INTO chat_members (chat_id, user_id, role) VALUES ($1, $2, $3)

@@ -39,6 +39,16 @@ pub struct Config {
     pub outbox: Outbox,
     pub media: Media,
     pub log: chorus_sink::config::Log,
+    pub debug: Debug,
+}
+
+/// For tests of crash safety only: never set in production.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Debug {
+    /// A named step (`send.after_commit`, `send.after_ack`) at which the process aborts, as a
+    /// `kill -9` there would end it; empty: never.
+    pub crash_at: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -101,8 +111,16 @@ pub struct Kafka {
     pub image_topic: String,
     /// The consumer group of the state-event consumer (cache invalidation, hub calls).
     pub state_group: String,
-    /// How long a send waits for the broker's acknowledgement before answering 503.
+    /// How long a send waits for the broker's acknowledgement; past it the send is answered
+    /// 202 (committed to the outbox, published by the relay).
     pub send_timeout_ms: u64,
+    /// How long the state consumer may hold no partition while its group lags before it
+    /// rejoins the group (`chorus_sink::group`).
+    pub rejoin_after_ms: u64,
+    /// Static membership of the state consumer's group (`group.instance.id`): a replica
+    /// restarted with the same id takes its place at once. Unique per replica; empty:
+    /// dynamic.
+    pub state_instance_id: String,
     /// Any other librdkafka property, passed through.
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -118,9 +136,14 @@ pub struct Hub {
     /// signed with it.
     pub token_hmac_secret: String,
     pub connection_token_ttl_secs: u64,
+    /// Off by default: with the subscribe proxy every subscribe, recovery and reconnect asks
+    /// PostgreSQL, so a removed member is refused at once. A token is checked by the hub
+    /// alone and stays good until it expires, so issuing them is opt-in and short-lived.
+    pub subscription_tokens: bool,
     pub subscription_token_ttl_secs: u64,
     /// What the hub sends as `X-Chorus-Proxy-Key` (its `static_http_headers`) on subscribe
-    /// proxy calls; empty accepts any caller (only for a hub on a private network).
+    /// proxy calls; required (an empty key would make `/hub/subscribe` an open membership
+    /// lookup).
     pub proxy_key: String,
 }
 
@@ -134,6 +157,10 @@ pub struct Limits {
     pub send_burst: u32,
     /// Longest text of a message, in characters.
     pub max_text_chars: usize,
+    /// Registrations per client address per minute (each one hashes a password).
+    pub register_per_minute: u32,
+    /// Refreshes per client address per minute.
+    pub refresh_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -143,6 +170,9 @@ pub struct Outbox {
     pub poll_ms: u64,
     /// Rows published per relay round.
     pub batch: i64,
+    /// Idempotency keys of sends are kept this long, then pruned (with expired refresh
+    /// tokens) by the relay's housekeeping.
+    pub send_key_ttl_secs: u64,
 }
 
 fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -169,6 +199,7 @@ impl Default for Config {
             outbox: Outbox::default(),
             media: Media::default(),
             log: Default::default(),
+            debug: Debug::default(),
         }
     }
 }
@@ -194,6 +225,8 @@ impl Default for Kafka {
             image_topic: "chat.images".into(),
             state_group: "chorus-api-state".into(),
             send_timeout_ms: 5_000,
+            rejoin_after_ms: chorus_sink::group::DEFAULT_REJOIN_AFTER_MS,
+            state_instance_id: String::new(),
             librdkafka: BTreeMap::new(),
         }
     }
@@ -206,7 +239,8 @@ impl Default for Hub {
             api_key: String::new(),
             token_hmac_secret: String::new(),
             connection_token_ttl_secs: 3600,
-            subscription_token_ttl_secs: 3600,
+            subscription_tokens: false,
+            subscription_token_ttl_secs: 60,
             proxy_key: String::new(),
         }
     }
@@ -219,6 +253,8 @@ impl Default for Limits {
             send_per_second: 5,
             send_burst: 20,
             max_text_chars: 4000,
+            register_per_minute: 5,
+            refresh_per_minute: 30,
         }
     }
 }
@@ -228,6 +264,7 @@ impl Default for Outbox {
         Outbox {
             poll_ms: 500,
             batch: 100,
+            send_key_ttl_secs: 24 * 3600,
         }
     }
 }
@@ -292,13 +329,24 @@ impl Config {
         if !self.hub.token_hmac_secret.is_empty() && self.hub.token_hmac_secret.len() < 32 {
             return bad("hub.token_hmac_secret must be at least 32 bytes");
         }
+        if self.hub.proxy_key.is_empty() {
+            return bad("hub.proxy_key must be set: the hub's subscribe proxy sends it, and without it /hub/subscribe would answer anyone");
+        }
+        if self.hub.subscription_tokens
+            && !(1..=3600).contains(&self.hub.subscription_token_ttl_secs)
+        {
+            return bad("hub.subscription_token_ttl_secs must be 1 to 3600");
+        }
         if self.limits.login_per_minute == 0
+            || self.limits.register_per_minute == 0
+            || self.limits.refresh_per_minute == 0
             || self.limits.send_per_second == 0
             || self.limits.send_burst == 0
         {
             return bad("limits must be positive");
         }
-        if self.outbox.poll_ms == 0 || self.outbox.batch <= 0 {
+        if self.outbox.poll_ms == 0 || self.outbox.batch <= 0 || self.outbox.send_key_ttl_secs == 0
+        {
             return bad("outbox.poll_ms and outbox.batch must be positive");
         }
         if self.media.path.is_empty()
@@ -386,6 +434,15 @@ mod tests {
         )
         .expect_err("images on the audio topic");
         assert!(images.to_string().contains("image_topic"), "{images}");
+        let open = Config::load(
+            None,
+            env(&[
+                ("CHORUS_API__JWT_SECRET", &secret),
+                ("CHORUS_API__HUB__PROXY_KEY", ""),
+            ]),
+        )
+        .expect_err("an empty proxy key");
+        assert!(open.to_string().contains("hub.proxy_key"), "{open}");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

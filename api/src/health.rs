@@ -59,9 +59,13 @@ fn check(r: &Result<(), String>) -> serde_json::Value {
 
 pub async fn health(State(s): State<AppState>) -> Response {
     let (pg, rd, kf) = tokio::join!(postgres(&s), redis(&s), kafka(&s));
-    let consumer_ok = s.reactor.healthy.load(Ordering::Relaxed);
+    let group = &s.reactor.group;
+    let consumer_ok = s.reactor.healthy.load(Ordering::Relaxed) && !group.starved();
     let consumer = if consumer_ok {
-        json!({"status": "up"})
+        json!({"status": "up", "lag": group.lag(), "rejoins": group.rejoins()})
+    } else if group.starved() {
+        json!({"status": "down", "error": "holding no partition while the group lags",
+               "lag": group.lag(), "rejoins": group.rejoins()})
     } else {
         json!({"status": "down", "error": s.reactor.last_error.lock().clone()})
     };

@@ -44,14 +44,24 @@ pub async fn connection(State(s): State<AppState>, User(me): User) -> Result<Res
     Ok(Json(json!({"token": token, "expires_at": exp})).into_response())
 }
 
-/// `POST /chats/{id}/subscription-token`: for hubs that check subscriptions by token
-/// instead of the subscribe proxy.
+/// `POST /chats/{id}/subscription-token`: only with `hub.subscription_tokens` on, for hubs
+/// that check subscriptions by token instead of the subscribe proxy.
+///
+/// A token is checked by the hub alone, so it outlives a removal until it expires: with the
+/// subscribe proxy (the default) none is issued, and every subscribe, recovery and reconnect
+/// asks PostgreSQL through the proxy. When tokens are on, they are short
+/// (`hub.subscription_token_ttl_secs`, 60 s by default) and each refresh asks here again.
 pub async fn subscription(
     State(s): State<AppState>,
     User(me): User,
     Path(raw): Path<String>,
 ) -> Result<Response, ApiError> {
     let chat = id(&raw)?;
+    if !s.config.hub.subscription_tokens {
+        return Err(ApiError::Forbidden(
+            "subscription tokens are off: chat subscriptions are authorized by the subscribe proxy",
+        ));
+    }
     membership::require(&s, chat, me).await?;
     let exp = now() + s.config.hub.subscription_token_ttl_secs;
     let channel = format!("{}:{chat}", chorus_protocol::event::CHAT_NAMESPACE);

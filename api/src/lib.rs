@@ -10,7 +10,9 @@
 //! | [`accounts`], [`password`], [`access`], [`refresh`] | register, login, tokens, `/me` |
 //! | [`chats`] | chats and membership, row-locked, each change with its outbox events |
 //! | [`membership`] | roles through the Redis cache-aside layer; display names |
-//! | [`outbox`] | the transactional outbox and its relay to Kafka |
+//! | [`outbox`] | the transactional outbox and its relay to Kafka (on a connection of its own) |
+//! | [`housekeeping`] | pruning old send keys and expired refresh tokens |
+//! | [`failpoint`] | crash points for the crash-safety tests (`debug.crash_at`) |
 //! | [`reactor`] | the state-event consumer: cache invalidation, hub unsubscribes |
 //! | [`messages`] | send (Kafka, idempotency keys) and history (DynamoDB, ULID cursor) |
 //! | [`media`] | image uploads into the object store; members-only reads with Range |
@@ -20,6 +22,8 @@
 //! | [`health`], [`metrics`] | `/health`, `/metrics` |
 //! | [`openapi`] | the OpenAPI document |
 //! | [`seed`] | fake users, chats and messages for demos and load tests |
+//! | [`text`] | names, titles and message bodies: lengths, no control characters |
+//! | [`unread`] | `Connection: close` on a response sent before its request body was read |
 //! | [`error`], [`body`] | the one JSON error shape, and extractors that use it |
 
 pub mod access;
@@ -30,7 +34,9 @@ pub mod chats;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod failpoint;
 pub mod health;
+pub mod housekeeping;
 pub mod hubapi;
 pub mod hubtokens;
 pub mod kafka;
@@ -47,3 +53,5 @@ pub mod reactor;
 pub mod refresh;
 pub mod seed;
 pub mod server;
+pub mod text;
+pub mod unread;

@@ -28,10 +28,11 @@ use chorus_transcriber::audio;
 
 use crate::access::User;
 use crate::app::AppState;
+use crate::body::Form;
 use crate::chats::id;
 use crate::error::ApiError;
 use crate::membership;
-use crate::messages::{idempotency_key, publish, sent, Published};
+use crate::messages::{idempotency_key, publish, sent};
 
 /// Opens the configured store: the directory (created if missing), or S3.
 pub fn store(c: &crate::config::Media) -> anyhow::Result<chorus_transcriber::store::Blobs> {
@@ -69,17 +70,14 @@ pub async fn upload_image(
     User(me): User,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    mut form: Multipart,
+    Form(mut form): Form,
 ) -> Result<Response, ApiError> {
     let Upload {
         chat,
         key,
         file,
         text,
-    } = match Upload::read(&s, me, &raw, &headers, &mut form).await {
-        Ok(upload) => upload,
-        Err(e) => return Ok(body_left_unread(e)),
-    };
+    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
     too_large(&file, s.config.media.max_image_bytes, "image")?;
     let (mime, ext) =
         image_kind(&file).ok_or(ApiError::UnsupportedMedia("images: JPEG, PNG, WebP or GIF"))?;
@@ -109,17 +107,14 @@ pub async fn upload_voice(
     User(me): User,
     Path(raw): Path<String>,
     headers: HeaderMap,
-    mut form: Multipart,
+    Form(mut form): Form,
 ) -> Result<Response, ApiError> {
     let Upload {
         chat,
         key,
         file,
         text,
-    } = match Upload::read(&s, me, &raw, &headers, &mut form).await {
-        Ok(upload) => upload,
-        Err(e) => return Ok(body_left_unread(e)),
-    };
+    } = Upload::read(&s, me, &raw, &headers, &mut form).await?;
     too_large(&file, s.config.media.max_voice_bytes, "voice message")?;
     let max_seconds = s.config.media.max_voice_seconds;
     let bytes = file.to_vec();
@@ -168,11 +163,9 @@ async fn store_and_send(
         .await
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing {object}: {e}")))?;
     attachment.key = object;
-    match publish(s, chat, me, &message_id, text, Some(attachment), key).await? {
-        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
-        // The blob just stored is an orphan: the first attempt's is the one in use.
-        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
-    }
+    let outcome = publish(s, chat, me, &message_id, text, Some(attachment), key).await?;
+    // On a replay the blob just stored is an orphan: the first attempt's is the one in use.
+    Ok(sent(chat, &message_id, &outcome))
 }
 
 /// An upload's request, checked as a send is (rate limit, idempotency key, membership), and
@@ -209,17 +202,6 @@ impl Upload {
     }
 }
 
-/// An upload refused before its body was read in full (not a member, rate limited, over the
-/// body limit): hyper closes such a connection after the response rather than read the rest,
-/// so the response says so; a client that pooled the connection would otherwise send its next
-/// request into a closed socket.
-fn body_left_unread(e: ApiError) -> Response {
-    let mut r = e.into_response();
-    r.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    r
-}
-
 /// 413 for a file over `max` bytes.
 fn too_large(file: &[u8], max: usize, what: &str) -> Result<(), ApiError> {
     if file.len() > max {
@@ -253,10 +235,17 @@ async fn read_form(
                     .text()
                     .await
                     .map_err(|e| ApiError::Validation(format!("text: {e}")))?;
-                if t.chars().count() > s.config.limits.max_text_chars {
-                    return Err(ApiError::Validation("text: too long".into()));
+                // An empty caption is no caption; any other is checked as a message is.
+                if !t.trim().is_empty() {
+                    let t =
+                        crate::text::body(&t, s.config.limits.max_text_chars).ok_or_else(|| {
+                            ApiError::Validation(
+                            "text: too long, or control characters other than newlines and tabs"
+                                .into(),
+                        )
+                        })?;
+                    text = Some(t);
                 }
-                text = Some(t).filter(|t| !t.trim().is_empty());
             }
             other => {
                 return Err(ApiError::Validation(format!(

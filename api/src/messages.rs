@@ -55,23 +55,34 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> 
     Ok(Some(k.to_owned()))
 }
 
-pub fn sent(chat: i64, message_id: &str, ts: Option<i64>, replayed: bool) -> Response {
+/// The answer to a send: 201 once Kafka acknowledged it, 202 when it is committed but the
+/// acknowledgement did not come in time (the relay publishes it; the id is final either way).
+pub fn sent(chat: i64, message_id: &str, outcome: &Published) -> Response {
     let mut body = json!({"chat_id": chat.to_string(), "message_id": message_id});
-    if let Some(ts) = ts {
-        body["created_at"] = json!(ts);
-    }
-    let mut r = (StatusCode::CREATED, Json(body)).into_response();
-    if replayed {
+    let status = match outcome {
+        Published::New { ts } => {
+            body["created_at"] = json!(ts);
+            StatusCode::CREATED
+        }
+        Published::Queued { ts } => {
+            body["created_at"] = json!(ts);
+            body["status"] = json!("queued");
+            StatusCode::ACCEPTED
+        }
+        Published::Replayed { message_id } => {
+            body["message_id"] = json!(message_id);
+            StatusCode::CREATED
+        }
+    };
+    let mut r = (status, Json(body)).into_response();
+    if matches!(outcome, Published::Replayed { .. }) {
         r.headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     r
 }
 
-/// `POST /chats/{id}/messages`: answered 201 only once Kafka acknowledged the event
-/// (acks=all). With an `Idempotency-Key`, a retry gets the first send's message id and
-/// nothing is produced again; the key is held in PostgreSQL in the transaction that waits
-/// for the ack, so a concurrent retry waits for the first attempt's outcome.
+/// `POST /chats/{id}/messages`: see [`publish`] for what each answer promises.
 pub async fn send(
     State(s): State<AppState>,
     User(me): User,
@@ -85,36 +96,46 @@ pub async fn send(
         ApiError::RateLimited(wait)
     })?;
     let key = idempotency_key(&headers)?;
-    let text = m.text.trim();
-    if text.is_empty() || text.chars().count() > s.config.limits.max_text_chars {
-        return Err(ApiError::Validation(format!(
-            "text: 1 to {} characters",
+    let text = crate::text::body(&m.text, s.config.limits.max_text_chars).ok_or_else(|| {
+        ApiError::Validation(format!(
+            "text: 1 to {} characters, not blank, no control characters but newlines and tabs",
             s.config.limits.max_text_chars
-        )));
-    }
+        ))
+    })?;
     membership::require(&s, chat, me).await?;
     let message_id = s.ulid();
-    match publish(&s, chat, me, &message_id, Some(text.to_owned()), None, key).await? {
-        Published::New { ts } => Ok(sent(chat, &message_id, Some(ts), false)),
-        Published::Replayed { message_id } => Ok(sent(chat, &message_id, None, true)),
-    }
+    let outcome = publish(&s, chat, me, &message_id, Some(text), None, key).await?;
+    Ok(sent(chat, &message_id, &outcome))
 }
 
 /// What [`publish`] did.
 pub enum Published {
-    New {
-        ts: i64,
-    },
-    /// The idempotency key was used before: nothing was produced.
-    Replayed {
-        message_id: String,
-    },
+    /// Kafka acknowledged it.
+    New { ts: i64 },
+    /// Committed to the outbox, but Kafka did not acknowledge it in time: the relay publishes
+    /// it (at least once, with this message id).
+    Queued { ts: i64 },
+    /// The idempotency key was used before: nothing new was sent.
+    Replayed { message_id: String },
 }
 
-/// Produces a `message.created` event for `message_id` and waits for Kafka's ack; the
-/// caller checked membership. With an idempotency key, the key is held in PostgreSQL in the
-/// transaction that waits for the ack, so a concurrent retry waits for this attempt's
-/// outcome and a later one gets the first message id.
+/// Past this after `kafka.send_timeout_ms`, a send's own produce has ended either way (the
+/// producer's `message.timeout.ms` is the send timeout), so the relay may take the row.
+const RELAY_GRACE: Duration = Duration::from_secs(2);
+
+/// Sends a `message.created` event for `message_id`; the caller checked membership.
+///
+/// Exactly once as the sender sees it, whatever dies when:
+/// 1. one short transaction claims the idempotency key and writes the event (and any worker
+///    job) to the outbox, due for the relay only after the send timeout and a grace;
+/// 2. with no connection held, the event is produced and its acknowledgement awaited;
+/// 3. after the ack, the event's row is deleted and the job rows made due at once.
+///
+/// A crash after 1 leaves the rows: the relay publishes them once due, with this message id,
+/// so a retry with the key gets this id and the job still runs. A crash after 2 leaves a row
+/// the relay publishes again: the same event id, which the hub and the sink drop as a repeat.
+/// No PostgreSQL connection is held while waiting for Kafka (or Redis), so a slow broker
+/// cannot starve login or the subscribe proxy of connections.
 pub async fn publish(
     s: &AppState,
     chat: i64,
@@ -124,6 +145,42 @@ pub async fn publish(
     attachment: Option<Attachment>,
     key: Option<String>,
 ) -> Result<Published, ApiError> {
+    let names = membership::display_names(s, &[me.to_string()]).await?;
+    let ts = chorus_time_ms();
+    let event = ChatEvent {
+        v: VERSION,
+        event_id: s.ulid(),
+        chat_id: chat.to_string(),
+        ts,
+        body: EventBody::MessageCreated(Message {
+            message_id: message_id.to_owned(),
+            author: Author {
+                id: me.to_string(),
+                name: names.get(&me.to_string()).cloned(),
+                avatar: None,
+            },
+            text,
+            attachment,
+            idempotency_key: key.clone(),
+        }),
+    };
+    let payload = event.encode();
+    // An attachment is also queued for its worker (voice: the transcriber; image: the
+    // thumbnails).
+    let queue = match &event.body {
+        EventBody::MessageCreated(Message {
+            attachment: Some(a),
+            ..
+        }) => match a.kind {
+            AttachmentKind::Voice => Some(s.config.kafka.audio_topic.as_str()),
+            AttachmentKind::Image => Some(s.config.kafka.image_topic.as_str()),
+        },
+        _ => None,
+    }
+    .filter(|t| !t.is_empty());
+    let timeout = Duration::from_millis(s.config.kafka.send_timeout_ms);
+    let due_after = timeout + RELAY_GRACE;
+
     let mut tx = s.db.begin().await?;
     if let Some(k) = &key {
         let claimed = sqlx::query(
@@ -154,61 +211,44 @@ pub async fn publish(
             });
         }
     }
-    let names = membership::display_names(s, &[me.to_string()]).await?;
-    let ts = chorus_time_ms();
-    let event = ChatEvent {
-        v: VERSION,
-        event_id: s.ulid(),
-        chat_id: chat.to_string(),
-        ts,
-        body: EventBody::MessageCreated(Message {
-            message_id: message_id.to_owned(),
-            author: Author {
-                id: me.to_string(),
-                name: names.get(&me.to_string()).cloned(),
-                avatar: None,
-            },
-            text,
-            attachment,
-            idempotency_key: key,
-        }),
-    };
-    // An attachment is also queued for its worker (voice: the transcriber; image: the
-    // thumbnails), in this transaction: committed with the send, published by the relay (at
-    // least once) even if this process dies right after.
-    let queue = match &event.body {
-        EventBody::MessageCreated(Message {
-            attachment: Some(a),
-            ..
-        }) => match a.kind {
-            AttachmentKind::Voice => Some(s.config.kafka.audio_topic.as_str()),
-            AttachmentKind::Image => Some(s.config.kafka.image_topic.as_str()),
-        },
-        _ => None,
-    }
-    .filter(|t| !t.is_empty());
+    let row = crate::outbox::insert_due(
+        &mut tx,
+        &s.config.kafka.messages_topic,
+        &event.chat_id,
+        payload.clone(),
+        due_after,
+    )
+    .await?;
+    let mut jobs = Vec::new();
     if let Some(topic) = queue {
-        crate::outbox::insert(&mut tx, topic, &event.chat_id, event.encode()).await?;
+        jobs.push(
+            crate::outbox::insert_due(&mut tx, topic, &event.chat_id, payload.clone(), due_after)
+                .await?,
+        );
     }
-    let timeout = Duration::from_millis(s.config.kafka.send_timeout_ms);
-    crate::kafka::send(
+    tx.commit().await?;
+    crate::failpoint::crash_point(s, "send.after_commit");
+
+    let acked = crate::kafka::send(
         &s.producer,
         &s.config.kafka.messages_topic,
         &event.chat_id,
-        &event.encode(),
+        &payload,
         timeout,
     )
-    .await
-    .map_err(|e| {
-        tracing::warn!(chat, error = %e, "send not acknowledged by kafka");
-        ApiError::Unavailable(
-            "the message was not sent: kafka did not acknowledge it; retry".into(),
-        )
-    })?;
-    // Committed after the ack: a failed produce frees the key for the retry. (A crash between
-    // the ack and this commit loses the key, and a retry then sends a second copy.)
-    tx.commit().await?;
-    if queue.is_some() {
+    .await;
+    if let Err(e) = acked {
+        tracing::warn!(chat, error = %e, "send not acknowledged by kafka in time; the relay will publish it");
+        s.metrics.messages_queued.inc();
+        return Ok(Published::Queued { ts });
+    }
+    crate::failpoint::crash_point(s, "send.after_ack");
+    // Best effort: if this fails, the relay publishes the event again once it is due (a
+    // repeat with the same ids) and the jobs follow it then.
+    if let Err(e) = crate::outbox::sent_directly(&s.db, row, &jobs).await {
+        tracing::warn!(chat, error = %e, "clearing a sent message from the outbox");
+    }
+    if !jobs.is_empty() {
         s.outbox_wake.notify_one();
     }
     s.metrics.messages_sent.inc();

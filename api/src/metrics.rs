@@ -18,6 +18,9 @@ pub struct Metrics {
     pub request_seconds: HistogramVec,
     /// Messages acknowledged by Kafka.
     pub messages_sent: prometheus::IntCounter,
+    /// Messages committed whose acknowledgement did not come in time (answered 202; the relay
+    /// publishes them).
+    pub messages_queued: prometheus::IntCounter,
     /// Membership lookups by `result`: hit, miss, bypass (Redis down).
     pub membership_cache: IntCounterVec,
     /// Outbox rows not yet published: grows while Kafka is down.
@@ -54,6 +57,11 @@ impl Metrics {
         let messages_sent = prometheus::IntCounter::new(
             "chorus_api_messages_sent_total",
             "messages acknowledged by Kafka",
+        )
+        .expect("invariant: valid metric");
+        let messages_queued = prometheus::IntCounter::new(
+            "chorus_api_messages_queued_total",
+            "messages committed but not acknowledged by Kafka in time, left to the relay",
         )
         .expect("invariant: valid metric");
         let membership_cache = IntCounterVec::new(
@@ -94,6 +102,7 @@ impl Metrics {
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
             Box::new(messages_sent.clone()),
+            Box::new(messages_queued.clone()),
             Box::new(membership_cache.clone()),
             Box::new(outbox_pending.clone()),
             Box::new(outbox_published.clone()),
@@ -109,6 +118,7 @@ impl Metrics {
             requests,
             request_seconds,
             messages_sent,
+            messages_queued,
             membership_cache,
             outbox_pending,
             outbox_published,

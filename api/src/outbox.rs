@@ -9,12 +9,17 @@
 //! - Two relays (two API replicas) never publish side by side: each round takes a
 //!   transaction-scoped advisory lock first and the rows `FOR UPDATE SKIP LOCKED`, so the
 //!   second waits for the next round instead of skipping ahead (which would reorder).
+//! - A round holds its transaction while it waits for the broker, so the relay runs on a
+//!   connection of its own, outside the pool: a slow broker never takes a pooled connection
+//!   from login, sends or the subscribe proxy.
+//! - A send's rows ([`insert_due`]) wait until `not_before`: the send produces them itself
+//!   first, and the relay only takes what a send that died or timed out left behind.
 
 use std::time::Duration;
 
 use chorus_protocol::event::{ChatEvent, EventBody};
 use chorus_protocol::state::{StateBody, StateEvent, VERSION};
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
@@ -92,10 +97,58 @@ pub async fn insert(
         .map(drop)
 }
 
-/// One relay round: publishes up to `outbox.batch` rows and deletes them. `Ok(0)` when there
-/// was nothing to do (or another relay holds the lock).
+/// Writes a send's row, due for the relay only after `after` (see the module notes);
+/// returns its id.
+pub async fn insert_due(
+    tx: &mut PgConnection,
+    topic: &str,
+    key: &str,
+    payload: Vec<u8>,
+    after: Duration,
+) -> sqlx::Result<i64> {
+    sqlx::query_scalar(
+        "INSERT INTO outbox (topic, key, payload, not_before)
+         VALUES ($1, $2, $3, now() + make_interval(secs => $4)) RETURNING id",
+    )
+    .bind(topic)
+    .bind(key)
+    .bind(payload)
+    .bind(after.as_secs_f64())
+    .fetch_one(tx)
+    .await
+}
+
+/// After a send's own produce was acknowledged: its row goes, and its jobs (which must not
+/// reach their workers before the message exists) become due at once.
+pub async fn sent_directly(db: &sqlx::PgPool, row: i64, jobs: &[i64]) -> sqlx::Result<()> {
+    sqlx::query(
+        "WITH gone AS (DELETE FROM outbox WHERE id = $1)
+         UPDATE outbox SET not_before = now() WHERE id = ANY($2)",
+    )
+    .bind(row)
+    .bind(jobs)
+    .execute(db)
+    .await
+    .map(drop)
+}
+
+/// A connection of the relay's own, outside the pool.
+pub async fn relay_connection(s: &AppState) -> sqlx::Result<PgConnection> {
+    PgConnection::connect_with(&s.db.connect_options()).await
+}
+
+/// One relay round on a connection of its own: publishes up to `outbox.batch` due rows and
+/// deletes them. `Ok(0)` when there was nothing to do (or another relay holds the lock).
 pub async fn relay_once(s: &AppState) -> anyhow::Result<usize> {
-    let mut tx = s.db.begin().await?;
+    let mut conn = relay_connection(s).await?;
+    let n = relay_once_on(s, &mut conn).await;
+    let _ = conn.close().await;
+    n
+}
+
+/// [`relay_once`] on the given connection.
+pub async fn relay_once_on(s: &AppState, conn: &mut PgConnection) -> anyhow::Result<usize> {
+    let mut tx = conn.begin().await?;
     let ids = publish_head(s, &mut tx).await?;
     if ids.is_empty() {
         return Ok(0);
@@ -126,7 +179,8 @@ pub async fn publish_head(s: &AppState, tx: &mut PgConnection) -> anyhow::Result
         return Ok(Vec::new());
     }
     let rows = sqlx::query(
-        "SELECT id, topic, key, payload FROM outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "SELECT id, topic, key, payload FROM outbox WHERE not_before <= now()
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )
     .bind(s.config.outbox.batch)
     .fetch_all(&mut *tx)
@@ -161,8 +215,21 @@ pub async fn publish_head(s: &AppState, tx: &mut PgConnection) -> anyhow::Result
 pub async fn run_relay(s: AppState, shutdown: CancellationToken) {
     let poll = Duration::from_millis(s.config.outbox.poll_ms);
     let mut failures = 0u32;
+    let mut conn: Option<PgConnection> = None;
     loop {
-        let wait = match relay_once(&s).await {
+        let round = async {
+            let c = match &mut conn {
+                Some(c) => c,
+                None => conn.insert(relay_connection(&s).await?),
+            };
+            let n = relay_once_on(&s, c).await;
+            if n.is_err() {
+                // A broken connection is replaced; a healthy one costs a reconnect, no more.
+                conn = None;
+            }
+            n
+        };
+        let wait = match round.await {
             Ok(n) if n > 0 => {
                 failures = 0;
                 continue;

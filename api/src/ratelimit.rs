@@ -1,4 +1,5 @@
-//! Rate limits on login and send: token buckets per key, in this process's memory.
+//! Rate limits on login, registration, refresh and send: token buckets per key, in this
+//! process's memory.
 //!
 //! Per process, not per cluster: with N API replicas a client gets at most N times the
 //! limit. That bounds brute force and floods, which is the point; an exact global limit
@@ -57,15 +58,43 @@ impl Limiter {
 }
 
 pub struct RateLimits {
+    /// Per username.
     pub login: Limiter,
+    /// Per user.
     pub send: Limiter,
+    /// Per client address: each registration hashes a password (argon2id, tens of ms of CPU).
+    pub register: Limiter,
+    /// Per client address.
+    pub refresh: Limiter,
+}
+
+/// The peer's address, when the server was started with connect info (`server::run` is);
+/// requests without one (in-process tests) share one bucket.
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(ClientAddr(addr))
+    }
 }
 
 impl RateLimits {
     pub fn new(l: &Limits) -> RateLimits {
+        let per_minute = |n: u32| Limiter::new(n, f64::from(n) / 60.0);
         RateLimits {
-            login: Limiter::new(l.login_per_minute, f64::from(l.login_per_minute) / 60.0),
+            login: per_minute(l.login_per_minute),
             send: Limiter::new(l.send_burst, f64::from(l.send_per_second)),
+            register: per_minute(l.register_per_minute),
+            refresh: per_minute(l.refresh_per_minute),
         }
     }
 }

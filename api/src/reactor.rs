@@ -27,6 +27,8 @@ use crate::membership;
 pub struct ReactorStatus {
     pub healthy: AtomicBool,
     pub last_error: parking_lot::Mutex<Option<String>>,
+    /// Whether this consumer holds the state topic's partition while the group lags.
+    pub group: Arc<chorus_sink::group::GroupHealth>,
 }
 
 /// Applies one event's effects.
@@ -67,6 +69,16 @@ pub async fn run(s: AppState, status: Arc<ReactorStatus>, shutdown: Cancellation
         tracing::error!(error = %e, "state-event consumer not subscribed");
         return;
     }
+    let consumer = Arc::new(consumer);
+    tokio::spawn(chorus_sink::group::watch(
+        consumer.clone(),
+        s.config.kafka.state_topic.clone(),
+        chorus_sink::group::EVERY,
+        Duration::from_millis(s.config.kafka.rejoin_after_ms),
+        status.group.clone(),
+        shutdown.clone(),
+        |_| {},
+    ));
     status.healthy.store(true, Ordering::Relaxed);
     loop {
         let message = tokio::select! {

@@ -1,5 +1,5 @@
-//! Serving: the router on a listener the caller bound, the outbox relay and the state-event
-//! consumer beside it, all stopped by one cancellation token.
+//! Serving: the router on a listener the caller bound, the outbox relay, the state-event
+//! consumer and the housekeeping beside it, all stopped by one cancellation token.
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -13,6 +13,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let tasks = TaskTracker::new();
     tasks.spawn(crate::outbox::run_relay(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::housekeeping::run(state.clone(), shutdown.clone()));
     tasks.spawn(crate::reactor::run(
         state.clone(),
         state.reactor.clone(),
@@ -20,7 +21,9 @@ pub async fn run(
     ));
     tasks.close();
     let stop = shutdown.clone();
-    let served = axum::serve(listener, app(state))
+    // With the peer's address, for the per-address rate limits.
+    let app = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     shutdown.cancel();

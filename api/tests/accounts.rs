@@ -222,3 +222,202 @@ async fn bad_input_and_bad_tokens_get_a_json_4xx_never_a_500() {
     );
     api.stop().await;
 }
+
+/// NUL and other control characters in a display name or a chat title (PostgreSQL refuses
+/// NUL in TEXT, which reached a 500) get a 400, and nothing is stored.
+#[tokio::test]
+async fn control_characters_in_names_and_titles_are_a_400_not_a_500() {
+    let api = TestApi::start(|_| {}).await;
+    for name in ["nul\u{0}inside", "new\nline", "\u{7f}"] {
+        let (s, b, _) = api
+            .post(
+                "/auth/register",
+                json!({"username": "ctl_user", "password": "long enough", "display_name": name}),
+            )
+            .await;
+        assert_eq!(
+            (s, b["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("validation")),
+            "{name:?}: {b}"
+        );
+    }
+    let tokens = register_and_login(&api, "ctl_user").await;
+    let access = tokens["access_token"].as_str().unwrap();
+    let (s, b) = api
+        .req(
+            "POST",
+            "/chats",
+            Some(access),
+            Some(json!({"title": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, chat) = api
+        .req(
+            "POST",
+            "/chats",
+            Some(access),
+            Some(json!({"title": "fine"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{chat}");
+    let id = chat["id"].as_str().unwrap();
+    let (s, b) = api
+        .req(
+            "PATCH",
+            &format!("/chats/{id}"),
+            Some(access),
+            Some(json!({"title": "bad\u{0}"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = api
+        .req(
+            "POST",
+            &format!("/chats/{id}/messages"),
+            Some(access),
+            Some(json!({"text": "x\u{0}y"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (_, got) = api.get(&format!("/chats/{id}"), access).await;
+    assert_eq!(got["title"], "fine", "{got}");
+    api.stop().await;
+}
+
+/// Registration (an argon2 hash each) and refresh are throttled per client address: past the
+/// limit, 429 with Retry-After, and no user is created.
+#[tokio::test]
+async fn registration_and_refresh_are_rate_limited() {
+    let api = TestApi::start(|c| {
+        c.limits.register_per_minute = 2;
+        c.limits.refresh_per_minute = 2;
+    })
+    .await;
+    for n in 0..2 {
+        let (s, b, _) = api
+            .post(
+                "/auth/register",
+                json!({"username": format!("rl_{n}"), "password": "long enough"}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let req = Request::post("/auth/register")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"username": "rl_2", "password": "long enough"}).to_string(),
+        ))
+        .unwrap();
+    let resp = tower::ServiceExt::oneshot(chorus_api::app::app(api.state.clone()), req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&api.state.db)
+        .await
+        .unwrap();
+    assert_eq!(users, 2);
+    let statuses: Vec<StatusCode> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(
+                api.post("/auth/refresh", json!({"refresh_token": "forged"}))
+                    .await
+                    .0,
+            );
+        }
+        v
+    };
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    api.stop().await;
+}
+
+/// A refusal that comes before the request body is read (here the auth extractor's 401) says
+/// `Connection: close`, on every route; a request whose body was read keeps the connection.
+#[tokio::test]
+async fn a_response_before_the_body_was_read_closes_the_connection() {
+    let api = TestApi::start(|_| {}).await;
+    let tokens = register_and_login(&api, "unread").await;
+    let call = |bearer: Option<&str>| {
+        let mut r = Request::post("/chats").header("content-type", "application/json");
+        if let Some(b) = bearer {
+            r = r.header("authorization", format!("Bearer {b}"));
+        }
+        r.body(Body::from(json!({"title": "t"}).to_string()))
+            .unwrap()
+    };
+    let app = chorus_api::app::app(api.state.clone());
+    let refused = tower::ServiceExt::oneshot(app.clone(), call(None))
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        refused
+            .headers()
+            .get("connection")
+            .map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    let ok = tower::ServiceExt::oneshot(app, call(tokens["access_token"].as_str()))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    assert_eq!(ok.headers().get("connection"), None);
+    api.stop().await;
+}
+
+/// Send idempotency keys past their TTL and refresh tokens a day past expiry are pruned;
+/// younger ones stay.
+#[tokio::test]
+async fn old_send_keys_and_expired_refresh_tokens_are_pruned() {
+    let api = TestApi::start(|c| c.outbox.send_key_ttl_secs = 3600).await;
+    register_and_login(&api, "pruned").await;
+    let db = &api.state.db;
+    sqlx::query(
+        "INSERT INTO send_keys (user_id, key, chat_id, message_id, created_at) VALUES
+         (1, 'old', 1, 'm1', now() - interval '2 hours'),
+         (1, 'young', 1, 'm2', now() - interval '10 minutes')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO refresh_tokens (user_id, family, token_hash, expires_at) VALUES
+         (1, 'f-old', '\\x01', now() - interval '2 days'),
+         (1, 'f-recent', '\\x02', now() - interval '1 hour')",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let (keys, tokens) = chorus_api::housekeeping::prune(&api.state).await.unwrap();
+    assert_eq!((keys, tokens), (1, 1));
+    let left: Vec<String> = sqlx::query_scalar("SELECT key FROM send_keys ORDER BY key")
+        .fetch_all(db)
+        .await
+        .unwrap();
+    assert_eq!(left, ["young"]);
+    let families: Vec<String> = sqlx::query_scalar(
+        "SELECT family FROM refresh_tokens WHERE family LIKE 'f-%' ORDER BY family",
+    )
+    .fetch_all(db)
+    .await
+    .unwrap();
+    assert_eq!(families, ["f-recent"]);
+    // The login's own token (valid for 30 days) is untouched.
+    let live: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM refresh_tokens WHERE family NOT LIKE 'f-%'")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert_eq!(live, 1);
+    api.stop().await;
+}

@@ -17,12 +17,17 @@ use rdkafka::Message;
 use serde_json::json;
 
 async fn api_on(t: &Tansu, state_topic: &str) -> TestApi {
+    api_with(t, state_topic, 5_000).await
+}
+
+async fn api_with(t: &Tansu, state_topic: &str, send_timeout_ms: u64) -> TestApi {
     let (brokers, topic, messages) = (t.brokers(), state_topic.to_owned(), unique("chat-events"));
     t.create_topic(&messages, 1).await;
     TestApi::start(move |c| {
         c.kafka.brokers = brokers;
         c.kafka.state_topic = topic;
         c.kafka.messages_topic = messages;
+        c.kafka.send_timeout_ms = send_timeout_ms;
         c.outbox.batch = 7;
     })
     .await
@@ -188,5 +193,267 @@ async fn two_relays_at_once_publish_each_row_once_in_order() {
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let want: Vec<&str> = committed.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, want);
+    api.stop().await;
+}
+
+/// Every record on `topic`, read from the start up to its high watermark (single partition):
+/// all of them, so a count can come out too high as well as too low.
+async fn read_everything(t: &Tansu, topic: &str) -> Vec<Vec<u8>> {
+    let consumer: StreamConsumer = t
+        .config()
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut out = Vec::new();
+    while (out.len() as i64) < high {
+        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {high} records on {topic}", out.len()))
+            .unwrap();
+        out.push(m.payload().unwrap_or_default().to_vec());
+    }
+    out
+}
+
+/// The real `chorus-api` binary on the test's database, Redis prefix and Kafka, optionally
+/// aborting at a crash point (as `kill -9` there would).
+fn api_process(
+    api: &TestApi,
+    t: &Tansu,
+    messages: &str,
+    port: u16,
+    crash_at: &str,
+) -> std::process::Child {
+    let c = &api.state.config;
+    std::process::Command::new(env!("CARGO_BIN_EXE_chorus-api"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CHORUS_API__DATABASE_URL", &c.database_url)
+        .env("CHORUS_API__ADDRESS", format!("127.0.0.1:{port}"))
+        .env("CHORUS_API__JWT_SECRET", &c.jwt_secret)
+        .env("CHORUS_API__REDIS__PREFIX", &c.redis.prefix)
+        .env("CHORUS_API__KAFKA__BROKERS", t.brokers())
+        .env("CHORUS_API__KAFKA__MESSAGES_TOPIC", messages)
+        .env("CHORUS_API__KAFKA__STATE_TOPIC", &c.kafka.state_topic)
+        .env("CHORUS_API__KAFKA__STATE_GROUP", unique("state"))
+        .env("CHORUS_API__KAFKA__IMAGE_TOPIC", "")
+        .env("CHORUS_API__KAFKA__SEND_TIMEOUT_MS", "1000")
+        .env("CHORUS_API__HUB__PROXY_KEY", &c.hub.proxy_key)
+        .env("CHORUS_API__MEDIA__PATH", &c.media.path)
+        .env("CHORUS_API__OUTBOX__POLL_MS", "100")
+        .env("CHORUS_API__DEBUG__CRASH_AT", crash_at)
+        .env("CHORUS_API__LOG__LEVEL", "warn")
+        .spawn()
+        .unwrap()
+}
+
+async fn send_with_key(
+    http: &reqwest::Client,
+    port: u16,
+    chat: &str,
+    token: &str,
+    key: &str,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/chats/{chat}/messages"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .header("content-type", "application/json")
+        .body(json!({"text": format!("sent with {key}")}).to_string())
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body = r.bytes().await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+/// A send whose process dies right after its commit, or right after Kafka's ack, is still
+/// one message as the sender sees it: the retry with the same key gets the same message id,
+/// and the topic carries that message (its first copy, perhaps a repeat with the same event
+/// id) and no other.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_send_killed_after_commit_or_after_ack_is_one_message_with_one_id() {
+    let t = Tansu::start().await;
+    let state_topic = unique("chat-state");
+    t.create_topic(&state_topic, 1).await;
+    let api = api_on(&t, &state_topic).await;
+    let (_, ann) = api.user(&unique("ann").replace('-', "_")[..20]).await;
+    let (s, chat) = api
+        .req("POST", "/chats", Some(&ann), Some(json!({"title": "t"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{chat}");
+    let chat = chat["id"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::new();
+
+    for step in ["send.after_commit", "send.after_ack"] {
+        // A topic of its own per step, so what is on it is this step's alone.
+        let topic = unique("chat-events");
+        t.create_topic(&topic, 1).await;
+        let key = unique("key");
+        let port = common::free_port();
+        let mut dying = api_process(&api, &t, &topic, port, step);
+        assert!(
+            common::listening(port, 300).await,
+            "chorus-api did not listen"
+        );
+        let first = send_with_key(&http, port, &chat, &ann, &key).await;
+        assert!(
+            first.is_err(),
+            "{step}: the process should have died mid-send: {first:?}"
+        );
+        let status = dying.wait().unwrap();
+        assert!(!status.success(), "{step}: {status}");
+        let committed: String =
+            sqlx::query_scalar("SELECT message_id FROM send_keys WHERE key = $1")
+                .bind(&key)
+                .fetch_one(&api.state.db)
+                .await
+                .expect("the key was committed with the message");
+
+        // Restarted at once; the client retries with its key.
+        let port = common::free_port();
+        let mut back = api_process(&api, &t, &topic, port, "");
+        assert!(
+            common::listening(port, 300).await,
+            "chorus-api did not come back"
+        );
+        let (s, retry) = send_with_key(&http, port, &chat, &ann, &key).await.unwrap();
+        assert_eq!(s, 201, "{step}: {retry}");
+        assert_eq!(
+            retry["message_id"],
+            committed.as_str(),
+            "{step}: the same message id"
+        );
+        // The relay publishes what the dead send left, once it is due.
+        common::eventually("the outbox to drain", 30, || async {
+            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = $1")
+                .bind(&topic)
+                .fetch_one(&api.state.db)
+                .await
+                .unwrap();
+            left == 0
+        })
+        .await;
+        let records = read_everything(&t, &topic).await;
+        let events: Vec<chorus_protocol::event::ChatEvent> = records
+            .iter()
+            .map(|r| chorus_protocol::event::ChatEvent::decode(r).unwrap())
+            .collect();
+        assert!(
+            !events.is_empty(),
+            "{step}: the message was never published"
+        );
+        let ids: std::collections::BTreeSet<String> = events
+            .iter()
+            .map(|e| match &e.body {
+                chorus_protocol::event::EventBody::MessageCreated(m) => m.message_id.clone(),
+                other => panic!("{step}: unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ids.into_iter().collect::<Vec<_>>(),
+            vec![committed.clone()],
+            "{step}"
+        );
+        let event_ids: std::collections::BTreeSet<&str> =
+            events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(
+            event_ids.len(),
+            1,
+            "{step}: a repeat carries the same event id"
+        );
+        assert!(events.len() <= 2, "{step}: {} copies", events.len());
+        let _ = back.kill();
+        let _ = back.wait();
+    }
+    api.stop().await;
+}
+
+/// With Kafka frozen, sends wait for their acknowledgement; they must not hold the pool's
+/// connections meanwhile, or login (and the subscribe proxy) would stall behind them.
+#[tokio::test(flavor = "multi_thread")]
+async fn sends_waiting_on_a_frozen_kafka_leave_the_pool_to_login_and_the_proxy() {
+    let t = Tansu::start().await;
+    let state_topic = unique("chat-state");
+    t.create_topic(&state_topic, 1).await;
+    // Sends wait up to a minute for the frozen broker: longer than this test takes to log in.
+    let api = api_with(&t, &state_topic, 60_000).await;
+    let name = unique("ann").replace('-', "_")[..20].to_owned();
+    let (ann_id, ann) = api.user(&name).await;
+    let (s, chat) = api
+        .req("POST", "/chats", Some(&ann), Some(json!({"title": "t"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{chat}");
+    let chat = chat["id"].as_str().unwrap().to_owned();
+    // Warm the producer's connection and metadata, then freeze the broker.
+    let (s, b) = api
+        .req(
+            "POST",
+            &format!("/chats/{chat}/messages"),
+            Some(&ann),
+            Some(json!({"text": "warm"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    t.pause();
+    // More sends than the pool has connections (16), all waiting on Kafka at once (and
+    // within the send burst of 20, the warm-up included).
+    let sends: Vec<_> = (0..18)
+        .map(|n| {
+            let (state, ann, chat) = (api.state.clone(), ann.clone(), chat.clone());
+            tokio::spawn(async move {
+                let req = axum::http::Request::post(format!("/chats/{chat}/messages"))
+                    .header("authorization", format!("Bearer {ann}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(
+                        json!({"text": format!("m{n}")}).to_string(),
+                    ))
+                    .unwrap();
+                let resp = tower::ServiceExt::oneshot(chorus_api::app::app(state), req)
+                    .await
+                    .unwrap();
+                resp.status().as_u16()
+            })
+        })
+        .collect();
+    common::pause(500).await;
+    // Login and the proxy answer while every send still waits.
+    let (s, b, _) = api
+        .post(
+            "/auth/login",
+            json!({"username": name, "password": "password-1"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "login while sends wait on Kafka: {b}");
+    let (s, b, _) = api
+        .call(
+            axum::http::Request::post("/hub/subscribe")
+                .header("content-type", "application/json")
+                .header("x-chorus-proxy-key", common::PROXY_KEY)
+                .body(axum::body::Body::from(
+                    json!({"client": "c", "user": ann_id, "channel": format!("chat:{chat}")})
+                        .to_string(),
+                ))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert!(b.get("result").is_some(), "the proxy allows a member: {b}");
+    let waiting = sends.iter().filter(|h| !h.is_finished()).count();
+    assert_eq!(
+        waiting, 18,
+        "the sends were still waiting on Kafka throughout"
+    );
+    t.resume();
+    // Each send ends as acknowledged (201) or committed and left to the relay (202).
+    for h in sends {
+        let status = h.await.unwrap();
+        assert!(status == 201 || status == 202, "{status}");
+    }
     api.stop().await;
 }

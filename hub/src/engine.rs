@@ -34,10 +34,12 @@ const PUBSUB_BUFFER: usize = 1 << 16;
 /// How long a starting node waits for Redis before giving up with an error.
 const STARTUP_WAIT: Duration = Duration::from_secs(10);
 
+use chorus_protocol::secret::redact_url;
+
 impl RedisLink {
     pub async fn connect(config: &crate::config::Redis) -> anyhow::Result<Arc<RedisLink>> {
         let redis_config = fred::types::config::Config::from_url(&config.address)
-            .with_context(|| format!("engine.redis.address {:?}", config.address))?;
+            .with_context(|| format!("engine.redis.address {:?}", redact_url(&config.address)))?;
         let mut builder = Builder::from_config(redis_config);
         builder
             .with_performance_config(|p| {
@@ -62,11 +64,11 @@ impl RedisLink {
         match tokio::time::timeout(STARTUP_WAIT, connect).await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
-                anyhow::bail!("redis at {} unreachable: {e}", config.address)
+                anyhow::bail!("redis at {} unreachable: {e}", redact_url(&config.address))
             }
             Err(_) => anyhow::bail!(
                 "redis at {} unreachable for {}s",
-                config.address,
+                redact_url(&config.address),
                 STARTUP_WAIT.as_secs()
             ),
         }

@@ -6,9 +6,11 @@ use crate::config::{Format, HumanDuration, Namespace};
 use crate::Config;
 
 /// A config a newcomer can run at once: random token secret and API key, an open `chat`
-/// namespace with presence, join/leave, history and recovery.
+/// namespace with presence, join/leave, history and recovery. It listens on loopback only:
+/// exposing the hub is a decision (`http_server.address`), not a default.
 pub fn starter() -> Config {
     let mut c = Config::default();
+    c.http_server.address = "127.0.0.1".into();
     c.client.token.hmac_secret_key = uuid::Uuid::new_v4().simple().to_string();
     c.http_api.key = uuid::Uuid::new_v4().simple().to_string();
     c.client.allowed_origins = vec!["http://localhost:*".into(), "http://127.0.0.1:*".into()];
@@ -48,6 +50,10 @@ mod tests {
     #[test]
     fn starter_config_round_trips_and_validates_in_every_format() {
         let c = starter();
+        assert_eq!(
+            c.http_server.address, "127.0.0.1",
+            "loopback unless told otherwise"
+        );
         for (name, format) in [
             ("c.json", Format::Json),
             ("c.yaml", Format::Yaml),

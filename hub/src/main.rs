@@ -103,9 +103,9 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         .context("starting the runtime")?;
     runtime.block_on(async move {
         let host = if config.http_server.address.is_empty() {
-            "0.0.0.0"
+            "0.0.0.0".to_owned()
         } else {
-            config.http_server.address.as_str()
+            config.http_server.address.clone()
         };
         let addr: SocketAddr = format!("{host}:{}", config.http_server.port)
             .parse()
@@ -148,6 +148,24 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             budget.sockets,
             node.metrics.connections_refused.clone(),
         );
+        let internal_port = node.config.http_server.internal_port;
+        if internal_port != 0 {
+            let ihost = match node.config.http_server.internal_address.as_str() {
+                "" => host.as_str(),
+                a => a,
+            };
+            let iaddr: SocketAddr =
+                format!("{ihost}:{internal_port}")
+                    .parse()
+                    .with_context(|| {
+                        format!("http_server.internal_address {ihost:?} is not an IP address")
+                    })?;
+            let internal = tokio::net::TcpListener::bind(iaddr)
+                .await
+                .with_context(|| format!("binding {iaddr}"))?;
+            tracing::info!(%iaddr, "server api, /health and /metrics on the internal port");
+            tokio::spawn(server::serve_internal(node.clone(), internal));
+        }
         tracing::info!(%addr, engine = %node.config.engine.kind, "chorus-hub listening");
         let shutdown = node.shutdown.clone();
         tokio::spawn(async move {

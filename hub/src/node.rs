@@ -138,7 +138,8 @@ impl Node {
             &t.audience,
             &t.issuer,
         )
-        .map_err(token_error)?;
+        .map_err(token_error)?
+        .with_leeway(config.client.token_leeway.0);
         let s = &config.client.subscription_token;
         let subscribe_tokens = if s.enabled {
             TokenVerifier::new(
@@ -149,6 +150,7 @@ impl Node {
                 &s.issuer,
             )
             .map_err(token_error)?
+            .with_leeway(config.client.token_leeway.0)
         } else {
             connect_tokens.clone()
         };

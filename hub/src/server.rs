@@ -1,4 +1,6 @@
-//! The HTTP server: WebSocket endpoint, server API, `/health` and `/metrics` on one port.
+//! The HTTP server: WebSocket endpoint, server API, `/health` and `/metrics` on one port, or
+//! with `http_server.internal_port` the last three on an internal port of their own (as
+//! Centrifugo does), so the API key and the metrics are never reachable from the client side.
 
 use std::future::IntoFuture;
 use std::sync::Arc;
@@ -14,18 +16,41 @@ use axum::Router;
 use crate::listener::FdBudgetListener;
 use crate::node::Node;
 
-/// The whole HTTP surface of a node, for `axum::serve` or for `oneshot` tests.
+/// What a node serves on `http_server.port`, for `axum::serve` or for `oneshot` tests: the
+/// client endpoint, and the internal routes too unless `internal_port` takes them.
 pub fn app(node: Arc<Node>) -> Router {
-    let mut router = Router::new()
-        .route("/connection/websocket", get(websocket))
-        .merge(crate::api::router());
+    let mut router = Router::new().route("/connection/websocket", get(websocket));
+    if node.config.http_server.internal_port == 0 {
+        router = router.merge(internal_routes(&node));
+    }
+    router.with_state(node)
+}
+
+/// What a node serves on `http_server.internal_port`.
+pub fn internal_app(node: Arc<Node>) -> Router {
+    internal_routes(&node).with_state(node)
+}
+
+fn internal_routes(node: &Node) -> Router<Arc<Node>> {
+    let mut router = crate::api::router();
     if node.config.health.enabled {
         router = router.route("/health", get(health));
     }
     if node.config.prometheus.enabled {
         router = router.route("/metrics", get(metrics));
     }
-    router.with_state(node)
+    router
+}
+
+/// Serves [`internal_app`] on `listener` until the node shuts down.
+pub async fn serve_internal(
+    node: Arc<Node>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    let shutdown = node.shutdown.clone();
+    axum::serve(listener, internal_app(node))
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
 }
 
 async fn websocket(

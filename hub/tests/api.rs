@@ -148,3 +148,91 @@ async fn health_and_metrics() {
         assert!(text.contains(name), "{name} missing");
     }
 }
+
+async fn status_of(app: axum::Router, req: axum::http::Request<axum::body::Body>) -> u16 {
+    app.oneshot(req).await.unwrap().status().as_u16()
+}
+
+fn info_with_query(key: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post(format!("/api/info?api_key={key}"))
+        .body(axum::body::Body::from("{}"))
+        .unwrap()
+}
+
+/// The key is not taken from the URL (access logs keep URLs) unless a config asks for it,
+/// and a key that differs in its last byte, or is a prefix of the real one, is refused.
+#[tokio::test]
+async fn the_api_key_comes_from_headers_only_unless_asked_and_must_match_whole() {
+    let hub = common::start("", usize::MAX).await;
+    let app = chorus_hub::server::app(hub.node.clone());
+    assert_eq!(
+        status_of(app.clone(), info_with_query(common::API_KEY)).await,
+        401
+    );
+    let mut near = common::API_KEY.to_owned();
+    near.pop();
+    assert_eq!(
+        raw(&hub, "info", Some(&near), "{}").await.0,
+        401,
+        "a prefix"
+    );
+    near.push('X');
+    assert_eq!(
+        raw(&hub, "info", Some(&near), "{}").await.0,
+        401,
+        "the last byte"
+    );
+    assert_eq!(
+        raw(&hub, "info", Some(&format!("{}x", common::API_KEY)), "{}")
+            .await
+            .0,
+        401
+    );
+
+    let cfg = common::config_json("").replacen(
+        &format!(r#""http_api": {{"key": "{}"}}"#, common::API_KEY),
+        &format!(
+            r#""http_api": {{"key": "{}", "allow_key_in_query": true}}"#,
+            common::API_KEY
+        ),
+        1,
+    );
+    let opted_in = common::start_with(&cfg, usize::MAX).await;
+    let app = chorus_hub::server::app(opted_in.node.clone());
+    assert_eq!(
+        status_of(app.clone(), info_with_query(common::API_KEY)).await,
+        200
+    );
+    assert_eq!(status_of(app, info_with_query("wrong")).await, 401);
+}
+
+/// With `http_server.internal_port`, the client port serves the WebSocket endpoint alone; the
+/// server API, `/health` and `/metrics` answer on the internal router only.
+#[tokio::test]
+async fn an_internal_port_takes_the_api_health_and_metrics_off_the_client_port() {
+    let cfg = common::config_json("").replacen(
+        r#""websocket":"#,
+        r#""http_server": {"internal_port": 9999}, "websocket":"#,
+        1,
+    );
+    let hub = common::start_with(&cfg, usize::MAX).await;
+    let public = chorus_hub::server::app(hub.node.clone());
+    let internal = chorus_hub::server::internal_app(hub.node.clone());
+    let info = || {
+        axum::http::Request::post("/api/info")
+            .header("X-API-Key", common::API_KEY)
+            .body(axum::body::Body::from("{}"))
+            .unwrap()
+    };
+    let get = |p: &str| {
+        axum::http::Request::get(p)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    assert_eq!(status_of(public.clone(), info()).await, 404);
+    assert_eq!(status_of(public.clone(), get("/health")).await, 404);
+    assert_eq!(status_of(public, get("/metrics")).await, 404);
+    assert_eq!(status_of(internal.clone(), info()).await, 200);
+    assert_eq!(status_of(internal.clone(), get("/health")).await, 200);
+    assert_eq!(status_of(internal, get("/metrics")).await, 200);
+}

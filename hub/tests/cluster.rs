@@ -397,3 +397,88 @@ async fn a_killed_node_leaves_presence_and_its_clients_recover_elsewhere() {
     })
     .await;
 }
+
+/// The Redis engine drops a chat event produced again at a later offset (a worker's repeat
+/// after a crash) by the stream's recent keys, not by a five-minute window: with every
+/// time-windowed idempotency key gone (as ten minutes would leave them), the repeat is still
+/// neither stored nor published, and the next record is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
+    use chorus_hub::broker::{HistoryFilter, PublishOptions, SourcePosition};
+    let redis = RedisServer::start().await;
+    let mut config: Value = serde_json::from_str(&config_json("")).unwrap();
+    let prefix = unique("chorus");
+    config["engine"] =
+        json!({"type": "redis", "redis": {"address": redis.url(), "prefix": prefix}});
+    let config = chorus_hub::config::load_str(
+        &config.to_string(),
+        chorus_hub::config::Format::Json,
+        "test",
+        Vec::new(),
+    )
+    .unwrap()
+    .config;
+    let broker = chorus_hub::engine::build(&config)
+        .await
+        .unwrap()
+        .broker
+        .unwrap();
+    broker.declare_source("chat:", "k0");
+    let publish = |offset: u64, key: &'static str| {
+        let broker = broker.clone();
+        async move {
+            let opts = PublishOptions {
+                history_size: 10,
+                history_ttl: Duration::from_secs(3600),
+                history_meta_ttl: Duration::from_secs(3600),
+                idempotency_key: Some(key.into()),
+                source: Some(SourcePosition {
+                    epoch: "k0".into(),
+                    lane: 0,
+                    offset,
+                    complete_after: 0,
+                    deliver: true,
+                }),
+            };
+            let data =
+                serde_json::value::RawValue::from_string(format!("{{\"n\":{offset}}}")).unwrap();
+            broker
+                .publish("chat:r", data, None, None, &opts)
+                .await
+                .unwrap()
+        }
+    };
+    publish(1, "e1").await;
+    publish(2, "e2").await;
+    // What a five-minute window would have forgotten by now.
+    let keys = std::process::Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--scan",
+            "--pattern",
+            "*idempotency*",
+        ])
+        .output()
+        .unwrap();
+    for key in String::from_utf8_lossy(&keys.stdout).lines() {
+        std::process::Command::new("redis-cli")
+            .args(["-p", &redis.port.to_string(), "DEL", key])
+            .status()
+            .unwrap();
+    }
+    let repeat = publish(3, "e1").await;
+    assert_eq!(repeat.offset, 1, "the first copy's position");
+    publish(4, "e4").await;
+    let page = broker
+        .history(
+            "chat:r",
+            &HistoryFilter::default(),
+            Duration::from_secs(3600),
+        )
+        .await
+        .unwrap();
+    let offsets: Vec<u64> = page.publications.iter().map(|p| p.offset).collect();
+    assert_eq!(offsets, vec![1, 2, 4], "the repeat was not stored");
+    assert_eq!(page.position.offset, 4);
+}

@@ -393,14 +393,50 @@ async fn consumption_resumes_after_the_broker_restarts() {
         node.consumers.snapshots().iter().any(|s| !s.healthy()) && up.get() == 0
     })
     .await;
-    t.restart().await;
+    // Records sent while the broker is down wait in the producer and land once it is back;
+    // every one of them must then reach the client, once and in order.
     let p = t.producer();
-    t.produce(&p, &topic, None, "r", &chat_event("r", 2), &[])
+    let during = {
+        let (p, topic) = (p.clone(), topic.clone());
+        tokio::spawn(async move {
+            let sends = (2..=21).map(|seq| {
+                let payload = chat_event("r", seq);
+                let p = p.clone();
+                let topic = topic.clone();
+                async move {
+                    p.send(
+                        rdkafka::producer::FutureRecord::to(&topic)
+                            .key("r")
+                            .payload(&payload),
+                        Duration::from_secs(60),
+                    )
+                    .await
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+                }
+            });
+            // One after another, so their order on the partition is known.
+            for s in sends {
+                s.await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    t.restart().await;
+    during.await.unwrap();
+    t.produce(&p, &topic, None, "r", &chat_event("r", 22), &[])
         .await;
+    let got: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 2..=22 {
+            v.push(seq_of(&c.next_pub().await).1);
+        }
+        v
+    };
     assert_eq!(
-        seq_of(&c.next_pub().await).1,
-        2,
-        "consumption resumed by itself"
+        got,
+        (2..=22).collect::<Vec<_>>(),
+        "consumption resumed by itself, nothing lost or repeated"
     );
     eventually("/health to recover", || {
         node.consumers.snapshots().iter().all(|s| s.healthy())

@@ -6,11 +6,13 @@
 //! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
 //! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
 //! - [`state`]: the chat state event carried by the state topic (the API's outbox).
+//! - [`secret`]: comparing shared keys in constant time.
 
 pub mod channel;
 pub mod codes;
 pub mod event;
 pub mod frame;
+pub mod secret;
 pub mod state;
 
 pub use codes::{Disconnect, ProtocolError};

@@ -37,6 +37,13 @@ pub struct Kafka {
     /// librdkafka's prefetch bound per partition; with the pending-record bound it caps what
     /// the sink holds in memory while DynamoDB is down.
     pub queued_max_kbytes: u32,
+    /// How long this sink may hold no partition while its group lags before it rejoins the
+    /// group (see `group`); longer than the session timeout.
+    pub rejoin_after_ms: u64,
+    /// Static group membership (`group.instance.id`): a sink restarted with the same id takes
+    /// its predecessor's place at once instead of waiting out its session. Unique per
+    /// process (a second process with the same id fences the first); empty: dynamic.
+    pub instance_id: String,
     /// Any other librdkafka property, passed through.
     pub librdkafka: BTreeMap<String, String>,
 }
@@ -114,6 +121,8 @@ impl Default for Kafka {
             group: "chorus-sink".into(),
             dead_letter_topic: String::new(),
             queued_max_kbytes: 8192,
+            rejoin_after_ms: crate::group::DEFAULT_REJOIN_AFTER_MS,
+            instance_id: String::new(),
             librdkafka: BTreeMap::new(),
         }
     }

@@ -32,8 +32,6 @@ use crate::config::Config;
 use crate::model::{change_of, Change, Key, Unstorable};
 use crate::status::Status;
 
-const METADATA_TIMEOUT: Duration = Duration::from_secs(3);
-
 /// One record as the writer needs it: where it came from and what it does.
 pub struct Record {
     pub source: Source,
@@ -151,6 +149,9 @@ pub fn create(cfg: &Config, status: Arc<Status>) -> anyhow::Result<Arc<Kafka>> {
             "queued.max.messages.kbytes",
             cfg.kafka.queued_max_kbytes.to_string(),
         );
+    if !cfg.kafka.instance_id.is_empty() {
+        c.set("group.instance.id", &cfg.kafka.instance_id);
+    }
     for (k, v) in &cfg.kafka.librdkafka {
         c.set(k, v);
     }
@@ -191,71 +192,6 @@ pub async fn read(
         status.set_queued(out.max_capacity() - out.capacity());
     }
     tracing::info!("stopped reading");
-}
-
-/// Every two seconds: the lag of each partition from the group's committed offset, and
-/// whether the cluster answers.
-pub async fn watch_lag(
-    consumer: Arc<Kafka>,
-    status: Arc<Status>,
-    topic: String,
-    stop: CancellationToken,
-) {
-    loop {
-        let c = consumer.clone();
-        let t = topic.clone();
-        let measured = tokio::task::spawn_blocking(move || lag(&c, &t)).await;
-        match measured {
-            Ok(Ok(parts)) => {
-                status.kafka(true);
-                let mut total = 0;
-                for (partition, lag) in parts {
-                    total += lag;
-                    status
-                        .metrics
-                        .consumer_lag
-                        .with_label_values(&[&partition.to_string()])
-                        .set(lag);
-                }
-                status.set_lag(total);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "lag: kafka unreachable");
-                status.kafka(false);
-            }
-            Err(_) => return,
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-        }
-    }
-}
-
-/// The group's lag on every partition of the topic, not only this sink's: a partition held
-/// by a dead member until its session times out shows up as falling behind.
-fn lag(consumer: &Kafka, topic: &str) -> Result<Vec<(i32, i64)>, KafkaError> {
-    let md = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-    let mut all = TopicPartitionList::new();
-    for t in md.topics().iter().filter(|t| t.error().is_none()) {
-        for p in t.partitions() {
-            all.add_partition(topic, p.id());
-        }
-    }
-    if all.count() == 0 {
-        return Ok(Vec::new());
-    }
-    let committed = consumer.committed_offsets(all, METADATA_TIMEOUT)?;
-    let mut out = Vec::new();
-    for e in committed.elements() {
-        let (low, high) = consumer.fetch_watermarks(e.topic(), e.partition(), METADATA_TIMEOUT)?;
-        let from = match e.offset() {
-            Offset::Offset(n) => n,
-            _ => low,
-        };
-        out.push((e.partition(), (high - from).max(0)));
-    }
-    Ok(out)
 }
 
 /// The offsets to commit for records up to these (partition, last offset) pairs.

@@ -9,6 +9,7 @@
 //! | [`writer`] | a flush into BatchWriteItem/UpdateItem calls, retried with backoff |
 //! | [`backoff`] | exponential backoff with full jitter |
 //! | [`consumer`] | the Kafka consumer group, backpressure, rebalances, lag |
+//! | [`group`] | group liveness: a member that holds nothing while its group lags rejoins (every service's groups) |
 //! | [`pipeline`] | gather → write → dead-letter → commit |
 //! | [`dlq`] | the dead-letter topic |
 //! | [`status`], [`metrics`], [`server`] | `/health`, Prometheus, the HTTP endpoint |
@@ -20,6 +21,7 @@ pub mod consumer;
 pub mod dlq;
 pub mod dynamo;
 pub mod fold;
+pub mod group;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;
@@ -104,12 +106,18 @@ async fn serve(
         status.clone(),
         shutdown.clone(),
     ));
-    let lag = tokio::spawn(consumer::watch_lag(
-        consumer.clone(),
-        status.clone(),
-        config.kafka.topic.clone(),
-        shutdown.clone(),
-    ));
+    let lag = {
+        let status = status.clone();
+        tokio::spawn(group::watch(
+            consumer.clone(),
+            config.kafka.topic.clone(),
+            group::EVERY,
+            Duration::from_millis(config.kafka.rejoin_after_ms),
+            status.group.clone(),
+            shutdown.clone(),
+            move |looked| status.lag_seen(looked),
+        ))
+    };
     let probe = tokio::spawn(probe(
         store.clone(),
         config.dynamodb.create_table,

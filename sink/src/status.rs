@@ -10,6 +10,8 @@ use crate::metrics::Metrics;
 
 pub struct Status {
     pub metrics: Arc<Metrics>,
+    /// Whether this member holds partitions while its group lags (see `group`).
+    pub group: Arc<crate::group::GroupHealth>,
     /// The table exists and the consumer runs.
     started: AtomicBool,
     stopping: AtomicBool,
@@ -26,6 +28,7 @@ impl Status {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Status {
             metrics,
+            group: Default::default(),
             started: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             kafka_up: AtomicBool::new(false),
@@ -87,9 +90,29 @@ impl Status {
         self.lag.store(lag, Ordering::Relaxed);
     }
 
+    /// What the group watch saw: the group's lag by partition, or that Kafka did not answer.
+    pub fn lag_seen(&self, looked: Result<&[(i32, i64)], &rdkafka::error::KafkaError>) {
+        match looked {
+            Ok(parts) => {
+                self.kafka(true);
+                for (partition, lag) in parts {
+                    self.metrics
+                        .consumer_lag
+                        .with_label_values(&[&partition.to_string()])
+                        .set(*lag);
+                }
+                self.set_lag(parts.iter().map(|(_, l)| l).sum());
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "lag: kafka unreachable");
+                self.kafka(false);
+            }
+        }
+    }
+
     /// The `/health` body and whether the sink is serving: `ok`; `degraded` while Kafka or
-    /// DynamoDB does not answer (records wait, nothing is lost); `starting` until the table
-    /// is there; `shutting_down`.
+    /// DynamoDB does not answer (records wait, nothing is lost) or while this sink holds no
+    /// partition as its group lags; `starting` until the table is there; `shutting_down`.
     pub fn health(&self) -> (bool, serde_json::Value) {
         let kafka = self.kafka_up.load(Ordering::Relaxed);
         let dynamodb = self.dynamodb_up.load(Ordering::Relaxed);
@@ -97,7 +120,7 @@ impl Status {
             "shutting_down"
         } else if !self.started.load(Ordering::Relaxed) {
             "starting"
-        } else if kafka && dynamodb {
+        } else if kafka && dynamodb && !self.group.starved() {
             "ok"
         } else {
             "degraded"
@@ -108,7 +131,12 @@ impl Status {
         }
         let body = json!({
             "status": status,
-            "kafka": { "up": kafka, "lag": self.lag.load(Ordering::Relaxed) },
+            "kafka": {
+                "up": kafka,
+                "lag": self.lag.load(Ordering::Relaxed),
+                "starved": self.group.starved(),
+                "rejoins": self.group.rejoins(),
+            },
             "dynamodb": dynamo,
             "pending": self.metrics.pending_records.get(),
         });

@@ -118,6 +118,38 @@ fn assert_same<T: Ord + std::fmt::Debug>(actual: &BTreeSet<T>, expected: &BTreeS
     );
 }
 
+/// Every message of `range` stored with exactly its own values: a key set cannot see a
+/// wrong text, author or timestamp, nor a stray attribute.
+fn assert_values(
+    items: &BTreeMap<(String, String), chorus_sink::model::Item>,
+    range: std::ops::Range<u64>,
+    chat: impl Fn(u64) -> String,
+) {
+    for seq in range {
+        let item = items
+            .get(&(chat(seq), ulid(seq * 2)))
+            .unwrap_or_else(|| panic!("message {seq} missing"));
+        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["author_id", "chat_id", "created_at", "message_id", "text"],
+            "message {seq}: no author name or avatar in history"
+        );
+        assert_eq!(text(item, "text"), seq.to_string(), "message {seq}");
+        assert_eq!(
+            text(item, "author_id"),
+            format!("u{}", seq % 7),
+            "message {seq}"
+        );
+        assert_eq!(
+            text(item, "created_at"),
+            (TS + seq as i64).to_string(),
+            "message {seq}"
+        );
+    }
+}
+
 fn expected_keys(range: std::ops::Range<u64>) -> BTreeSet<(String, String)> {
     range.map(|s| (chat_of(s), ulid(s * 2))).collect()
 }
@@ -140,19 +172,7 @@ async fn ten_thousand_messages_become_ten_thousand_items_then_edits_and_deletes_
         &expected_keys(0..10_000),
         "stored messages",
     );
-    for seq in 0..10_000u64 {
-        let item = &items[&(chat_of(seq), ulid(seq * 2))];
-        let mut names: Vec<&str> = item.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            ["author_id", "chat_id", "created_at", "message_id", "text"],
-            "no author name or avatar in history"
-        );
-        assert_eq!(text(item, "text"), seq.to_string());
-        assert_eq!(text(item, "author_id"), format!("u{}", seq % 7));
-        assert_eq!(text(item, "created_at"), (TS + seq as i64).to_string());
-    }
+    assert_values(&items, 0..10_000, chat_of);
     assert_eq!(
         sink.metric("chorus_sink_items_written_total", "op=\"put\"")
             .await,
@@ -308,6 +328,7 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
         &(0..total).map(|s| ulid(s * 2)).collect(),
         "every message stored once",
     );
+    assert_values(&items, 0..total, |_| "c0".to_owned());
     eventually("the hub to deliver the rest", 30, || {
         let n = delivered.lock().len() as u64;
         async move { n >= total }
@@ -344,14 +365,15 @@ async fn a_sink_killed_mid_batch_loses_nothing_and_duplicates_collapse() {
     sink.restart().await; // the same consumer group
     caught_up(&sink, 300).await;
     let after = sink.metric("chorus_sink_items_written_total", "").await;
-    let keys: BTreeSet<_> = stored(&d, &table).await.into_keys().collect();
+    let items = stored(&d, &table).await;
+    let keys: BTreeSet<_> = items.keys().cloned().collect();
     assert_same(
         &keys,
         &expected_keys(0..6_000),
         "every message stored, nothing else",
     );
-    // What the killed run wrote past its last commit was written again, onto itself.
-    assert!(stored_at_kill as f64 + after >= 6_000.0);
+    // Rewritten onto themselves: every item holds its own message's values, not another's.
+    assert_values(&items, 0..6_000, chat_of);
     eprintln!(
         "killed with {stored_at_kill} items stored; the restart wrote {after}, {} of them again",
         stored_at_kill as f64 + after - 6_000.0
@@ -463,4 +485,75 @@ async fn poison_records_reach_the_dead_letter_topic_while_the_rest_flows() {
     assert!(seen[1].2 > 450 * 1024, "the record is kept whole");
     assert_eq!(seen[2].0, "3");
     assert!(seen[2].1.contains("version 2"), "{:?}", seen[2]);
+}
+
+/// A sink `kill -9`ed mid-stream and restarted at once, with the default session timeout (the
+/// dead member is still in the group when the new one joins), gets partitions back by itself
+/// and stores every record: at first it holds none while the group lags, and says so in
+/// `/health` (`degraded`, `starved`). With static membership (`kafka.instance_id`) it takes
+/// its predecessor's place at once; without, when the dead member's session ends.
+async fn killed_and_restarted_at_once(static_member: bool) {
+    let t = Tansu::start().await;
+    let d = DynamoLocal::start().await;
+    let (topic, table) = (unique("chats"), unique("messages"));
+    t.create_topic(&topic, 2).await;
+    produce_all(&t.producer(), &topic, &messages(0..3_000)).await;
+    let mut cfg: Vec<(&'static str, String)> = settings(&t, &d, &topic, &table)
+        .into_iter()
+        .filter(|(k, _)| !k.contains("SESSION.TIMEOUT"))
+        .collect();
+    cfg.push(("BATCH__MAX_ITEMS", "100".to_owned()));
+    if static_member {
+        cfg.push(("KAFKA__INSTANCE_ID", unique("sink-1")));
+    }
+    let mut sink = SinkProcess::start(&cfg).await;
+    eventually("the first items", 120, || async {
+        sink.metric("chorus_sink_items_written_total", "").await >= 300.0
+    })
+    .await;
+    sink.kill9();
+    sink.restart().await;
+    let restarted = std::time::Instant::now();
+    // More records while it finds its feet: these too must be stored.
+    produce_all(&t.producer(), &topic, &messages(3_000..3_500)).await;
+    let mut starved_seen = false;
+    let mut last = serde_json::Value::Null;
+    for _ in 0..2_400 {
+        let h = sink.health().await;
+        if h["kafka"]["starved"] == true {
+            starved_seen = true;
+            assert_eq!(h["status"], "degraded", "starving is not ok: {h}");
+        }
+        if h["status"] == "ok" && h["kafka"]["lag"] == 0 && h["pending"] == 0 {
+            break;
+        }
+        last = h;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    caught_up(&sink, 5).await;
+    assert!(
+        starved_seen || static_member,
+        "the restarted sink first held nothing, and said so"
+    );
+    eprintln!(
+        "restarted at once (static membership: {static_member}): caught up after {:?}; last health before: {last}",
+        restarted.elapsed()
+    );
+    let items = stored(&d, &table).await;
+    assert_same(
+        &items.keys().cloned().collect(),
+        &expected_keys(0..3_500),
+        "every message stored, nothing else",
+    );
+    assert_values(&items, 0..3_500, chat_of);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sink_killed_and_restarted_at_once_gets_its_partitions_back() {
+    killed_and_restarted_at_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_static_member_killed_and_restarted_at_once_takes_its_place() {
+    killed_and_restarted_at_once(true).await;
 }

@@ -30,6 +30,13 @@ pub struct Kafka {
     /// How long the group waits for a silent worker before giving its partitions to another:
     /// the clips of a worker that died wait this long.
     pub session_timeout_ms: u32,
+    /// How long a worker may hold no partition while its group lags before it rejoins the
+    /// group (`chorus_sink::group`); longer than `session_timeout_ms`.
+    pub rejoin_after_ms: u64,
+    /// Static group membership (`group.instance.id`, the same in both groups): a worker
+    /// restarted with the same id takes its place at once. Unique per process; empty:
+    /// dynamic.
+    pub instance_id: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -81,6 +88,8 @@ impl Default for Kafka {
             messages_topic: "chat.events".into(),
             group: "chorus-transcriber".into(),
             session_timeout_ms: 10_000,
+            rejoin_after_ms: 20_000,
+            instance_id: String::new(),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! What `/health` reports; the endpoints are the sink's (`chorus_sink::server`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chorus_sink::group::GroupHealth;
 
 use parking_lot::Mutex;
 use serde_json::json;
@@ -14,6 +17,8 @@ pub struct Status {
     kafka_up: AtomicBool,
     /// The last step that failed and is being retried, until one succeeds.
     trouble: Mutex<Option<String>>,
+    /// Each worker's group liveness, by topic (see `chorus_sink::group`).
+    groups: Mutex<Vec<(String, Arc<GroupHealth>)>>,
 }
 
 impl Status {
@@ -30,19 +35,36 @@ impl Status {
         *self.trouble.lock() = what;
     }
 
-    /// 200 while serving (`ok`, or `degraded` while a step is retried: jobs wait, none is
-    /// lost), 503 while shutting down.
+    /// The liveness record of the worker reading `topic`.
+    pub fn group(&self, topic: &str) -> Arc<GroupHealth> {
+        let health = Arc::new(GroupHealth::default());
+        self.groups.lock().push((topic.to_owned(), health.clone()));
+        health
+    }
+
+    /// 200 while serving (`ok`, or `degraded` while a step is retried or a worker holds no
+    /// partition while its group lags: jobs wait, none is lost), 503 while shutting down.
     pub fn health(&self) -> (bool, serde_json::Value) {
         let trouble = self.trouble.lock().clone();
         let kafka = self.kafka_up.load(Ordering::Relaxed);
+        let groups: serde_json::Map<String, serde_json::Value> = self
+            .groups
+            .lock()
+            .iter()
+            .map(|(topic, g)| {
+                let v = json!({"lag": g.lag(), "starved": g.starved(), "rejoins": g.rejoins()});
+                (topic.clone(), v)
+            })
+            .collect();
+        let starved = groups.values().any(|g| g["starved"] == true);
         let status = if self.stopping.load(Ordering::Relaxed) {
             "shutting_down"
-        } else if kafka && trouble.is_none() {
+        } else if kafka && trouble.is_none() && !starved {
             "ok"
         } else {
             "degraded"
         };
-        let mut body = json!({ "status": status, "kafka": { "up": kafka } });
+        let mut body = json!({ "status": status, "kafka": { "up": kafka }, "groups": groups });
         if let Some(t) = trouble {
             body["retrying"] = json!(t);
         }

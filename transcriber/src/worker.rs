@@ -37,7 +37,7 @@ const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct Worker {
     pub config: Config,
-    pub consumer: StreamConsumer,
+    pub consumer: Arc<StreamConsumer>,
     pub producer: FutureProducer,
     pub admin: AdminClient<DefaultClientContext>,
     pub store: Arc<dyn ObjectStore>,
@@ -101,8 +101,11 @@ impl Worker {
                 format!("{}.images", config.kafka.group),
             ),
         };
-        let consumer: StreamConsumer = client
-            .clone()
+        let mut consumer_config = client.clone();
+        if !config.kafka.instance_id.is_empty() {
+            consumer_config.set("group.instance.id", &config.kafka.instance_id);
+        }
+        let consumer: StreamConsumer = consumer_config
             .set("group.id", &group)
             .set(
                 "session.timeout.ms",
@@ -114,6 +117,7 @@ impl Worker {
             .set("queued.max.messages.kbytes", "1024")
             .create()?;
         consumer.subscribe(&[&topic])?;
+        let consumer = Arc::new(consumer);
         let producer: FutureProducer = client
             .clone()
             .set("acks", "all")
@@ -142,6 +146,15 @@ impl Worker {
             self.status.clone(),
             shutdown.clone(),
         ));
+        let group = tokio::spawn(chorus_sink::group::watch(
+            self.consumer.clone(),
+            self.topic.clone(),
+            chorus_sink::group::EVERY,
+            Duration::from_millis(self.config.kafka.rejoin_after_ms),
+            self.status.group(&self.topic),
+            shutdown.clone(),
+            |_| {},
+        ));
         tracing::info!(topic = %self.topic, "worker running");
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
@@ -167,6 +180,7 @@ impl Worker {
             self.commit(&record);
         }
         let _ = probe.await;
+        let _ = group.await;
     }
 
     fn commit(&self, record: &OwnedMessage) {

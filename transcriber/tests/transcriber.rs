@@ -286,8 +286,10 @@ async fn a_worker_killed_mid_job_leaves_it_to_the_next_and_the_client_sees_one_t
         ("MEDIA__PATH", x.media.display().to_string()),
         ("KAFKA__IMAGE_TOPIC", x.images.clone()),
         // The dead worker's partitions move once the group gives up on it (the broker's
-        // minimum session).
+        // minimum session)...
         ("KAFKA__SESSION_TIMEOUT_MS", "6000".to_owned()),
+        // ...or at once: the second worker is the first one restarted (static membership).
+        ("KAFKA__INSTANCE_ID", unique("worker")),
     ];
     let mut first = TranscriberProcess::start(&settings).await;
     eventually("the first worker to start the job", 60, || async {

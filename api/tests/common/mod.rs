@@ -32,6 +32,8 @@ pub use net::{eventually, listening};
 pub use tansu::free_port;
 
 pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
+/// The proxy key every test API expects from the hub.
+pub const PROXY_KEY: &str = "proxy-key";
 
 fn admin_url() -> String {
     std::env::var("CHORUS_TEST_POSTGRES")
@@ -90,6 +92,10 @@ impl TestApi {
             .to_string();
         // No thumbnail queue unless a test has the topic (the stack does).
         config.kafka.image_topic = String::new();
+        config.hub.proxy_key = PROXY_KEY.into();
+        // Tests register many users from one address.
+        config.limits.register_per_minute = 1000;
+        config.limits.refresh_per_minute = 1000;
         tweak(&mut config);
         config.validate().unwrap();
         TestApi {

@@ -25,6 +25,8 @@ pub struct Stack {
     pub api_url: String,
     pub hub_ws: String,
     pub hub: Arc<chorus_hub::Node>,
+    /// The hub's config, for a second node.
+    pub hub_config: Value,
     pub messages_topic: String,
     pub state_topic: String,
     pub audio_topic: String,
@@ -120,6 +122,7 @@ impl Stack {
             api_url: format!("http://{api_addr}"),
             hub_ws: format!("ws://{hub_addr}/connection/websocket"),
             hub,
+            hub_config: cfg,
             messages_topic,
             state_topic,
             audio_topic,
@@ -146,6 +149,36 @@ impl Stack {
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         tokio::spawn(chorus_transcriber::run(c, tcp, stop.clone()));
         stop
+    }
+
+    /// Another hub node with the stack's config (its own Kafka consumer group, the same
+    /// subscribe proxy); returns its WebSocket URL. It stops with the stack.
+    pub async fn second_hub(&self) -> String {
+        let mut cfg = self.hub_config.clone();
+        cfg["consumers"][0]["kafka"]["consumer_group"] = json!(unique("hub-2"));
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let node = super::live::serve(&cfg, tcp).await;
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            node.shutdown.cancel();
+        });
+        format!("ws://{addr}/connection/websocket")
+    }
+
+    /// A hub connection to `url` made with a connection token from the API.
+    pub async fn connect_to(&self, url: &str, access: &str) -> super::client::Client {
+        let (s, b, _) = self
+            .http("POST", "/hub/connection-token", Some(access), None, &[])
+            .await;
+        assert_eq!(s, 200, "{b}");
+        let mut c = super::client::Client::open(url).await;
+        c.send(json!({"id": 1, "connect": {"token": b["token"]}}))
+            .await;
+        let r = c.reply(1).await;
+        assert!(r.get("error").is_none(), "{r}");
+        c
     }
 
     /// An HTTP call to the API over its socket: status, JSON body (Null when empty), headers.
@@ -281,16 +314,7 @@ impl Stack {
 
     /// A hub connection made with the API's connection token.
     pub async fn connect(&self, access: &str) -> super::client::Client {
-        let (s, b, _) = self
-            .http("POST", "/hub/connection-token", Some(access), None, &[])
-            .await;
-        assert_eq!(s, 200, "{b}");
-        let mut c = super::client::Client::open(&self.hub_ws).await;
-        c.send(json!({"id": 1, "connect": {"token": b["token"]}}))
-            .await;
-        let r = c.reply(1).await;
-        assert!(r.get("error").is_none(), "{r}");
-        c
+        self.connect_to(&self.hub_ws, access).await
     }
 
     pub async fn stop(self) {

@@ -74,6 +74,8 @@ pub struct TokenVerifier {
     ecdsa: Option<Arc<DecodingKey>>,
     audience: String,
     issuer: String,
+    /// Seconds of clock skew forgiven on `exp` and `nbf`.
+    leeway: u64,
 }
 
 impl TokenVerifier {
@@ -109,7 +111,14 @@ impl TokenVerifier {
             ecdsa,
             audience: audience.to_owned(),
             issuer: issuer.to_owned(),
+            leeway: 0,
         })
+    }
+
+    /// Forgives this much clock skew between the token's issuer and this node.
+    pub fn with_leeway(mut self, leeway: std::time::Duration) -> Self {
+        self.leeway = leeway.as_secs();
+        self
     }
 
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
@@ -129,8 +138,11 @@ impl TokenVerifier {
         let mut validation = Validation::new(header.alg);
         // Centrifugo tokens may omit exp (never expires); aud and iss are checked only when set.
         validation.required_spec_claims = HashSet::new();
-        validation.leeway = 0;
+        validation.leeway = self.leeway;
         validation.validate_exp = true;
+        // A token that is not valid yet is refused like a forged one: the SDK must not loop
+        // on refreshing it (Centrifugo does the same).
+        validation.validate_nbf = true;
         if self.audience.is_empty() {
             validation.validate_aud = false;
         } else {
@@ -145,6 +157,7 @@ impl TokenVerifier {
             .map(|d| d.claims)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::Invalid("not valid yet (nbf)".into()),
                 _ => TokenError::Invalid(e.to_string()),
             })
     }
@@ -245,5 +258,131 @@ mod tests {
         assert!(
             matches!(v.verify::<ConnectClaims>(&t), Err(TokenError::Invalid(m)) if m.contains("no key"))
         );
+    }
+
+    // Keys made for these tests alone (openssl genpkey); nothing else trusts them.
+    const RSA_PRIVATE: &str = include_str!("testdata/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("testdata/rsa-public.pem");
+    const EC_PRIVATE: &str = include_str!("testdata/ec-private.pem");
+    const EC_PUBLIC: &str = include_str!("testdata/ec-public.pem");
+
+    fn signed(alg: Algorithm, key: &EncodingKey, claims: serde_json::Value) -> String {
+        encode(&Header::new(alg), &claims, key).unwrap()
+    }
+
+    #[test]
+    fn not_before_is_honoured_with_a_small_leeway_for_skew() {
+        let v = TokenVerifier::new("secret", "", "", "", "")
+            .unwrap()
+            .with_leeway(std::time::Duration::from_secs(5));
+        let early = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "nbf": now() + 60}),
+        );
+        assert!(
+            matches!(v.verify::<ConnectClaims>(&early), Err(TokenError::Invalid(m)) if m.contains("nbf")),
+            "a token from the future is refused"
+        );
+        let skewed = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "nbf": now() + 2}),
+        );
+        assert!(
+            v.verify::<ConnectClaims>(&skewed).is_ok(),
+            "2 s of skew is forgiven"
+        );
+        let just_expired = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "exp": now() - 2}),
+        );
+        assert!(
+            v.verify::<ConnectClaims>(&just_expired).is_ok(),
+            "2 s of skew on exp too"
+        );
+        let expired = hs(
+            Algorithm::HS256,
+            "secret",
+            json!({"sub": "1", "exp": now() - 30}),
+        );
+        assert_eq!(
+            v.verify::<ConnectClaims>(&expired).unwrap_err(),
+            TokenError::Expired
+        );
+        let strict = TokenVerifier::new("secret", "", "", "", "").unwrap();
+        assert!(
+            strict.verify::<ConnectClaims>(&skewed).is_err(),
+            "no leeway: refused"
+        );
+    }
+
+    #[test]
+    fn rsa_and_ecdsa_tokens_verify_with_their_public_keys() {
+        let v = TokenVerifier::new("", RSA_PUBLIC, EC_PUBLIC, "", "").unwrap();
+        let rsa = EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap();
+        let ec = EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap();
+        for (alg, key) in [(Algorithm::RS256, &rsa), (Algorithm::ES256, &ec)] {
+            let t = signed(alg, key, json!({"sub": "7", "exp": now() + 60}));
+            let c: ConnectClaims = v.verify(&t).unwrap();
+            assert_eq!(c.sub, "7", "{alg:?}");
+            // One byte of the signature changed: refused.
+            let mut forged = t.clone().into_bytes();
+            let last = forged.len() - 2;
+            forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(forged).unwrap();
+            assert!(
+                matches!(
+                    v.verify::<ConnectClaims>(&forged),
+                    Err(TokenError::Invalid(_))
+                ),
+                "{alg:?}"
+            );
+        }
+        // An RS256 header over an ES256 signature: the algorithms are not interchangeable.
+        let es = signed(Algorithm::ES256, &ec, json!({"sub": "7"}));
+        let (_, rest) = es.split_once('.').unwrap();
+        let header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"RS256","typ":"JWT"}"#,
+        );
+        assert!(v
+            .verify::<ConnectClaims>(&format!("{header}.{rest}"))
+            .is_err());
+    }
+
+    #[test]
+    fn alg_none_and_key_confusion_are_refused() {
+        let v = TokenVerifier::new("", RSA_PUBLIC, "", "", "").unwrap();
+        let b64 =
+            |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+        let claims = b64(br#"{"sub":"1"}"#);
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None"}"#,
+            r#"{"alg":"NONE"}"#,
+        ] {
+            let unsigned = format!("{}.{claims}.", b64(header.as_bytes()));
+            assert!(
+                matches!(
+                    v.verify::<ConnectClaims>(&unsigned),
+                    Err(TokenError::Invalid(_))
+                ),
+                "{header}"
+            );
+        }
+        // The classic confusion: an HS256 token whose "secret" is the RSA public key.
+        let confused = hs(Algorithm::HS256, RSA_PUBLIC, json!({"sub": "1"}));
+        assert!(
+            matches!(v.verify::<ConnectClaims>(&confused), Err(TokenError::Invalid(m)) if m.contains("no key")),
+            "an HS token where only an RS key is configured"
+        );
+        // Both configured: the HS token still needs the HMAC secret, not the public key.
+        let both = TokenVerifier::new("the-real-secret", RSA_PUBLIC, "", "", "").unwrap();
+        assert!(matches!(
+            both.verify::<ConnectClaims>(&confused),
+            Err(TokenError::Invalid(_))
+        ));
     }
 }

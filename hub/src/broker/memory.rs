@@ -22,6 +22,9 @@ use super::{
 const SHARDS: usize = 32;
 /// Centrifugo keeps idempotent publish results for five minutes.
 const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(300);
+/// A sourced stream remembers the idempotency keys of at least this many of its latest
+/// records (more with a longer history), with no time limit.
+pub const RECENT_KEYS_MIN: usize = 100;
 
 struct Stored {
     publication: Arc<Publication>,
@@ -42,6 +45,11 @@ struct Stream {
     lane: Option<i32>,
     /// When the stream's meta (epoch, top) may be forgotten.
     meta_expires: Instant,
+    /// For a sourced stream: the idempotency keys (event ids) of its latest records, oldest
+    /// first, so a repeat of one of them is dropped however late it comes (a producer that
+    /// re-sent it after a crash and a long outage). Bounded by count, not time; a restart's
+    /// replay of recent records rebuilds it.
+    recent_keys: VecDeque<(Box<str>, u64)>,
 }
 
 impl Stream {
@@ -54,7 +62,25 @@ impl Stream {
             sourced: false,
             lane: None,
             meta_expires: now + meta_ttl,
+            recent_keys: VecDeque::new(),
         }
+    }
+
+    /// The offset of the record that carried `key`, if it is among the latest.
+    fn recent_key(&self, key: &str) -> Option<u64> {
+        self.recent_keys
+            .iter()
+            .rev()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, offset)| *offset)
+    }
+
+    fn remember_key(&mut self, key: &str, offset: u64, history_size: usize) {
+        let keep = history_size.max(RECENT_KEYS_MIN);
+        while self.recent_keys.len() >= keep {
+            self.recent_keys.pop_front();
+        }
+        self.recent_keys.push_back((key.into(), offset));
     }
 
     /// A sourced stream asked about before any record: the source's epoch, no lane yet.
@@ -75,6 +101,7 @@ impl Stream {
             sourced: true,
             lane: Some(src.lane),
             meta_expires: now + meta_ttl,
+            recent_keys: VecDeque::new(),
         }
     }
 
@@ -130,6 +157,9 @@ pub struct MemoryBroker {
     /// Channel prefixes whose streams a source positions, with the source's epoch.
     sources: SourceEpochs,
     handler: OnceLock<Arc<dyn BrokerEventHandler>>,
+    /// Unit tests move this broker's clock forward past windows they cannot wait out.
+    #[cfg(test)]
+    skew: Mutex<Duration>,
 }
 
 impl Default for MemoryBroker {
@@ -138,11 +168,23 @@ impl Default for MemoryBroker {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             sources: SourceEpochs::default(),
             handler: OnceLock::new(),
+            #[cfg(test)]
+            skew: Mutex::new(Duration::ZERO),
         }
     }
 }
 
 impl MemoryBroker {
+    #[cfg(not(test))]
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    #[cfg(test)]
+    fn now(&self) -> Instant {
+        Instant::now() + *self.skew.lock()
+    }
+
     fn shard(&self, channel: &str) -> &Mutex<Shard> {
         let mut h = DefaultHasher::new();
         channel.hash(&mut h);
@@ -185,7 +227,7 @@ impl Broker for MemoryBroker {
             // needs, and that record would then be dropped as already seen.
             return Err(BrokerError::SourceOnly);
         }
-        let now = Instant::now();
+        let now = self.now();
         let mut shard = self.shard(channel).lock();
         while shard
             .idempotency_order
@@ -198,9 +240,12 @@ impl Broker for MemoryBroker {
                 .expect("invariant: front exists");
             shard.idempotency.remove(&key);
         }
+        // Sourced streams de-duplicate by position and by their recent keys (below), not by
+        // a time window that a late repeat would outlast.
         let idem_key = opts
             .idempotency_key
             .as_ref()
+            .filter(|_| opts.source.is_none())
             .map(|k| (channel.to_owned(), k.clone()));
         if let Some(key) = &idem_key {
             if let Some((pos, _)) = shard.idempotency.get(key) {
@@ -241,6 +286,19 @@ impl Broker for MemoryBroker {
             if src.offset <= stream.top {
                 // Read again (after a restart or a rebalance) and already held or delivered.
                 return Ok(position);
+            }
+            if let Some(key) = &opts.idempotency_key {
+                if let Some(first) = stream.recent_key(key) {
+                    // The same event produced again at a later offset: the first copy
+                    // stands. The top stays where it is (the next record's predecessor is
+                    // the last one delivered), and a re-read of this copy meets its key
+                    // here again.
+                    return Ok(StreamPosition {
+                        offset: first,
+                        epoch: stream.epoch.clone(),
+                    });
+                }
+                stream.remember_key(key, src.offset, opts.history_size);
             }
             let publication = Arc::new(Publication {
                 data,
@@ -694,6 +752,66 @@ mod tests {
         assert_eq!(seen.0.lock().len(), 1, "the retry was not delivered again");
         let other = b.publish("d", data("1"), None, None, &o).await.unwrap();
         assert_eq!(other.offset, 1, "keys are per channel");
+    }
+
+    /// A chat event produced twice (a worker that re-sent it after a crash) is delivered once
+    /// however late the repeat comes: sourced streams remember their latest records' keys by
+    /// count, not for a time window.
+    #[tokio::test]
+    async fn a_sourced_repeat_is_dropped_however_late() {
+        let b = MemoryBroker::default();
+        let seen = Arc::new(Collect(Mutex::new(Vec::new())));
+        b.run(seen.clone());
+        let keyed = |offset, key: &str| PublishOptions {
+            idempotency_key: Some(key.into()),
+            history_ttl: Duration::from_secs(3600),
+            ..sourced(10, offset, 0, true)
+        };
+        b.publish("c", data("1"), None, None, &keyed(1, "e1"))
+            .await
+            .unwrap();
+        b.publish("c", data("2"), None, None, &keyed(2, "e2"))
+            .await
+            .unwrap();
+        // Ten minutes later (past the five-minute window) the first event comes again.
+        *b.skew.lock() = Duration::from_secs(600);
+        let repeat = b
+            .publish("c", data("1"), None, None, &keyed(3, "e1"))
+            .await
+            .unwrap();
+        assert_eq!(repeat.offset, 1, "the first copy's position");
+        b.publish("c", data("4"), None, None, &keyed(4, "e4"))
+            .await
+            .unwrap();
+        assert_eq!(
+            *seen.0.lock(),
+            vec![1, 2, 4],
+            "the repeat was not delivered"
+        );
+        let page = b
+            .history("c", &HistoryFilter::default(), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        let offsets: Vec<u64> = page.publications.iter().map(|p| p.offset).collect();
+        assert_eq!(offsets, vec![1, 2, 4], "nor stored");
+        // Read again at its own offset (a consumer restart): still dropped.
+        b.publish("c", data("1"), None, None, &keyed(3, "e1"))
+            .await
+            .unwrap();
+        assert_eq!(seen.0.lock().len(), 3);
+        // The memory is by count: a key older than the latest RECENT_KEYS_MIN records is
+        // forgotten (its repeat would be delivered), so the bound on memory is real.
+        for n in 0..RECENT_KEYS_MIN as u64 {
+            let key = format!("fill{n}");
+            b.publish("c", data("0"), None, None, &keyed(10 + n, &key))
+                .await
+                .unwrap();
+        }
+        let late = 10 + RECENT_KEYS_MIN as u64;
+        b.publish("c", data("2"), None, None, &keyed(late, "e2"))
+            .await
+            .unwrap();
+        assert_eq!(seen.0.lock().last(), Some(&late));
     }
 
     #[tokio::test]

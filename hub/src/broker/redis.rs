@@ -246,10 +246,16 @@ impl Broker for RedisBroker {
             return Ok(StreamPosition::default());
         }
         let (stream, meta) = self.keys(channel);
-        let idem = match &opts.idempotency_key {
-            Some(k) => self.link.key("idempotency", &format!("{channel}.{k}")),
-            None => String::new(),
+        // Broker-numbered: a key per publication with Centrifugo's window. Sourced: one set
+        // of the stream's latest keys, bounded by count (see publish.lua).
+        let idem = match (&opts.idempotency_key, &opts.source) {
+            (Some(k), None) => self.link.key("idempotency", &format!("{channel}.{k}")),
+            (Some(_), Some(_)) => self.link.key("recent", channel),
+            (None, _) => String::new(),
         };
+        let keep = opts
+            .history_size
+            .max(crate::broker::memory::RECENT_KEYS_MIN);
         let instance = self.link.key("engine", "instance");
         let (mode, src_offset, src_epoch, lane, after, deliver) = match &opts.source {
             Some(s) => (
@@ -276,6 +282,8 @@ impl Broker for RedisBroker {
             lane.to_string().into(),
             after.to_string().into(),
             if deliver { "1" } else { "0" }.into(),
+            opts.idempotency_key.clone().unwrap_or_default().into(),
+            (keep as i64).into(),
         ];
         let reply: Vec<Value> = self
             .publish

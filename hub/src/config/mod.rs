@@ -38,6 +38,11 @@ pub struct Config {
 pub struct HttpServer {
     pub address: String,
     pub port: u16,
+    /// Centrifugo's `internal_port`: when set, the server API, `/health` and `/metrics` are
+    /// served there and not on `port`, which then carries client connections only.
+    pub internal_port: u16,
+    /// The address of `internal_port`; empty: `address`.
+    pub internal_address: String,
 }
 
 impl Default for HttpServer {
@@ -45,6 +50,8 @@ impl Default for HttpServer {
         HttpServer {
             address: String::new(),
             port: 8000,
+            internal_port: 0,
+            internal_address: String::new(),
         }
     }
 }
@@ -167,6 +174,8 @@ pub struct Client {
     /// How often a node re-announces its clients' presence (the Redis engine expires
     /// entries not refreshed within `engine.redis.presence_ttl`).
     pub presence_update_interval: HumanDuration,
+    /// Clock skew forgiven on `exp` and `nbf` of every token. A Chorus extension.
+    pub token_leeway: HumanDuration,
 }
 
 impl Default for Client {
@@ -190,6 +199,7 @@ impl Default for Client {
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             presence_update_interval: HumanDuration::secs(27),
+            token_leeway: HumanDuration::secs(5),
         }
     }
 }
@@ -295,6 +305,9 @@ impl Default for ProxyEndpoint {
 pub struct HttpApi {
     pub key: String,
     pub insecure: bool,
+    /// Also take the key from `?api_key=`; off, since URLs land in access logs. A Chorus
+    /// extension.
+    pub allow_key_in_query: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,7 +14,7 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
             if !(r.address.starts_with("redis://") || r.address.starts_with("rediss://")) {
                 errors.push(format!(
                     "engine.redis.address {:?} must be a redis:// URL",
-                    r.address
+                    chorus_protocol::secret::redact_url(&r.address)
                 ));
             }
             if r.address.starts_with("rediss://") {

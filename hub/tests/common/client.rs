@@ -91,6 +91,26 @@ impl Client {
         }
     }
 
+    /// Everything (but pings) that arrives within `window`: for checking that nothing does.
+    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Value> {
+        let mut got: Vec<Value> = self.pending.drain(..).collect();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next()).await {
+            match msg {
+                Some(Ok(Message::Text(t))) => got.extend(
+                    t.as_str()
+                        .split('\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| serde_json::from_str::<Value>(l).unwrap()),
+                ),
+                Some(Ok(_)) => {}
+                _ => break,
+            }
+        }
+        got.retain(|v| !v.as_object().is_some_and(|m| m.is_empty()));
+        got
+    }
+
     /// Next push that is not a join or leave.
     pub async fn next_pub(&mut self) -> Value {
         loop {

@@ -106,6 +106,26 @@ impl Tansu {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): connections stay open and nothing answers, as with a
+    /// broker that hangs.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("tansu is running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     pub async fn restart(&mut self) {
         self.stop();
         self.spawn().await;

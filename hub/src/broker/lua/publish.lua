@@ -4,7 +4,8 @@
 -- KEYS[1] stream (Redis stream; entry id "<offset>-1", field d = publication JSON)
 -- KEYS[2] meta hash: e = epoch, s = top offset, g = everything above it is held,
 --         l = source lane (sourced streams only)
--- KEYS[3] idempotency key, or "" for none
+-- KEYS[3] broker-numbered: the idempotency key, or "" for none; sourced: the sorted set of
+--         the stream's recent event keys (scored by offset), or "" when the record has none
 -- KEYS[4] the engine's instance key (vanishes when Redis loses its data)
 -- ARGV[1] publication JSON without offset      ARGV[2] history size
 -- ARGV[3] history TTL seconds                  ARGV[4] meta TTL seconds
@@ -12,9 +13,10 @@
 -- ARGV[7] idempotency window seconds           ARGV[8] "n" broker-numbered, "s" sourced
 -- ARGV[9] source offset  ARGV[10] source epoch  ARGV[11] source lane
 -- ARGV[12] source complete_after  ARGV[13] "1" deliver, "0" history only
+-- ARGV[14] sourced: the record's idempotency key  ARGV[15] sourced: how many keys to keep
 -- Returns {offset, epoch, status} where status is "new", "dup" or "old".
 local stream, meta, idem, inst = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if idem ~= '' then
+if idem ~= '' and ARGV[8] == 'n' then
   local held = redis.call('get', idem)
   if held then
     local sep = string.find(held, ':', 1, true)
@@ -54,6 +56,21 @@ if ARGV[8] == 's' then
   if offset <= top then
     return {tostring(offset), epoch, 'old'}
   end
+  if idem ~= '' then
+    -- The same event produced again at a later offset (a producer's retry after a crash):
+    -- dropped however late, as long as it is among the stream's latest keys. The top stays,
+    -- so the next record's predecessor is the last one delivered.
+    local first = redis.call('zscore', idem, ARGV[14])
+    if first then
+      return {tostring(first), epoch, 'dup'}
+    end
+    redis.call('zadd', idem, offset, ARGV[14])
+    local keep = tonumber(ARGV[15])
+    if redis.call('zcard', idem) > keep then
+      redis.call('zremrangebyrank', idem, 0, -(keep + 1))
+    end
+    redis.call('expire', idem, ARGV[4])
+  end
   redis.call('hset', meta, 's', offset)
 else
   if not epoch then
@@ -81,7 +98,7 @@ if size > 0 then
 else
   redis.call('hset', meta, 'g', offset)
 end
-if idem ~= '' then
+if idem ~= '' and ARGV[8] == 'n' then
   redis.call('set', idem, offset .. ':' .. epoch, 'EX', ARGV[7])
 end
 if ARGV[13] == '1' then

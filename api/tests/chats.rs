@@ -364,7 +364,15 @@ async fn bad_input_gets_a_json_4xx_never_a_500() {
         (
             "POST",
             "/chats".into(),
+            // A well-formed id of no user: the thing named is missing (404), the request is
+            // not malformed.
             Some(json!({"title": "t", "members": ["999999"]})),
+            404,
+        ),
+        (
+            "POST",
+            "/chats".into(),
+            Some(json!({"title": "t", "members": ["not-an-id"]})),
             400,
         ),
         ("POST", "/chats".into(), Some(json!({"title": long})), 400),

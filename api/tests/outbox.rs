@@ -33,27 +33,6 @@ async fn api_with(t: &Tansu, state_topic: &str, send_timeout_ms: u64) -> TestApi
     .await
 }
 
-/// Reads `topic` from the start until `n` records came, or 30 s passed.
-async fn read_all(t: &Tansu, topic: &str, n: usize) -> Vec<StateEvent> {
-    let consumer: StreamConsumer = t
-        .config()
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while out.len() < n {
-        let m = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {n} records on {topic}", out.len()))
-            .unwrap();
-        out.push(StateEvent::decode(m.payload().unwrap()).unwrap());
-    }
-    out
-}
-
 /// Membership changes that commit outbox rows; returns how many state events they wrote.
 async fn changes(api: &TestApi, rounds: usize) -> usize {
     let (_, ann) = api.user(&unique("ann").replace('-', "_")[..20]).await;
@@ -150,7 +129,12 @@ async fn a_relay_killed_between_commit_and_publish_or_publish_and_delete_loses_n
     drain(&api.state).await;
 
     // On the topic: the first batch twice (at least once), then everything in commit order.
-    let events = read_all(&t, &topic, n + republished).await;
+    // Read to the end of the topic, so a copy too many would show as well as one too few.
+    let events: Vec<StateEvent> = read_everything(&t, &topic)
+        .await
+        .iter()
+        .map(|p| StateEvent::decode(p).unwrap())
+        .collect();
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let want: Vec<&str> = committed.iter().map(|e| e.event_id.as_str()).collect();
     let mut deduped: Vec<&str> = Vec::new();
@@ -189,7 +173,12 @@ async fn two_relays_at_once_publish_each_row_once_in_order() {
         rows as usize,
         "every row published by exactly one relay ({a} + {b})"
     );
-    let events = read_all(&t, &topic, n).await;
+    let events: Vec<StateEvent> = read_everything(&t, &topic)
+        .await
+        .iter()
+        .map(|p| StateEvent::decode(p).unwrap())
+        .collect();
+    assert_eq!(events.len(), n, "each row published once");
     let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let want: Vec<&str> = committed.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, want);
@@ -221,17 +210,19 @@ async fn read_everything(t: &Tansu, topic: &str) -> Vec<Vec<u8>> {
 }
 
 /// The real `chorus-api` binary on the test's database, Redis prefix and Kafka, optionally
-/// aborting at a crash point (as `kill -9` there would).
+/// aborting at a crash point (as `kill -9` there would), with more `CHORUS_API__*` settings
+/// (keys without the prefix).
 fn api_process(
     api: &TestApi,
     t: &Tansu,
     messages: &str,
     port: u16,
     crash_at: &str,
+    extra: &[(&str, String)],
 ) -> std::process::Child {
     let c = &api.state.config;
-    std::process::Command::new(env!("CARGO_BIN_EXE_chorus-api"))
-        .env_clear()
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chorus-api"));
+    cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CHORUS_API__DATABASE_URL", &c.database_url)
         .env("CHORUS_API__ADDRESS", format!("127.0.0.1:{port}"))
@@ -247,9 +238,11 @@ fn api_process(
         .env("CHORUS_API__MEDIA__PATH", &c.media.path)
         .env("CHORUS_API__OUTBOX__POLL_MS", "100")
         .env("CHORUS_API__DEBUG__CRASH_AT", crash_at)
-        .env("CHORUS_API__LOG__LEVEL", "warn")
-        .spawn()
-        .unwrap()
+        .env("CHORUS_API__LOG__LEVEL", "warn");
+    for (k, v) in extra {
+        cmd.env(format!("CHORUS_API__{k}"), v);
+    }
+    cmd.spawn().unwrap()
 }
 
 async fn send_with_key(
@@ -272,10 +265,85 @@ async fn send_with_key(
     Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }
 
+/// A PNG header (all the API reads of an image before storing it) and some bytes.
+fn png() -> Vec<u8> {
+    let mut b = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&64u32.to_be_bytes());
+    b.extend_from_slice(&48u32.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend((0..512).map(|i| (i % 251) as u8));
+    b
+}
+
+/// An image upload with an idempotency key.
+async fn upload_with_key(
+    http: &reqwest::Client,
+    port: u16,
+    chat: &str,
+    token: &str,
+    key: &str,
+) -> Result<(u16, serde_json::Value), reqwest::Error> {
+    let boundary = "crash-test-boundary";
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.png\"\r\n\
+         Content-Type: image/png\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&png());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = http
+        .post(format!("http://127.0.0.1:{port}/chats/{chat}/images"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    let body = r.bytes().await?;
+    Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
+}
+
+/// The `message.created` events on `topic`: every copy must carry `message_id` and one event
+/// id; returns how many copies there are.
+async fn copies_of(t: &Tansu, topic: &str, message_id: &str, what: &str) -> usize {
+    let events: Vec<chorus_protocol::event::ChatEvent> = read_everything(t, topic)
+        .await
+        .iter()
+        .map(|r| chorus_protocol::event::ChatEvent::decode(r).unwrap())
+        .collect();
+    assert!(!events.is_empty(), "{what}: nothing on {topic}");
+    for e in &events {
+        match &e.body {
+            chorus_protocol::event::EventBody::MessageCreated(m) => {
+                assert_eq!(
+                    m.message_id, message_id,
+                    "{what}: another message on {topic}"
+                )
+            }
+            other => panic!("{what}: unexpected {other:?}"),
+        }
+    }
+    let event_ids: std::collections::BTreeSet<&str> =
+        events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        event_ids.len(),
+        1,
+        "{what}: a repeat carries the same event id"
+    );
+    assert!(events.len() <= 2, "{what}: {} copies", events.len());
+    events.len()
+}
+
 /// A send whose process dies right after its commit, or right after Kafka's ack, is still
 /// one message as the sender sees it: the retry with the same key gets the same message id,
-/// and the topic carries that message (its first copy, perhaps a repeat with the same event
-/// id) and no other.
+/// and the chat topic carries that message (its first copy, perhaps a repeat with the same
+/// event id) and no other. An image's thumbnail job survives the same deaths: the image
+/// topic gets the job for that message id.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_killed_after_commit_or_after_ack_is_one_message_with_one_id() {
     let t = Tansu::start().await;
@@ -291,85 +359,82 @@ async fn a_send_killed_after_commit_or_after_ack_is_one_message_with_one_id() {
     let http = reqwest::Client::new();
 
     for step in ["send.after_commit", "send.after_ack"] {
-        // A topic of its own per step, so what is on it is this step's alone.
-        let topic = unique("chat-events");
-        t.create_topic(&topic, 1).await;
-        let key = unique("key");
-        let port = common::free_port();
-        let mut dying = api_process(&api, &t, &topic, port, step);
-        assert!(
-            common::listening(port, 300).await,
-            "chorus-api did not listen"
-        );
-        let first = send_with_key(&http, port, &chat, &ann, &key).await;
-        assert!(
-            first.is_err(),
-            "{step}: the process should have died mid-send: {first:?}"
-        );
-        let status = dying.wait().unwrap();
-        assert!(!status.success(), "{step}: {status}");
-        let committed: String =
-            sqlx::query_scalar("SELECT message_id FROM send_keys WHERE key = $1")
-                .bind(&key)
-                .fetch_one(&api.state.db)
-                .await
-                .expect("the key was committed with the message");
+        for image in [false, true] {
+            let what = format!("{step}, {}", if image { "image" } else { "text" });
+            // Topics of their own, so what is on them is this round's alone.
+            let (topic, images) = (unique("chat-events"), unique("chat-images"));
+            t.create_topic(&topic, 1).await;
+            t.create_topic(&images, 1).await;
+            let extra = [("KAFKA__IMAGE_TOPIC", images.clone())];
+            let key = unique("key");
+            let send = |port: u16| {
+                let (http, chat, ann, key) = (&http, &chat, &ann, &key);
+                async move {
+                    if image {
+                        upload_with_key(http, port, chat, ann, key).await
+                    } else {
+                        send_with_key(http, port, chat, ann, key).await
+                    }
+                }
+            };
+            let port = common::free_port();
+            let mut dying = api_process(&api, &t, &topic, port, step, &extra);
+            assert!(
+                common::listening(port, 300).await,
+                "chorus-api did not listen"
+            );
+            let first = send(port).await;
+            assert!(
+                first.is_err(),
+                "{what}: the process should have died mid-send: {first:?}"
+            );
+            let status = dying.wait().unwrap();
+            assert!(!status.success(), "{what}: {status}");
+            let committed: String =
+                sqlx::query_scalar("SELECT message_id FROM send_keys WHERE key = $1")
+                    .bind(&key)
+                    .fetch_one(&api.state.db)
+                    .await
+                    .expect("the key was committed with the message");
 
-        // Restarted at once; the client retries with its key.
-        let port = common::free_port();
-        let mut back = api_process(&api, &t, &topic, port, "");
-        assert!(
-            common::listening(port, 300).await,
-            "chorus-api did not come back"
-        );
-        let (s, retry) = send_with_key(&http, port, &chat, &ann, &key).await.unwrap();
-        assert_eq!(s, 201, "{step}: {retry}");
-        assert_eq!(
-            retry["message_id"],
-            committed.as_str(),
-            "{step}: the same message id"
-        );
-        // The relay publishes what the dead send left, once it is due.
-        common::eventually("the outbox to drain", 30, || async {
-            let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = $1")
-                .bind(&topic)
-                .fetch_one(&api.state.db)
-                .await
-                .unwrap();
-            left == 0
-        })
-        .await;
-        let records = read_everything(&t, &topic).await;
-        let events: Vec<chorus_protocol::event::ChatEvent> = records
-            .iter()
-            .map(|r| chorus_protocol::event::ChatEvent::decode(r).unwrap())
-            .collect();
-        assert!(
-            !events.is_empty(),
-            "{step}: the message was never published"
-        );
-        let ids: std::collections::BTreeSet<String> = events
-            .iter()
-            .map(|e| match &e.body {
-                chorus_protocol::event::EventBody::MessageCreated(m) => m.message_id.clone(),
-                other => panic!("{step}: unexpected {other:?}"),
+            // Restarted at once; the client retries with its key.
+            let port = common::free_port();
+            let mut back = api_process(&api, &t, &topic, port, "", &extra);
+            assert!(
+                common::listening(port, 300).await,
+                "chorus-api did not come back"
+            );
+            let (s, retry) = send(port).await.unwrap();
+            assert_eq!(s, 201, "{what}: {retry}");
+            assert_eq!(
+                retry["message_id"],
+                committed.as_str(),
+                "{what}: the same message id"
+            );
+            // The relay publishes what the dead send left, once it is due.
+            common::eventually("the outbox to drain", 30, || async {
+                let left: i64 =
+                    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE topic = ANY($1)")
+                        .bind(vec![topic.clone(), images.clone()])
+                        .fetch_one(&api.state.db)
+                        .await
+                        .unwrap();
+                left == 0
             })
-            .collect();
-        assert_eq!(
-            ids.into_iter().collect::<Vec<_>>(),
-            vec![committed.clone()],
-            "{step}"
-        );
-        let event_ids: std::collections::BTreeSet<&str> =
-            events.iter().map(|e| e.event_id.as_str()).collect();
-        assert_eq!(
-            event_ids.len(),
-            1,
-            "{step}: a repeat carries the same event id"
-        );
-        assert!(events.len() <= 2, "{step}: {} copies", events.len());
-        let _ = back.kill();
-        let _ = back.wait();
+            .await;
+            copies_of(&t, &topic, &committed, &what).await;
+            if image {
+                copies_of(
+                    &t,
+                    &images,
+                    &committed,
+                    &format!("{what}: the thumbnail job"),
+                )
+                .await;
+            }
+            let _ = back.kill();
+            let _ = back.wait();
+        }
     }
     api.stop().await;
 }
@@ -455,5 +520,101 @@ async fn sends_waiting_on_a_frozen_kafka_leave_the_pool_to_login_and_the_proxy()
         let status = h.await.unwrap();
         assert!(status == 201 || status == 202, "{status}");
     }
+    api.stop().await;
+}
+
+/// The committed offset of `group` on partition 0 of `topic`, and the topic's high watermark.
+fn committed_and_high(t: &Tansu, group: &str, topic: &str) -> (i64, i64) {
+    let consumer: StreamConsumer = t.config().set("group.id", group).create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(5))
+        .unwrap()
+        .elements()[0]
+        .offset()
+        .to_raw()
+        .unwrap_or(-1);
+    let (_, high) = consumer
+        .fetch_watermarks(topic, 0, Duration::from_secs(5))
+        .unwrap();
+    (committed, high)
+}
+
+/// The API's state consumer `kill -9`ed while state events flow and restarted at once, with
+/// static membership (`kafka.state_instance_id`): the restarted process applies every event,
+/// and the group's committed offset reaches the end of the state topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_state_consumer_killed_and_restarted_at_once_applies_every_event() {
+    let t = Tansu::start().await;
+    let state_topic = unique("chat-state");
+    t.create_topic(&state_topic, 1).await;
+    let api = api_on(&t, &state_topic).await;
+    let messages = api.state.config.kafka.messages_topic.clone();
+    let (group, instance) = (unique("state"), unique("api-1"));
+    let extra = [
+        ("KAFKA__STATE_GROUP", group.clone()),
+        ("KAFKA__STATE_INSTANCE_ID", instance),
+    ];
+    let port = common::free_port();
+    let mut first = api_process(&api, &t, &messages, port, "", &extra);
+    assert!(
+        common::listening(port, 300).await,
+        "chorus-api did not listen"
+    );
+    // Chats created in the test's own API: their outbox rows are published and applied by
+    // the process (no member is removed: that would call a hub).
+    let (_, ann) = api.user(&unique("ann").replace('-', "_")[..20]).await;
+    for n in 0..10 {
+        let (s, b) = api
+            .req(
+                "POST",
+                "/chats",
+                Some(&ann),
+                Some(json!({"title": format!("c{n}")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    common::eventually("the first events to be applied", 60, || async {
+        committed_and_high(&t, &group, &state_topic).0 > 0
+    })
+    .await;
+    let _ = first.kill(); // SIGKILL
+    let _ = first.wait();
+    for n in 10..20 {
+        let (s, b) = api
+            .req(
+                "POST",
+                "/chats",
+                Some(&ann),
+                Some(json!({"title": format!("c{n}")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+    let port = common::free_port();
+    let mut second = api_process(&api, &t, &messages, port, "", &extra);
+    assert!(
+        common::listening(port, 300).await,
+        "chorus-api did not come back"
+    );
+    common::eventually("every state event applied and committed", 90, || async {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&api.state.db)
+            .await
+            .unwrap();
+        let (committed, high) = committed_and_high(&t, &group, &state_topic);
+        left == 0 && committed == high
+    })
+    .await;
+    let (committed, high) = committed_and_high(&t, &group, &state_topic);
+    assert_eq!(
+        (committed, high),
+        (20, 20),
+        "20 chats, one state event each"
+    );
+    let _ = second.kill();
+    let _ = second.wait();
     api.stop().await;
 }

@@ -426,6 +426,16 @@ async fn consumption_resumes_after_the_broker_restarts() {
     during.await.unwrap();
     t.produce(&p, &topic, None, "r", &chat_event("r", 22), &[])
         .await;
+    // The hub's consumer comes back on its own backoff (librdkafka's reconnect and its own,
+    // up to 5 s each), not the producer's: wait for it, then read what it delivered.
+    let published = node
+        .metrics
+        .consumer_records
+        .with_label_values(&["chats", "published"]);
+    eventually("the hub to publish what was sent during the outage", || {
+        published.get() >= 22
+    })
+    .await;
     let got: Vec<u64> = {
         let mut v = Vec::new();
         for _ in 2..=22 {

@@ -33,9 +33,9 @@ pub struct Kafka {
     /// How long a worker may hold no partition while its group lags before it rejoins the
     /// group (`chorus_sink::group`); longer than `session_timeout_ms`.
     pub rejoin_after_ms: u64,
-    /// Static group membership (`group.instance.id`, the same in both groups): a worker
-    /// restarted with the same id takes its place at once. Unique per process; empty:
-    /// dynamic.
+    /// Static group membership (`group.instance.id`; the image worker's is `<id>.images`): a
+    /// worker restarted with the same id takes its place at once. Unique per process;
+    /// empty: dynamic.
     pub instance_id: String,
 }
 

@@ -103,7 +103,13 @@ impl Worker {
         };
         let mut consumer_config = client.clone();
         if !config.kafka.instance_id.is_empty() {
-            consumer_config.set("group.instance.id", &config.kafka.instance_id);
+            // One id per group: tansu 0.6 gave no partition to a member whose instance id
+            // another group of the same process also used.
+            let instance = match task {
+                Task::Transcribe(_) => config.kafka.instance_id.clone(),
+                Task::Thumbnail(_) => format!("{}.images", config.kafka.instance_id),
+            };
+            consumer_config.set("group.instance.id", instance);
         }
         let consumer: StreamConsumer = consumer_config
             .set("group.id", &group)

@@ -11,23 +11,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chorus_protocol::event::{ChatEvent, EventBody};
 use common::tansu::{unique, Tansu};
-use common::TestApi;
+use common::{png, TestApi};
 use http_body_util::BodyExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::json;
 use tower::ServiceExt;
-
-/// A PNG of `w`×`h` as far as its header goes (signature and IHDR; what the server reads).
-fn png(w: u32, h: u32, tail: usize) -> Vec<u8> {
-    let mut b = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
-    b.extend_from_slice(b"IHDR");
-    b.extend_from_slice(&w.to_be_bytes());
-    b.extend_from_slice(&h.to_be_bytes());
-    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend((0..tail).map(|i| (i % 251) as u8));
-    b
-}
 
 fn form(file: &[u8], text: Option<&str>) -> (String, Vec<u8>) {
     let boundary = "chorus-test-boundary";

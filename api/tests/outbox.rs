@@ -265,17 +265,6 @@ async fn send_with_key(
     Ok((status, serde_json::from_slice(&body).unwrap_or_default()))
 }
 
-/// A PNG header (all the API reads of an image before storing it) and some bytes.
-fn png() -> Vec<u8> {
-    let mut b = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
-    b.extend_from_slice(b"IHDR");
-    b.extend_from_slice(&64u32.to_be_bytes());
-    b.extend_from_slice(&48u32.to_be_bytes());
-    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
-    b.extend((0..512).map(|i| (i % 251) as u8));
-    b
-}
-
 /// An image upload with an idempotency key.
 async fn upload_with_key(
     http: &reqwest::Client,
@@ -290,7 +279,7 @@ async fn upload_with_key(
          Content-Type: image/png\r\n\r\n"
     )
     .into_bytes();
-    body.extend_from_slice(&png());
+    body.extend_from_slice(&common::png(64, 48, 512));
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     let r = http
         .post(format!("http://127.0.0.1:{port}/chats/{chat}/images"))

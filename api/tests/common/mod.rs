@@ -201,6 +201,17 @@ impl TestApi {
     }
 }
 
+/// A PNG of `w`×`h` as far as its header goes (signature and IHDR; what the server reads).
+pub fn png(w: u32, h: u32, tail: usize) -> Vec<u8> {
+    let mut b = vec![0x89, b'P', b'N', b'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13];
+    b.extend_from_slice(b"IHDR");
+    b.extend_from_slice(&w.to_be_bytes());
+    b.extend_from_slice(&h.to_be_bytes());
+    b.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+    b.extend((0..tail).map(|i| (i % 251) as u8));
+    b
+}
+
 pub fn pause(ms: u64) -> tokio::time::Sleep {
     tokio::time::sleep(Duration::from_millis(ms))
 }

@@ -30,9 +30,7 @@ pub fn consumer_config(k: &Kafka) -> ClientConfig {
         .set("group.id", &k.state_group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
-    if !k.state_instance_id.is_empty() {
-        c.set("group.instance.id", &k.state_instance_id);
-    }
+    chorus_sink::group::static_member(&mut c, &k.state_instance_id);
     for (key, value) in &k.librdkafka {
         c.set(key, value);
     }

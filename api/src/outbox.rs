@@ -81,18 +81,14 @@ pub async fn record(
     Ok(())
 }
 
-/// Writes one row for any topic, in the caller's transaction.
+/// Writes one row for any topic, in the caller's transaction, due at once.
 pub async fn insert(
     tx: &mut PgConnection,
     topic: &str,
     key: &str,
     payload: Vec<u8>,
 ) -> sqlx::Result<()> {
-    sqlx::query("INSERT INTO outbox (topic, key, payload) VALUES ($1, $2, $3)")
-        .bind(topic)
-        .bind(key)
-        .bind(payload)
-        .execute(tx)
+    insert_due(tx, topic, key, payload, Duration::ZERO)
         .await
         .map(drop)
 }

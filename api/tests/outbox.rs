@@ -13,11 +13,15 @@ use chorus_protocol::state::StateEvent;
 use common::tansu::{unique, Tansu};
 use common::TestApi;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::Message;
 use serde_json::json;
 
-async fn api_on(t: &Tansu, state_topic: &str) -> TestApi {
-    api_with(t, state_topic, 5_000).await
+/// A broker, a state topic on it, and a test API (no relay of its own) using both.
+async fn setup(send_timeout_ms: u64) -> (Tansu, String, TestApi) {
+    let t = Tansu::start().await;
+    let state_topic = unique("chat-state");
+    t.create_topic(&state_topic, 1).await;
+    let api = api_with(&t, &state_topic, send_timeout_ms).await;
+    (t, state_topic, api)
 }
 
 async fn api_with(t: &Tansu, state_topic: &str, send_timeout_ms: u64) -> TestApi {
@@ -100,10 +104,7 @@ async fn state_rows(api: &TestApi, topic: &str) -> Vec<StateEvent> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_relay_killed_between_commit_and_publish_or_publish_and_delete_loses_nothing() {
-    let t = Tansu::start().await;
-    let topic = unique("chat-state");
-    t.create_topic(&topic, 1).await;
-    let api = api_on(&t, &topic).await;
+    let (t, topic, api) = setup(5_000).await;
     // No relay runs while the changes commit: as if it died right after each commit.
     let n = changes(&api, 6).await;
     let committed = state_rows(&api, &topic).await;
@@ -130,7 +131,8 @@ async fn a_relay_killed_between_commit_and_publish_or_publish_and_delete_loses_n
 
     // On the topic: the first batch twice (at least once), then everything in commit order.
     // Read to the end of the topic, so a copy too many would show as well as one too few.
-    let events: Vec<StateEvent> = read_everything(&t, &topic)
+    let events: Vec<StateEvent> = t
+        .read_all(&topic)
         .await
         .iter()
         .map(|p| StateEvent::decode(p).unwrap())
@@ -153,10 +155,7 @@ async fn a_relay_killed_between_commit_and_publish_or_publish_and_delete_loses_n
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_relays_at_once_publish_each_row_once_in_order() {
-    let t = Tansu::start().await;
-    let topic = unique("chat-state");
-    t.create_topic(&topic, 1).await;
-    let api = api_on(&t, &topic).await;
+    let (t, topic, api) = setup(5_000).await;
     let n = changes(&api, 15).await;
     let committed = state_rows(&api, &topic).await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
@@ -173,7 +172,8 @@ async fn two_relays_at_once_publish_each_row_once_in_order() {
         rows as usize,
         "every row published by exactly one relay ({a} + {b})"
     );
-    let events: Vec<StateEvent> = read_everything(&t, &topic)
+    let events: Vec<StateEvent> = t
+        .read_all(&topic)
         .await
         .iter()
         .map(|p| StateEvent::decode(p).unwrap())
@@ -183,30 +183,6 @@ async fn two_relays_at_once_publish_each_row_once_in_order() {
     let want: Vec<&str> = committed.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, want);
     api.stop().await;
-}
-
-/// Every record on `topic`, read from the start up to its high watermark (single partition):
-/// all of them, so a count can come out too high as well as too low.
-async fn read_everything(t: &Tansu, topic: &str) -> Vec<Vec<u8>> {
-    let consumer: StreamConsumer = t
-        .config()
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    let (_, high) = consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(5))
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
-    let mut out = Vec::new();
-    while (out.len() as i64) < high {
-        let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("only {} of {high} records on {topic}", out.len()))
-            .unwrap();
-        out.push(m.payload().unwrap_or_default().to_vec());
-    }
-    out
 }
 
 /// The real `chorus-api` binary on the test's database, Redis prefix and Kafka, optionally
@@ -300,7 +276,8 @@ async fn upload_with_key(
 /// The `message.created` events on `topic`: every copy must carry `message_id` and one event
 /// id; returns how many copies there are.
 async fn copies_of(t: &Tansu, topic: &str, message_id: &str, what: &str) -> usize {
-    let events: Vec<chorus_protocol::event::ChatEvent> = read_everything(t, topic)
+    let events: Vec<chorus_protocol::event::ChatEvent> = t
+        .read_all(topic)
         .await
         .iter()
         .map(|r| chorus_protocol::event::ChatEvent::decode(r).unwrap())
@@ -335,10 +312,7 @@ async fn copies_of(t: &Tansu, topic: &str, message_id: &str, what: &str) -> usiz
 /// topic gets the job for that message id.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_send_killed_after_commit_or_after_ack_is_one_message_with_one_id() {
-    let t = Tansu::start().await;
-    let state_topic = unique("chat-state");
-    t.create_topic(&state_topic, 1).await;
-    let api = api_on(&t, &state_topic).await;
+    let (t, _, api) = setup(5_000).await;
     let (_, ann) = api.user(&unique("ann").replace('-', "_")[..20]).await;
     let (s, chat) = api
         .req("POST", "/chats", Some(&ann), Some(json!({"title": "t"})))
@@ -432,11 +406,8 @@ async fn a_send_killed_after_commit_or_after_ack_is_one_message_with_one_id() {
 /// connections meanwhile, or login (and the subscribe proxy) would stall behind them.
 #[tokio::test(flavor = "multi_thread")]
 async fn sends_waiting_on_a_frozen_kafka_leave_the_pool_to_login_and_the_proxy() {
-    let t = Tansu::start().await;
-    let state_topic = unique("chat-state");
-    t.create_topic(&state_topic, 1).await;
     // Sends wait up to a minute for the frozen broker: longer than this test takes to log in.
-    let api = api_with(&t, &state_topic, 60_000).await;
+    let (t, _, api) = setup(60_000).await;
     let name = unique("ann").replace('-', "_")[..20].to_owned();
     let (ann_id, ann) = api.user(&name).await;
     let (s, chat) = api
@@ -535,10 +506,7 @@ fn committed_and_high(t: &Tansu, group: &str, topic: &str) -> (i64, i64) {
 /// and the group's committed offset reaches the end of the state topic.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_state_consumer_killed_and_restarted_at_once_applies_every_event() {
-    let t = Tansu::start().await;
-    let state_topic = unique("chat-state");
-    t.create_topic(&state_topic, 1).await;
-    let api = api_on(&t, &state_topic).await;
+    let (t, state_topic, api) = setup(5_000).await;
     let messages = api.state.config.kafka.messages_topic.clone();
     let (group, instance) = (unique("state"), unique("api-1"));
     let extra = [

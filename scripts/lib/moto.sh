@@ -4,9 +4,9 @@ MOTO_VERSION="${MOTO_VERSION:-5.2.5}"
 MOTO_ROOT="${CHORUS_TOOLS:-$HOME/.cache/chorus/tools}/moto-$MOTO_VERSION"
 MOTO_BIN="$MOTO_ROOT/bin/moto_server"
 
+# shellcheck source=pytool.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pytool.sh"
+
 moto_install() {
-  [ -x "$MOTO_BIN" ] && return 0
-  echo "installing moto $MOTO_VERSION (PyPI, once; cached in $MOTO_ROOT)..."
-  python3 -m venv "$MOTO_ROOT"
-  "$MOTO_ROOT/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  pytool_install "$MOTO_ROOT" moto_server "moto[server]==$MOTO_VERSION"
 }

@@ -4,9 +4,9 @@ SCHEMATHESIS_VERSION="${SCHEMATHESIS_VERSION:-4.32.5}"
 SCHEMATHESIS_ROOT="${CHORUS_TOOLS:-$HOME/.cache/chorus/tools}/schemathesis-$SCHEMATHESIS_VERSION"
 SCHEMATHESIS_BIN="$SCHEMATHESIS_ROOT/bin/schemathesis"
 
+# shellcheck source=pytool.sh
+. "$(dirname "${BASH_SOURCE[0]}")/pytool.sh"
+
 schemathesis_install() {
-  [ -x "$SCHEMATHESIS_BIN" ] && return 0
-  echo "installing schemathesis $SCHEMATHESIS_VERSION (PyPI, once; cached in $SCHEMATHESIS_ROOT)..."
-  python3 -m venv "$SCHEMATHESIS_ROOT"
-  "$SCHEMATHESIS_ROOT/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+  pytool_install "$SCHEMATHESIS_ROOT" schemathesis "schemathesis==$SCHEMATHESIS_VERSION"
 }

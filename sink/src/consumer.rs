@@ -149,9 +149,7 @@ pub fn create(cfg: &Config, status: Arc<Status>) -> anyhow::Result<Arc<Kafka>> {
             "queued.max.messages.kbytes",
             cfg.kafka.queued_max_kbytes.to_string(),
         );
-    if !cfg.kafka.instance_id.is_empty() {
-        c.set("group.instance.id", &cfg.kafka.instance_id);
-    }
+    crate::group::static_member(&mut c, &cfg.kafka.instance_id);
     for (k, v) in &cfg.kafka.librdkafka {
         c.set(k, v);
     }

@@ -9,11 +9,14 @@
 //! and this member's assignment. Holding nothing while the group lags and no member commits
 //! (a spare member of a group with more members than partitions sees lag too, but the
 //! committed offsets move), for longer than its patience (more than a session timeout, so an
-//! ordinary rebalance is never interrupted), means no one is reading what this member could: it rejoins (unsubscribe, subscribe: a
-//! LeaveGroup and a fresh JoinGroup), which starts a new rebalance. `/health` says `degraded`
-//! while it starves.
+//! ordinary rebalance is never interrupted), means no one is reading what this member could:
+//! it rejoins (unsubscribe, subscribe: a LeaveGroup and a fresh JoinGroup), which starts a new
+//! rebalance. `/health` says `degraded` while it starves.
+//!
+//! [`static_member`] is the other remedy: with a stable `group.instance.id` a member restarted
+//! at once takes its predecessor's place without waiting out its session.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +86,7 @@ impl Watch {
 pub struct GroupHealth {
     starved: AtomicBool,
     rejoins: AtomicU64,
-    lag: std::sync::atomic::AtomicI64,
+    lag: AtomicI64,
 }
 
 impl GroupHealth {
@@ -134,6 +137,14 @@ pub fn group_lag<C: ConsumerContext + 'static>(
         out.push((e.partition(), from, (high - from).max(0)));
     }
     Ok(out)
+}
+
+/// Static group membership when `instance_id` is set (unique per process and group; a second
+/// one with the same id fences the first); dynamic when it is empty.
+pub fn static_member(c: &mut rdkafka::config::ClientConfig, instance_id: &str) {
+    if !instance_id.is_empty() {
+        c.set("group.instance.id", instance_id);
+    }
 }
 
 /// One look: this member's partition count and the group's position by partition.

@@ -102,15 +102,13 @@ impl Worker {
             ),
         };
         let mut consumer_config = client.clone();
-        if !config.kafka.instance_id.is_empty() {
-            // One id per group: tansu 0.6 gave no partition to a member whose instance id
-            // another group of the same process also used.
-            let instance = match task {
-                Task::Transcribe(_) => config.kafka.instance_id.clone(),
-                Task::Thumbnail(_) => format!("{}.images", config.kafka.instance_id),
-            };
-            consumer_config.set("group.instance.id", instance);
-        }
+        // One id per group, as the group names go.
+        let instance = match (&task, config.kafka.instance_id.as_str()) {
+            (_, "") => String::new(),
+            (Task::Transcribe(_), id) => id.to_owned(),
+            (Task::Thumbnail(_), id) => format!("{id}.images"),
+        };
+        chorus_sink::group::static_member(&mut consumer_config, &instance);
         let consumer: StreamConsumer = consumer_config
             .set("group.id", &group)
             .set(

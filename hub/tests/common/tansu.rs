@@ -149,6 +149,32 @@ impl Tansu {
         assert!(r.iter().all(|r| r.is_ok()), "creating {name}: {r:?}");
     }
 
+    /// Every record of `topic` (one partition), read from the start up to its high
+    /// watermark: all of them, so a count can come out too high as well as too low.
+    pub async fn read_all(&self, topic: &str) -> Vec<Vec<u8>> {
+        use rdkafka::consumer::{Consumer, StreamConsumer};
+        use rdkafka::Message;
+        let consumer: StreamConsumer = self
+            .config()
+            .set("group.id", unique("reader"))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        let (_, high) = consumer
+            .fetch_watermarks(topic, 0, Duration::from_secs(5))
+            .unwrap();
+        consumer.subscribe(&[topic]).unwrap();
+        let mut out = Vec::new();
+        while (out.len() as i64) < high {
+            let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {high} records on {topic}", out.len()))
+                .unwrap();
+            out.push(m.payload().unwrap_or_default().to_vec());
+        }
+        out
+    }
+
     pub fn producer(&self) -> FutureProducer {
         self.config()
             .set("acks", "all")

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
-pub use chorus_sink::config::ConfigError;
+pub use chorus_runtime::config::ConfigError;
 
 /// The prefix of environment overrides; `__` separates the levels of a key.
 pub const ENV_PREFIX: &str = "CHORUS_API__";
@@ -33,12 +33,12 @@ pub struct Config {
     pub redis: Redis,
     pub kafka: Kafka,
     /// The history table: the sink's own section type, since the sink owns that table.
-    pub dynamodb: chorus_sink::config::DynamoDb,
+    pub dynamodb: chorus_history::DynamoDb,
     pub hub: Hub,
     pub limits: Limits,
     pub outbox: Outbox,
     pub media: Media,
-    pub log: chorus_sink::config::Log,
+    pub log: chorus_runtime::config::Log,
     pub debug: Debug,
 }
 
@@ -67,7 +67,7 @@ pub struct Media {
     pub max_voice_seconds: u32,
     /// S3 instead of `path` when `s3.bucket` is set; `GET /media` then redirects to a
     /// presigned URL.
-    pub s3: chorus_transcriber::store::S3,
+    pub s3: chorus_media::store::S3,
 }
 
 impl Default for Media {
@@ -78,7 +78,7 @@ impl Default for Media {
             max_image_pixels: 40_000_000,
             max_voice_bytes: 20 * 1024 * 1024,
             max_voice_seconds: 300,
-            s3: chorus_transcriber::store::S3::default(),
+            s3: chorus_media::store::S3::default(),
         }
     }
 }
@@ -115,7 +115,7 @@ pub struct Kafka {
     /// 202 (committed to the outbox, published by the relay).
     pub send_timeout_ms: u64,
     /// How long the state consumer may hold no partition while its group lags before it
-    /// rejoins the group (`chorus_sink::group`).
+    /// rejoins the group (`chorus_runtime::kafka::group`).
     pub rejoin_after_ms: u64,
     /// Static membership of the state consumer's group (`group.instance.id`): a replica
     /// restarted with the same id takes its place at once. Unique per replica; empty:
@@ -190,7 +190,7 @@ impl Default for Config {
             refresh_grace: Duration::from_secs(10),
             redis: Redis::default(),
             kafka: Kafka::default(),
-            dynamodb: chorus_sink::config::DynamoDb {
+            dynamodb: chorus_history::DynamoDb {
                 create_table: false,
                 ..Default::default()
             },
@@ -225,7 +225,7 @@ impl Default for Kafka {
             image_topic: "chat.images".into(),
             state_group: "chorus-api-state".into(),
             send_timeout_ms: 5_000,
-            rejoin_after_ms: chorus_sink::group::DEFAULT_REJOIN_AFTER_MS,
+            rejoin_after_ms: chorus_runtime::kafka::group::DEFAULT_REJOIN_AFTER_MS,
             state_instance_id: String::new(),
             librdkafka: BTreeMap::new(),
         }
@@ -276,7 +276,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let config: Config =
-            chorus_sink::config::load_layers(path, env, ENV_PREFIX, &["librdkafka"])?;
+            chorus_runtime::config::load_layers(path, env, ENV_PREFIX, &["librdkafka"])?;
         config.validate()?;
         Ok(config)
     }

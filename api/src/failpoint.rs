@@ -3,7 +3,7 @@
 //! restart it and check what survived. Set only by `debug.crash_at`, which production
 //! configs leave empty.
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Aborts the process if `debug.crash_at` names `step`.
 pub fn crash_point(s: &AppState, step: &str) {

@@ -15,7 +15,7 @@ use fred::prelude::*;
 use rdkafka::producer::Producer;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 const CHECK_TIMEOUT: Duration = Duration::from_secs(1);
 

@@ -12,29 +12,25 @@ use crate::config::Kafka;
 /// acks=all and idempotence: a send is answered only once every in-sync replica has it, and
 /// librdkafka's own retries never duplicate or reorder a partition.
 pub fn producer(k: &Kafka) -> anyhow::Result<FutureProducer> {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "1")
+    let mut c = chorus_runtime::kafka::reliable_producer(&client(k));
+    c.set("linger.ms", "1")
         .set("message.timeout.ms", k.send_timeout_ms.to_string());
-    for (key, value) in &k.librdkafka {
-        c.set(key, value);
-    }
+    chorus_runtime::kafka::passthrough(&mut c, &k.librdkafka);
     Ok(c.create()?)
 }
 
 pub fn consumer_config(k: &Kafka) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers)
-        .set("group.id", &k.state_group)
+    let mut c = client(k);
+    c.set("group.id", &k.state_group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest");
-    chorus_sink::group::static_member(&mut c, &k.state_instance_id);
-    for (key, value) in &k.librdkafka {
-        c.set(key, value);
-    }
+    chorus_runtime::kafka::static_member(&mut c, &k.state_instance_id);
+    chorus_runtime::kafka::passthrough(&mut c, &k.librdkafka);
     c
+}
+
+fn client(k: &Kafka) -> ClientConfig {
+    chorus_runtime::kafka::client(&k.brokers, "chorus-api")
 }
 
 /// Produces one record and waits for its acknowledgement.

@@ -5,18 +5,18 @@
 //! |---|---|
 //! | [`config`] | defaults, TOML file, `CHORUS_API__*` overrides, validated |
 //! | [`db`] | the PostgreSQL pool and the embedded migrations (`migrations/`) |
-//! | [`app`] | the router and its shared state |
+//! | [`state`] | [`state::AppState`]: the pools and clients every handler shares |
+//! | [`app`] | the router: every feature's `routes()`, documents, probes, layers |
+//! | [`extract`] | [`extract::ChatId`] and [`extract::Member`] for chat routes |
 //! | [`server`] | serve until shutdown, with the outbox relay and the state consumer |
-//! | [`accounts`], [`password`], [`access`], [`refresh`] | register, login, tokens, `/me` |
-//! | [`chats`] | chats and membership, row-locked, each change with its outbox events |
-//! | [`membership`] | roles through the Redis cache-aside layer; display names |
-//! | [`outbox`] | the transactional outbox and its relay to Kafka (on a connection of its own) |
+//! | [`auth`] | register, login, access and refresh tokens, `/me` |
+//! | [`chats`] | chats and membership, row-locked, each change with its outbox events; roles through the Redis cache-aside layer |
+//! | [`messages`] | send (Kafka, idempotency keys) and history (DynamoDB, ULID cursor) |
+//! | [`media`] | image and voice uploads into the object store; members-only reads with Range |
+//! | [`hub`] | the hub's tokens, its subscribe proxy, its server API |
+//! | [`outbox`] | the transactional outbox and its relay to Kafka; the state-event consumer ([`outbox::reactor`]) |
 //! | [`housekeeping`] | pruning old send keys and expired refresh tokens |
 //! | [`failpoint`] | crash points for the crash-safety tests (`debug.crash_at`) |
-//! | [`reactor`] | the state-event consumer: cache invalidation, hub unsubscribes |
-//! | [`messages`] | send (Kafka, idempotency keys) and history (DynamoDB, ULID cursor) |
-//! | [`media`] | image uploads into the object store; members-only reads with Range |
-//! | [`hubtokens`], [`proxy`], [`hubapi`] | the hub's tokens, its subscribe proxy, its server API |
 //! | [`kafka`] | the idempotent producer and the consumer config |
 //! | [`ratelimit`] | token buckets on login and send |
 //! | [`health`], [`metrics`] | `/health`, `/metrics` |
@@ -26,32 +26,27 @@
 //! | [`unread`] | `Connection: close` on a response sent before its request body was read |
 //! | [`error`], [`body`] | the one JSON error shape, and extractors that use it |
 
-pub mod access;
-pub mod accounts;
 pub mod app;
+pub mod auth;
 pub mod body;
 pub mod chats;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod extract;
 pub mod failpoint;
 pub mod health;
 pub mod housekeeping;
-pub mod hubapi;
-pub mod hubtokens;
+pub mod hub;
 pub mod kafka;
 pub mod media;
-pub mod membership;
 pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
-pub mod password;
-pub mod proxy;
 pub mod ratelimit;
-pub mod reactor;
-pub mod refresh;
 pub mod seed;
 pub mod server;
+pub mod state;
 pub mod text;
 pub mod unread;

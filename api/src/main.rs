@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use chorus_api::app::AppState;
 use chorus_api::config::Config;
+use chorus_api::state::AppState;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -32,16 +32,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Config::load(args.config.as_deref(), std::env::vars())?;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
-    if config.log.format == "json" {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
-    }
+    chorus_runtime::process::init_logging("chorus_api", &config.log.level, &config.log.format);
     match args.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             chorus_api::db::connect(&config.database_url)
@@ -61,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("binding {address}"))?;
             let state = AppState::connect(config).await?;
             tracing::info!(%address, "chorus-api listening");
-            let shutdown = chorus_sink::process::stop_on_signals("shutting down");
+            let shutdown = chorus_runtime::process::stop_on_signals("shutting down");
             chorus_api::server::run(state, listener, shutdown).await?;
             tracing::info!("stopped");
             Ok(())

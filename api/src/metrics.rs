@@ -1,5 +1,6 @@
 //! Prometheus metrics of the API (`chorus_api_*`), and the middleware that times requests.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -8,8 +9,6 @@ use axum::response::Response;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
-
-use crate::app::AppState;
 
 pub struct Metrics {
     registry: Registry,
@@ -142,7 +141,7 @@ impl Default for Metrics {
     }
 }
 
-pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     // The route template, never the raw path: ids would make unbounded label values.
     let route = req
         .extensions()
@@ -151,11 +150,11 @@ pub async fn track(State(s): State<AppState>, req: Request, next: Next) -> Respo
         .to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
-    s.metrics
+    metrics
         .request_seconds
         .with_label_values(&[&route])
         .observe(started.elapsed().as_secs_f64());
-    s.metrics
+    metrics
         .requests
         .with_label_values(&[&route, response.status().as_str()])
         .inc();

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::text::{BODY_PATTERN, LINE_PATTERN};
 
 /// A path or body id of a chat or a user: what the server parses (positive, and short enough

@@ -11,7 +11,7 @@ use chorus_protocol::event::{Author, ChatEvent, EventBody, Message, VERSION};
 use chorus_protocol::state::StateBody;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
@@ -42,7 +42,7 @@ pub async fn run(s: &AppState, a: &SeedArgs) -> anyhow::Result<()> {
         a.users > 0 && a.members > 0,
         "--users and --members must be positive"
     );
-    let hash = crate::password::hash(a.password.clone())
+    let hash = crate::auth::password::hash(a.password.clone())
         .await
         .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
     let mut users: Vec<(i64, String)> = Vec::with_capacity(a.users);

@@ -4,7 +4,8 @@
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::app::{app, AppState};
+use crate::app::app;
+use crate::state::AppState;
 
 pub async fn run(
     state: AppState,
@@ -14,7 +15,7 @@ pub async fn run(
     let tasks = TaskTracker::new();
     tasks.spawn(crate::outbox::run_relay(state.clone(), shutdown.clone()));
     tasks.spawn(crate::housekeeping::run(state.clone(), shutdown.clone()));
-    tasks.spawn(crate::reactor::run(
+    tasks.spawn(crate::outbox::reactor::run(
         state.clone(),
         state.reactor.clone(),
         shutdown.clone(),

@@ -255,7 +255,7 @@ async fn the_official_sdk_gets_a_sent_message_live_and_finds_it_in_history() {
         .and_then(|(_, rest)| rest.split_once(": "))
         .map(|(_, text)| text.trim_matches('"').to_owned())
         .unwrap_or_else(|| panic!("no transcript in {stdout}"));
-    let wer = chorus_transcriber::wer::word_error_rate(
+    let wer = chorus_testkit::wer::word_error_rate(
         "Please send me the report before the meeting tomorrow morning.",
         &transcript,
     );

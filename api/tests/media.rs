@@ -13,7 +13,6 @@ use chorus_protocol::event::{ChatEvent, EventBody};
 use common::tansu::{unique, Tansu};
 use common::{png, TestApi};
 use http_body_util::BodyExt;
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::json;
 use tower::ServiceExt;
@@ -108,13 +107,7 @@ async fn an_image_is_stored_sent_and_served_to_members_only_with_ranges() {
     let message_id = sent["message_id"].as_str().unwrap().to_owned();
 
     // The message on Kafka carries the attachment.
-    let consumer: StreamConsumer = t
-        .config()
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[&topic]).unwrap();
+    let consumer = t.reader(&topic);
     let m = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
         .await
         .unwrap()

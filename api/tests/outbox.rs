@@ -70,7 +70,7 @@ async fn changes(api: &TestApi, rounds: usize) -> usize {
 }
 
 /// Runs relay rounds until the outbox is empty (at most 30 s); returns the rows it published.
-async fn drain(s: &chorus_api::app::AppState) -> usize {
+async fn drain(s: &chorus_api::state::AppState) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut published = 0;
     loop {
@@ -163,7 +163,7 @@ async fn two_relays_at_once_publish_each_row_once_in_order() {
         .await
         .unwrap();
     // A second API process's state: its own pool, producer and relay.
-    let other = chorus_api::app::AppState::connect((*api.state.config).clone())
+    let other = chorus_api::state::AppState::connect((*api.state.config).clone())
         .await
         .unwrap();
     let (a, b) = tokio::join!(drain(&api.state), drain(&other));

@@ -7,7 +7,7 @@
 
 mod common;
 
-use chorus_transcriber::wer::word_error_rate;
+use chorus_testkit::wer::word_error_rate;
 use common::client::Client;
 use common::eventually;
 use common::speech;
@@ -49,16 +49,12 @@ async fn spoken_wav_ogg_opus_and_webm_opus_arrive_live_then_their_transcripts() 
     stack.start_transcriber().await;
     let (chat_id, ann, bob, mut ws) = chat_with_listener(&stack).await;
     let (_, eve) = stack.user("eve").await;
-    let webm = std::fs::read(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../transcriber/tests/fixtures/speech.webm"),
-    )
-    .unwrap();
+    let webm = std::fs::read(chorus_testkit::fixture("speech.webm")).unwrap();
 
     for (sentence, clip, mime) in [
         (WAV_SENTENCE, speech::wav(WAV_SENTENCE), "audio/wav"),
         (OPUS_SENTENCE, speech::ogg_opus(OPUS_SENTENCE), "audio/ogg"),
-        // As a browser's MediaRecorder sends it (transcriber/tests/fixtures/make.sh).
+        // As a browser's MediaRecorder sends it (libs/testkit/fixtures/make.sh).
         (WEBM_SENTENCE, webm, "audio/webm"),
     ] {
         let (s, sent) = stack

@@ -1,10 +1,13 @@
-//! The other nodes, as one node sees them through the engine's control channel.
+//! The other nodes, over the engine's control channel: transport only. It carries what nodes
+//! say to each other and keeps what it hears of them; what an incoming message asks of this
+//! node is the node's to do ([`crate::node::Node::on_control`]).
 //!
 //! With the Redis engine every node publishes its [`NodeInfo`] every [`HEARTBEAT`] (the
-//! server API's `info` lists every node heard from recently), re-runs server-API actions on
-//! users' connections that another node received (`disconnect`, `unsubscribe`, ...), and
-//! answers surveys (`channels` asks every node for its channels and merges the answers). With
-//! the memory engine there are no other nodes and nothing is sent.
+//! server API's `info` lists every node heard from recently), sends the user actions it
+//! received through the server API ([`UserAction`]: `disconnect`, `unsubscribe`, ...) for
+//! every other node to apply to its own connections, and answers surveys (`channels` asks
+//! every node for its channels and merges the answers). With the memory engine there are no
+//! other nodes and nothing is sent.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +18,8 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::node::Node;
+use crate::action::UserAction;
+use crate::broker::Broker;
 
 /// How often a node announces itself.
 pub const HEARTBEAT: Duration = Duration::from_secs(3);
@@ -37,15 +41,13 @@ pub struct NodeInfo {
     pub uptime: u64,
 }
 
+/// A message between nodes.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Command {
     Node(NodeInfo),
-    /// A server API method on users' connections, to apply to this node's connections.
-    Api {
-        method: String,
-        params: String,
-    },
+    /// A user action another node received, to apply to this node's connections.
+    Action(UserAction),
     /// Asks for this node's channels matching `pattern`; answered to the asker only.
     Survey {
         id: u64,
@@ -64,143 +66,173 @@ struct Envelope {
     command: Command,
 }
 
-type Channels = BTreeMap<String, usize>;
+/// What another node asks of this one.
+#[derive(Debug, PartialEq)]
+pub enum Inbound {
+    Action(UserAction),
+    /// Answer with [`Cluster::answer_survey`].
+    Survey {
+        id: u64,
+        pattern: String,
+        from: String,
+    },
+}
 
-#[derive(Default)]
+/// Channel names with their subscriber counts.
+pub type Channels = BTreeMap<String, usize>;
+
 pub struct Cluster {
+    uid: String,
+    broker: Arc<dyn Broker>,
+    /// Only the Redis engine has other nodes.
+    enabled: bool,
     nodes: Mutex<HashMap<String, (NodeInfo, Instant)>>,
     surveys: Mutex<HashMap<u64, mpsc::UnboundedSender<Channels>>>,
     next_survey: AtomicU64,
 }
 
 impl Cluster {
+    /// This node (`uid`) among the others reached through `broker`'s control channel.
+    pub fn new(uid: String, broker: Arc<dyn Broker>, enabled: bool) -> Self {
+        Cluster {
+            uid,
+            broker,
+            enabled,
+            nodes: Mutex::new(HashMap::new()),
+            surveys: Mutex::new(HashMap::new()),
+            next_survey: AtomicU64::new(0),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Every other node heard from within [`NODE_TTL`].
     pub fn others(&self) -> Vec<NodeInfo> {
         let mut nodes = self.nodes.lock();
         nodes.retain(|_, (_, seen)| seen.elapsed() < NODE_TTL);
         nodes.values().map(|(info, _)| info.clone()).collect()
     }
-}
 
-fn encode(node: &Node, command: Command) -> String {
-    serde_json::to_string(&Envelope {
-        from: node.uid.clone(),
-        command,
-    })
-    .expect("invariant: control messages serialize")
-}
-
-/// Sends a control command to every other node (or to `to`); failures are logged, since
-/// the local part of an action has already happened.
-pub async fn send(node: &Node, command: Command, to: Option<&str>) {
-    if !node.config.engine.is_redis() {
-        return;
-    }
-    if let Err(e) = node
-        .broker
-        .publish_control(&encode(node, command), to)
-        .await
-    {
-        tracing::warn!(error = %e, "control message not sent");
-    }
-}
-
-/// Handles a control message from another node.
-pub fn handle(node: &Arc<Node>, data: &str) {
-    let envelope: Envelope = match serde_json::from_str(data) {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::warn!(error = %e, "unreadable control message");
+    /// Sends a command to every other node (or to `to`); failures are logged, since the
+    /// local part of an action has already happened.
+    pub async fn send(&self, command: Command, to: Option<&str>) {
+        if !self.enabled {
             return;
         }
-    };
-    if envelope.from == node.uid {
-        return;
-    }
-    match envelope.command {
-        Command::Node(info) => {
-            node.cluster
-                .nodes
-                .lock()
-                .insert(info.uid.clone(), (info, Instant::now()));
+        let data = serde_json::to_string(&Envelope {
+            from: self.uid.clone(),
+            command,
+        })
+        .expect("invariant: control messages serialize");
+        if let Err(e) = self.broker.publish_control(&data, to).await {
+            tracing::warn!(error = %e, "control message not sent");
         }
-        Command::Api { method, params } => {
-            let node = node.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::api::methods::apply_local(&node, &method, &params) {
-                    tracing::warn!(%method, error = %e, "control api action failed");
+    }
+
+    /// Reads a control message from another node. Heartbeats and survey answers are kept
+    /// here; what the node must act on is returned.
+    pub fn receive(&self, data: &str) -> Option<Inbound> {
+        let envelope: Envelope = match serde_json::from_str(data) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable control message");
+                return None;
+            }
+        };
+        if envelope.from == self.uid {
+            return None;
+        }
+        match envelope.command {
+            Command::Node(info) => {
+                self.nodes
+                    .lock()
+                    .insert(info.uid.clone(), (info, Instant::now()));
+                None
+            }
+            Command::Action(action) => Some(Inbound::Action(action)),
+            Command::Survey { id, pattern } => Some(Inbound::Survey {
+                id,
+                pattern,
+                from: envelope.from,
+            }),
+            Command::SurveyReply { id, channels } => {
+                if let Some(tx) = self.surveys.lock().get(&id) {
+                    let _ = tx.send(channels);
                 }
-            });
-        }
-        Command::Survey { id, pattern } => {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let channels = local_channels(&node, &pattern);
-                let reply = Command::SurveyReply { id, channels };
-                send(&node, reply, Some(&envelope.from)).await;
-            });
-        }
-        Command::SurveyReply { id, channels } => {
-            if let Some(tx) = node.cluster.surveys.lock().get(&id) {
-                let _ = tx.send(channels);
+                None
             }
         }
     }
-}
 
-/// This node's channels matching a `channels` pattern, with their subscriber counts.
-pub fn local_channels(node: &Node, pattern: &str) -> Channels {
-    node.hub
-        .channels()
-        .into_iter()
-        .filter(|(name, _)| pattern.is_empty() || crate::api::methods::glob_match(pattern, name))
-        .map(|(name, n)| (name.to_string(), n))
-        .collect()
-}
-
-/// Every node's channels matching `pattern`, subscriber counts summed. Nodes that do not
-/// answer within [`SURVEY_TIMEOUT`] are left out, as in Centrifugo.
-pub async fn channels(node: &Node, pattern: &str) -> Channels {
-    let mut merged = local_channels(node, pattern);
-    let expected = node.cluster.others().len();
-    if expected == 0 {
-        return merged;
+    pub async fn answer_survey(&self, id: u64, channels: Channels, to: &str) {
+        self.send(Command::SurveyReply { id, channels }, Some(to))
+            .await;
     }
-    let id = node.cluster.next_survey.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    node.cluster.surveys.lock().insert(id, tx);
-    let survey = Command::Survey {
-        id,
-        pattern: pattern.to_owned(),
-    };
-    send(node, survey, None).await;
-    let deadline = tokio::time::Instant::now() + SURVEY_TIMEOUT;
-    for _ in 0..expected {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(channels)) => {
-                for (name, n) in channels {
-                    *merged.entry(name).or_default() += n;
+
+    /// `local` merged with every other node's channels matching `pattern`, subscriber counts
+    /// summed. Nodes that do not answer within [`SURVEY_TIMEOUT`] are left out, as in
+    /// Centrifugo.
+    pub async fn survey(&self, pattern: &str, local: Channels) -> Channels {
+        let mut merged = local;
+        let expected = self.others().len();
+        if expected == 0 {
+            return merged;
+        }
+        let id = self.next_survey.fetch_add(1, Ordering::Relaxed);
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        self.surveys.lock().insert(id, tx);
+        let survey = Command::Survey {
+            id,
+            pattern: pattern.to_owned(),
+        };
+        self.send(survey, None).await;
+        let deadline = tokio::time::Instant::now() + SURVEY_TIMEOUT;
+        for _ in 0..expected {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(channels)) => {
+                    for (name, n) in channels {
+                        *merged.entry(name).or_default() += n;
+                    }
                 }
+                _ => break,
             }
-            _ => break,
         }
+        self.surveys.lock().remove(&id);
+        merged
     }
-    node.cluster.surveys.lock().remove(&id);
-    merged
 }
 
-/// Announces this node every [`HEARTBEAT`] until shutdown.
-pub fn spawn_heartbeat(node: Arc<Node>) {
-    if !node.config.engine.is_redis() {
-        return;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::action::Target;
+    use crate::broker::MemoryBroker;
+
+    #[test]
+    fn another_nodes_action_is_handed_to_the_node_and_its_own_echo_is_not() {
+        let broker: Arc<dyn Broker> = Arc::new(MemoryBroker::default());
+        let cluster = Cluster::new("me".into(), broker, true);
+        let action = UserAction::Unsubscribe {
+            target: Target {
+                user: "7".into(),
+                client: String::new(),
+            },
+            channel: "chat:1".into(),
+        };
+        let from = |uid: &str| {
+            serde_json::to_string(&Envelope {
+                from: uid.into(),
+                command: Command::Action(action.clone()),
+            })
+            .expect("serializes")
+        };
+        assert_eq!(
+            cluster.receive(&from("other")),
+            Some(Inbound::Action(action.clone()))
+        );
+        assert_eq!(cluster.receive(&from("me")), None);
+        assert_eq!(cluster.receive("{not json"), None);
     }
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(HEARTBEAT);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => send(&node, Command::Node(node.info()), None).await,
-                _ = node.shutdown.cancelled() => return,
-            }
-        }
-    });
 }

@@ -5,36 +5,47 @@
 //! - [`node`]: one hub node; owns the [`hub`], the engines and the auth pieces.
 //! - [`hub`]: node-local registry of clients and channel subscribers; fan-out.
 //! - [`subscribers`]: one channel's subscriber set, a vector while small, a map when large.
-//! - [`engine`]: picks the engine (`memory` or `redis`) and holds the Redis connections.
+//! - [`engine`]: picks the engine (`memory` or `redis`); [`redis_link`]: the Redis
+//!   connections its halves share.
 //! - [`broker`]: PUB/SUB + history seam, `memory` and `redis` side by side.
 //! - [`presence`]: presence seam, `memory` and `redis` side by side.
-//! - [`cluster`]: other nodes over the engine's control channel (info, API actions, surveys).
+//! - [`recovery`]: whether a stream position continues, and `recovered`: pure, one place.
+//! - [`action`]: what the server API does to a user's connections, typed; the node applies
+//!   it here and the cluster carries it to the other nodes.
+//! - [`cluster`]: other nodes over the engine's control channel, transport only (info,
+//!   actions, surveys).
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
 //! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
-//! - [`api`]: the server HTTP API (`POST /api/<method>`).
+//! - [`command`]: server API commands, parsed from a method and its JSON params and run by the
+//!   node; shared by the HTTP API and the Kafka consumer's API mode.
+//! - [`api`]: the server HTTP API (`POST /api/<method>`): keys, bodies, batches, error modes.
 //! - [`consumer`]: Kafka consumers that publish records into channels.
 //! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
 //! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics and logs.
+//! - [`metrics`]: Prometheus metrics (logs are `chorus_runtime::process`'s).
 
+pub mod action;
 pub mod api;
 pub mod auth;
 pub mod broker;
 pub mod client;
 pub mod cluster;
+pub mod command;
 pub mod config;
 pub mod consumer;
 pub mod engine;
 pub mod genconfig;
+pub mod glob;
 pub mod hub;
 pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod presence;
+pub mod recovery;
+pub mod redis_link;
 pub mod server;
 pub mod subscribers;
-pub mod telemetry;
 
 pub use config::Config;
 pub use node::{Node, NodeParts};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chorus_hub::config::{load_file, validate::validate};
 use chorus_hub::listener::FdBudgetListener;
-use chorus_hub::{genconfig, limits, server, telemetry, Node, NodeParts};
+use chorus_hub::{genconfig, limits, server, Node, NodeParts};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -36,13 +36,7 @@ enum Cmd {
 const CONSUMER_READY_LIMIT: Duration = Duration::from_secs(30);
 
 fn main() -> std::process::ExitCode {
-    match real_main() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chorus-hub: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    chorus_runtime::process::exit("chorus-hub", real_main())
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -85,7 +79,11 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         )?,
     };
     let warnings = validate(&loaded.config)?;
-    telemetry::init(&loaded.config.log.level, &loaded.config.log.format);
+    chorus_runtime::process::init_logging(
+        "chorus_hub",
+        &loaded.config.log.level,
+        &loaded.config.log.format,
+    );
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -169,7 +167,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!(%addr, engine = %node.config.engine.kind, "chorus-hub listening");
         let shutdown = node.shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            chorus_runtime::process::signalled().await;
             tracing::info!("shutting down: closing clients with reconnect advice");
             shutdown.cancel();
         });
@@ -183,13 +181,4 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!("stopped");
         anyhow::Ok(())
     })
-}
-
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("invariant: SIGTERM handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -15,6 +15,7 @@ use chorus_protocol::frame::{
 };
 use tokio_util::sync::CancellationToken;
 
+use crate::action::UserAction;
 use crate::auth::{
     NamespacePermissions, SubscribeAuthorizer, SubscribeProxy, TokenError, TokenVerifier,
 };
@@ -22,10 +23,14 @@ use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, MemoryBroker,
     PublishOptions, SourcePosition,
 };
+use crate::cluster::{Channels, Cluster, Inbound, NodeInfo};
 use crate::config::{ChannelOptions, Config};
 use crate::hub::Hub;
 use crate::metrics::Metrics;
 use crate::presence::{MemoryPresence, PresenceManager};
+
+/// What this node says it runs, in the connect reply and the server API's `info`.
+pub const VERSION: &str = concat!("chorus ", env!("CARGO_PKG_VERSION"));
 
 pub struct Node {
     pub config: Config,
@@ -48,7 +53,7 @@ pub struct Node {
     /// The Kafka consumers' health, for `/health`.
     pub consumers: crate::consumer::status::Registry,
     /// The other nodes (Redis engine).
-    pub cluster: crate::cluster::Cluster,
+    pub cluster: Cluster,
     /// Orders engine subscribe/unsubscribe per channel (striped), so a last subscriber
     /// leaving and a first one arriving cannot leave the node unsubscribed.
     engine_locks: Box<[tokio::sync::Mutex<()>]>,
@@ -101,7 +106,7 @@ impl BrokerEventHandler for Delivery {
 
     fn on_control(&self, data: &str) {
         if let Some(node) = self.node.upgrade() {
-            crate::cluster::handle(&node, data);
+            node.on_control(data);
         }
     }
 
@@ -178,6 +183,7 @@ impl Node {
         let uid = uuid::Uuid::new_v4().to_string();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chorus".into());
         let node = Arc::new(Node {
+            cluster: Cluster::new(uid.clone(), broker.clone(), config.engine.is_redis()),
             name: format!("{host}_{}", config.http_server.port),
             max_connections: configured.min(parts.fd_connection_budget),
             config,
@@ -194,7 +200,6 @@ impl Node {
             shutdown: CancellationToken::new(),
             roster: Default::default(),
             consumers: Default::default(),
-            cluster: Default::default(),
             engine_locks: (0..ENGINE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -214,8 +219,71 @@ impl Node {
             .listen_control(&self.uid)
             .await
             .map_err(|e| anyhow::anyhow!("engine control channel: {e}"))?;
-        crate::cluster::spawn_heartbeat(self.clone());
+        self.spawn_heartbeat();
         Ok(())
+    }
+
+    /// Announces this node every [`crate::cluster::HEARTBEAT`] until shutdown.
+    fn spawn_heartbeat(self: &Arc<Self>) {
+        if !self.cluster.enabled() {
+            return;
+        }
+        let node = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::cluster::HEARTBEAT);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        node.cluster
+                            .send(crate::cluster::Command::Node(node.info()), None)
+                            .await;
+                    }
+                    _ = node.shutdown.cancelled() => return,
+                }
+            }
+        });
+    }
+
+    /// A user action from the server API: applied to this node's connections, then sent to
+    /// every other node, which applies it to its own.
+    pub async fn act(&self, action: UserAction) {
+        action.apply(&self.hub);
+        self.cluster
+            .send(crate::cluster::Command::Action(action), None)
+            .await;
+    }
+
+    /// What another node asks of this one, as its control message says.
+    fn on_control(self: Arc<Self>, data: &str) {
+        match self.cluster.receive(data) {
+            None => {}
+            Some(Inbound::Action(action)) => {
+                action.apply(&self.hub);
+            }
+            Some(Inbound::Survey { id, pattern, from }) => {
+                tokio::spawn(async move {
+                    let channels = self.local_channels(&pattern);
+                    self.cluster.answer_survey(id, channels, &from).await;
+                });
+            }
+        }
+    }
+
+    /// This node's channels matching a `channels` pattern, with their subscriber counts.
+    pub fn local_channels(&self, pattern: &str) -> Channels {
+        self.hub
+            .channels()
+            .into_iter()
+            .filter(|(name, _)| pattern.is_empty() || crate::glob::glob_match(pattern, name))
+            .map(|(name, n)| (name.to_string(), n))
+            .collect()
+    }
+
+    /// Every node's channels matching `pattern`, subscriber counts summed.
+    pub async fn channels(&self, pattern: &str) -> Channels {
+        self.cluster
+            .survey(pattern, self.local_channels(pattern))
+            .await
     }
 
     fn engine_lock(&self, channel: &str) -> &tokio::sync::Mutex<()> {
@@ -276,12 +344,12 @@ impl Node {
     }
 
     /// This node's numbers for the server API's `info`.
-    pub fn info(&self) -> crate::cluster::NodeInfo {
+    pub fn info(&self) -> NodeInfo {
         let channels = self.hub.channels();
-        crate::cluster::NodeInfo {
+        NodeInfo {
             uid: self.uid.clone(),
             name: self.name.clone(),
-            version: crate::client::session::VERSION.into(),
+            version: VERSION.into(),
             num_clients: self.hub.num_clients(),
             num_users: self.hub.num_users(),
             num_subs: channels.iter().map(|(_, n)| n).sum(),

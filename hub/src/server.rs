@@ -94,7 +94,7 @@ fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
         return true;
     }
     allowed.iter().any(|pattern| {
-        crate::api::methods::glob_match(&pattern.to_ascii_lowercase(), &origin.to_ascii_lowercase())
+        crate::glob::glob_match(&pattern.to_ascii_lowercase(), &origin.to_ascii_lowercase())
     })
 }
 

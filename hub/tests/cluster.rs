@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chorus_protocol::codes::{DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_INSUFFICIENT_STATE};
-use common::process::HubProcess;
+use chorus_testkit::hub::HubProcess;
 use common::redis::RedisServer;
 use common::tansu::unique;
 use common::{config_json, Client, Closed, API_KEY};
@@ -39,7 +39,7 @@ async fn cluster(redis: &RedisServer, n: usize) -> Vec<HubProcess> {
     let config = write_config(redis);
     let mut nodes = Vec::new();
     for _ in 0..n {
-        nodes.push(HubProcess::start(&config).await);
+        nodes.push(HubProcess::start(common::hub_bin(), &config).await);
     }
     for node in &nodes {
         eventually_async("every node to see the others", || async {

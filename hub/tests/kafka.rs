@@ -10,10 +10,9 @@ use std::time::Duration;
 use chorus_hub::config::{load_str, Format};
 use chorus_hub::listener::FdBudgetListener;
 use chorus_hub::{Node, NodeParts};
-use common::process::HubProcess;
+use chorus_testkit::hub::HubProcess;
 use common::tansu::{chat_event, unique, Tansu};
 use common::{config_json, Client};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message};
 use serde_json::{json, Value};
 
@@ -321,13 +320,7 @@ async fn a_malformed_record_is_dead_lettered_and_the_partition_goes_on() {
         "the partition went on past the bad records"
     );
 
-    let dlq: StreamConsumer = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", t.brokers())
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&format!("{topic}.dlq")]).unwrap();
+    let dlq = t.reader(&format!("{topic}.dlq"));
     let mut dead = Vec::new();
     while dead.len() < 2 {
         let m = tokio::time::timeout(Duration::from_secs(30), dlq.recv())
@@ -474,7 +467,7 @@ async fn a_client_recovers_across_a_hub_kill_without_gap_or_duplicate() {
     let path = std::env::temp_dir().join(format!("{}.json", unique("hub-config")));
     std::fs::write(&path, cfg.to_string()).unwrap();
 
-    let mut first = HubProcess::start(&path).await;
+    let mut first = HubProcess::start(common::hub_bin(), &path).await;
     let (mut c, _) = Client::connect(&first.url(), "u1").await;
     let reply = subscribe(&mut c, 2, "chat:k").await;
     let mut epoch = reply["subscribe"]["epoch"].as_str().unwrap().to_owned();
@@ -518,7 +511,7 @@ async fn a_client_recovers_across_a_hub_kill_without_gap_or_duplicate() {
         }
     }
 
-    let second = HubProcess::start(&path).await;
+    let second = HubProcess::start(common::hub_bin(), &path).await;
     let (mut c, _) = Client::connect(&second.url(), "u1").await;
     c.send(json!({"id": 3, "subscribe": {"channel": "chat:k", "recover": true, "offset": offset, "epoch": epoch}}))
         .await;

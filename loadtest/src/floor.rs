@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::Context;
 use hdrhistogram::Histogram;
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
@@ -19,8 +18,7 @@ pub async fn measure(
     topic: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Histogram<u64>> {
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
+    let consumer: StreamConsumer = chorus_runtime::kafka::client(&brokers, "chorus-loadtest")
         .set(
             "group.id",
             format!("chorus-loadtest-floor-{}", std::process::id()),

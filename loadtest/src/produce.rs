@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::io::AsyncBufReadExt;
@@ -16,12 +15,11 @@ pub async fn run(
     key: Option<&str>,
     headers: &[String],
 ) -> anyhow::Result<()> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "0")
-        .create()?;
+    let producer: FutureProducer = chorus_runtime::kafka::reliable_producer(
+        &chorus_runtime::kafka::client(brokers, "chorus-loadtest"),
+    )
+    .set("linger.ms", "0")
+    .create()?;
     let mut owned = OwnedHeaders::new();
     for h in headers {
         let (k, v) = h

@@ -22,6 +22,19 @@ pub const VERSION: u32 = 1;
 
 /// The namespace of chat channels: chat `<id>` is channel `chat:<id>`.
 pub const CHAT_NAMESPACE: &str = "chat";
+/// What every chat channel's name starts with.
+pub const CHAT_CHANNEL_PREFIX: &str = "chat:";
+
+/// The channel of chat `id`, `chat:<id>`: the one place that spells it (the API's tokens and
+/// unsubscribes, the hub's chat-event consumer, the events themselves).
+pub fn chat_channel(id: impl std::fmt::Display) -> String {
+    format!("{CHAT_CHANNEL_PREFIX}{id}")
+}
+
+/// The chat id of a chat channel (`chat:<id>` → `<id>`); `None` for any other channel.
+pub fn chat_id_of(channel: &str) -> Option<&str> {
+    channel.strip_prefix(CHAT_CHANNEL_PREFIX)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatEvent {
@@ -171,7 +184,7 @@ impl ChatEvent {
 
     /// The channel live subscribers of this chat listen on.
     pub fn channel(&self) -> String {
-        format!("{CHAT_NAMESPACE}:{}", self.chat_id)
+        chat_channel(&self.chat_id)
     }
 
     /// The message this event creates or changes; `None` for events about the chat itself.
@@ -224,6 +237,15 @@ pub fn is_ulid(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chat_channel_is_its_namespace_and_id() {
+        assert_eq!(CHAT_CHANNEL_PREFIX, format!("{CHAT_NAMESPACE}:"));
+        assert_eq!(chat_channel(42), "chat:42");
+        assert_eq!(chat_id_of("chat:42"), Some("42"));
+        assert_eq!(chat_id_of("chats:42"), None);
+        assert_eq!(chat_id_of("news:42"), None);
+    }
 
     const ULID: &str = "01JD3Q6Z4X5N8R2T7V9W0YBC1E";
 

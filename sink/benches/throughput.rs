@@ -17,9 +17,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chorus_history::model::{change_of, Change};
+use chorus_history::store::{put_request, Store};
 use chorus_sink::config::Config;
-use chorus_sink::dynamo::{put_request, Store};
-use chorus_sink::model::{change_of, Change};
 use futures_util::stream::{self, StreamExt};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -45,8 +45,8 @@ fn event(seq: u64) -> (String, String) {
     (chat, payload.to_string())
 }
 
-fn table_config(endpoint: &str, table: &str) -> chorus_sink::config::DynamoDb {
-    chorus_sink::config::DynamoDb {
+fn table_config(endpoint: &str, table: &str) -> chorus_history::DynamoDb {
+    chorus_history::DynamoDb {
         endpoint: endpoint.to_owned(),
         table: table.to_owned(),
         ..Default::default()

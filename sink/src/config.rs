@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+pub use chorus_history::DynamoDb;
+use chorus_runtime::config::load_layers;
+pub use chorus_runtime::config::{ConfigError, Http, Log};
 use serde::Deserialize;
 
 /// The prefix of environment overrides; `__` separates the levels of a key.
@@ -50,26 +53,6 @@ pub struct Kafka {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct DynamoDb {
-    /// A DynamoDB Local (or other) endpoint; empty means real AWS in `region`.
-    pub endpoint: String,
-    pub region: String,
-    pub table: String,
-    /// Create the table (on-demand capacity) when it is missing.
-    pub create_table: bool,
-    /// Static credentials; empty means the AWS default chain (environment, profile, web
-    /// identity, instance metadata). With an endpoint and no keys, fixed local keys are used:
-    /// DynamoDB Local accepts any.
-    pub access_key_id: String,
-    pub secret_access_key: String,
-    /// One HTTP attempt's limit: a DynamoDB that accepts connections but never answers (a
-    /// stopped process) shows as down after this long.
-    pub attempt_timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
 pub struct Batch {
     /// Records per flush; a flush is split into BatchWriteItem calls of at most 25 items.
     pub max_items: usize,
@@ -84,29 +67,13 @@ pub struct Batch {
     pub backoff_max_ms: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Http {
-    /// `/health` and `/metrics`.
-    pub address: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Log {
-    /// `text` or `json`.
-    pub format: String,
-    /// A tracing filter (`info`, `chorus_sink=debug`).
-    pub level: String,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
             kafka: Kafka::default(),
             dynamodb: DynamoDb::default(),
             batch: Batch::default(),
-            http: Http::default(),
+            http: Http::at("127.0.0.1:9101"),
             log: Log::default(),
             shutdown_timeout_ms: 10_000,
         }
@@ -121,24 +88,9 @@ impl Default for Kafka {
             group: "chorus-sink".into(),
             dead_letter_topic: String::new(),
             queued_max_kbytes: 8192,
-            rejoin_after_ms: crate::group::DEFAULT_REJOIN_AFTER_MS,
+            rejoin_after_ms: chorus_runtime::kafka::group::DEFAULT_REJOIN_AFTER_MS,
             instance_id: String::new(),
             librdkafka: BTreeMap::new(),
-        }
-    }
-}
-
-impl Default for DynamoDb {
-    fn default() -> Self {
-        DynamoDb {
-            endpoint: String::new(),
-            region: "us-east-1".into(),
-            table: "messages".into(),
-            create_table: true,
-            access_key_id: String::new(),
-            secret_access_key: String::new(),
-            attempt_timeout_ms: 5_000,
-            connect_timeout_ms: 1_000,
         }
     }
 }
@@ -154,36 +106,6 @@ impl Default for Batch {
             backoff_max_ms: 5_000,
         }
     }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            address: "127.0.0.1:9101".into(),
-        }
-    }
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            format: "text".into(),
-            level: "info".into(),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{0}")]
-    Parse(String),
-    #[error("invalid config: {0}")]
-    Invalid(String),
 }
 
 impl Config {
@@ -205,18 +127,7 @@ impl Config {
         if self.kafka.topic.is_empty() || self.kafka.group.is_empty() {
             return bad("kafka.topic and kafka.group must be set");
         }
-        if self.dynamodb.table.is_empty() {
-            return bad("dynamodb.table is empty");
-        }
-        if !self.dynamodb.endpoint.is_empty()
-            && !self.dynamodb.endpoint.starts_with("http://")
-            && !self.dynamodb.endpoint.starts_with("https://")
-        {
-            return bad("dynamodb.endpoint must be an http:// or https:// URL");
-        }
-        if self.dynamodb.access_key_id.is_empty() != self.dynamodb.secret_access_key.is_empty() {
-            return bad("dynamodb.access_key_id and secret_access_key go together");
-        }
+        self.dynamodb.validate().map_err(ConfigError::Invalid)?;
         let b = &self.batch;
         if b.max_items == 0 || b.concurrency == 0 {
             return bad("batch.max_items and batch.concurrency must be at least 1");
@@ -227,89 +138,18 @@ impl Config {
         if b.backoff_min_ms == 0 || b.backoff_max_ms < b.backoff_min_ms {
             return bad("batch.backoff_min_ms must be positive and at most backoff_max_ms");
         }
-        if self.http.address.parse::<std::net::SocketAddr>().is_err() {
-            return bad("http.address must be ip:port");
-        }
-        if !matches!(self.log.format.as_str(), "text" | "json") {
-            return bad("log.format is text or json");
-        }
+        self.http.validate()?;
+        self.log.validate()?;
         Ok(())
     }
 
     pub fn dead_letter_topic(&self) -> String {
-        if self.kafka.dead_letter_topic.is_empty() {
-            format!("{}.dlq", self.kafka.topic)
-        } else {
-            self.kafka.dead_letter_topic.clone()
-        }
+        chorus_runtime::kafka::dlq::topic_for(&self.kafka.dead_letter_topic, &self.kafka.topic)
     }
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_millis(self.shutdown_timeout_ms)
     }
-}
-
-/// Any service's config from its layers: serde defaults, then the TOML file (if any), then
-/// `<prefix>SECTION__KEY` variables from `env`. Values under a section named in
-/// `string_sections` stay strings (librdkafka properties are strings whatever they look like).
-/// The API reads its config this way too.
-pub fn load_layers<T: serde::de::DeserializeOwned>(
-    path: Option<&Path>,
-    env: impl IntoIterator<Item = (String, String)>,
-    prefix: &str,
-    string_sections: &[&str],
-) -> Result<T, ConfigError> {
-    let mut root = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                path: p.display().to_string(),
-                source,
-            })?;
-            text.parse::<toml::Table>()
-                .map_err(|e| ConfigError::Parse(format!("{}: {e}", p.display())))?
-        }
-        None => toml::Table::new(),
-    };
-    for (name, value) in env {
-        let Some(key) = name.strip_prefix(prefix) else {
-            continue;
-        };
-        let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
-        let value = if path.iter().any(|p| string_sections.contains(&p.as_str())) {
-            toml::Value::String(value)
-        } else {
-            env_value(&value)
-        };
-        set_path(&mut root, &path, value)
-            .map_err(|e| ConfigError::Parse(format!("{name}: {e}")))?;
-    }
-    T::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::Parse(e.to_string()))
-}
-
-/// An environment value as TOML when it reads as a number or a boolean, else a string.
-fn env_value(raw: &str) -> toml::Value {
-    if let Ok(n) = raw.parse::<i64>() {
-        return toml::Value::Integer(n);
-    }
-    match raw {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(raw.to_owned()),
-    }
-}
-
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    let (last, parents) = path.split_last().ok_or("empty key")?;
-    let mut at = table;
-    for p in parents {
-        at = at
-            .entry(p.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            .as_table_mut()
-            .ok_or_else(|| format!("{p} is not a section"))?;
-    }
-    at.insert(last.clone(), value);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,8 +29,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::model::{change_of, Change, Key, Unstorable};
 use crate::status::Status;
+use chorus_history::model::{change_of, Change, Key, Unstorable};
 
 /// One record as the writer needs it: where it came from and what it does.
 pub struct Record {
@@ -131,12 +131,7 @@ pub type Kafka = StreamConsumer<Context>;
 
 /// Settings every client of the sink shares.
 pub fn client_config(cfg: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.kafka.brokers)
-        .set("client.id", "chorus-sink")
-        .set("reconnect.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "5000");
-    c
+    chorus_runtime::kafka::client(&cfg.kafka.brokers, "chorus-sink")
 }
 
 pub fn create(cfg: &Config, status: Arc<Status>) -> anyhow::Result<Arc<Kafka>> {
@@ -149,10 +144,8 @@ pub fn create(cfg: &Config, status: Arc<Status>) -> anyhow::Result<Arc<Kafka>> {
             "queued.max.messages.kbytes",
             cfg.kafka.queued_max_kbytes.to_string(),
         );
-    crate::group::static_member(&mut c, &cfg.kafka.instance_id);
-    for (k, v) in &cfg.kafka.librdkafka {
-        c.set(k, v);
-    }
+    chorus_runtime::kafka::static_member(&mut c, &cfg.kafka.instance_id);
+    chorus_runtime::kafka::passthrough(&mut c, &cfg.kafka.librdkafka);
     let consumer: Kafka = c.create_with_context(Context {
         status,
         generations: Generations::default(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::model::{Change, Item, Key};
+use chorus_history::model::{Change, Item, Key};
 
 /// The one write a flush makes for an item.
 #[derive(Debug, Clone, PartialEq)]

@@ -3,30 +3,21 @@
 //! | module | concept |
 //! |---|---|
 //! | [`config`] | defaults, TOML file, `CHORUS_SINK__*` overrides, validation |
-//! | [`model`] | what an event becomes in the table (keys, attributes, the 400 KB check) |
 //! | [`fold`] | one write per item per flush |
-//! | [`dynamo`] | the table through aws-sdk-dynamodb, one attempt per call |
 //! | [`writer`] | a flush into BatchWriteItem/UpdateItem calls, retried with backoff |
-//! | [`backoff`] | exponential backoff with full jitter |
 //! | [`consumer`] | the Kafka consumer group, backpressure, rebalances, lag |
-//! | [`group`] | group liveness: a member that holds nothing while its group lags rejoins (every service's groups) |
 //! | [`pipeline`] | gather → write → dead-letter → commit |
-//! | [`dlq`] | the dead-letter topic |
-//! | [`status`], [`metrics`], [`server`] | `/health`, Prometheus, the HTTP endpoint |
-//! | [`process`] | a service's logging and its shutdown on SIGTERM or SIGINT |
+//! | [`status`], [`metrics`] | `/health`, Prometheus |
+//!
+//! The table's item model and store are `chorus-history`'s (the API reads through the same
+//! crate); logging, `/health` serving, backoff, group liveness and the dead-letter writer are
+//! `chorus-runtime`'s.
 
-pub mod backoff;
 pub mod config;
 pub mod consumer;
-pub mod dlq;
-pub mod dynamo;
 pub mod fold;
-pub mod group;
 pub mod metrics;
-pub mod model;
 pub mod pipeline;
-pub mod process;
-pub mod server;
 pub mod status;
 pub mod writer;
 
@@ -35,9 +26,12 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{Aborted, Backoff};
+use chorus_history::{Failure, Store};
+use chorus_runtime::backoff::{Aborted, Backoff};
+use chorus_runtime::kafka::{dlq, group};
+use chorus_runtime::server;
+
 use crate::config::Config;
-use crate::dynamo::{Failure, Store};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::status::Status;
@@ -52,15 +46,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let status = Arc::new(Status::new(Arc::new(Metrics::new())));
     let stop_http = CancellationToken::new();
-    let http = {
-        let stop = stop_http.clone();
-        let app = server::app(status.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        })
-    };
+    let http = server::spawn(listener, status.clone(), stop_http.clone());
     // `abort` ends retries: at the end of the shutdown grace, not at its start.
     let abort = CancellationToken::new();
     {
@@ -94,11 +80,7 @@ async fn serve(
     abort: CancellationToken,
 ) -> anyhow::Result<()> {
     let consumer = consumer::create(&config, status.clone())?;
-    let dead_letters = dlq::DeadLetters::new(
-        &consumer::client_config(&config),
-        config.dead_letter_topic(),
-        config.kafka.topic.clone(),
-    )?;
+    let dead_letters = dlq::DeadLetters::new(&consumer::client_config(&config), "chorus-sink")?;
     let (tx, rx) = tokio::sync::mpsc::channel(config.batch.max_pending);
     let reader = tokio::spawn(consumer::read(
         consumer.clone(),
@@ -135,6 +117,7 @@ async fn serve(
             abort,
         },
         dead_letters,
+        dead_letter_topic: config.dead_letter_topic(),
         topic: config.kafka.topic.clone(),
     }
     .run(rx)

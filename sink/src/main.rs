@@ -2,7 +2,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use chorus_sink::config::Config;
 use clap::Parser;
 
@@ -22,13 +21,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
-    match real_main() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chorus-sink: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    chorus_runtime::process::exit("chorus-sink", real_main())
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -38,17 +31,12 @@ fn real_main() -> anyhow::Result<()> {
         println!("config is valid");
         return Ok(());
     }
-    chorus_sink::process::init_logging("chorus_sink", &config.log.level, &config.log.format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&config.http.address)
-            .await
-            .with_context(|| format!("binding {}", config.http.address))?;
-        let shutdown =
-            chorus_sink::process::stop_on_signals("shutting down: flushing and committing");
-        chorus_sink::run(config, listener, shutdown).await
-    })
+    let (log, address) = (config.log.clone(), config.http.address.clone());
+    chorus_runtime::process::serve(
+        "chorus_sink",
+        &log,
+        &address,
+        "shutting down: flushing and committing",
+        |listener, shutdown| chorus_sink::run(config, listener, shutdown),
+    )
 }

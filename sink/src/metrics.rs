@@ -1,9 +1,7 @@
 //! Prometheus metrics, named `chorus_sink_<thing>_<unit>`.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
-};
+use chorus_runtime::metrics::registered;
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
     pub registry: Registry,
@@ -30,17 +28,6 @@ impl Default for Metrics {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// `m`, registered in `registry` (the transcriber's metrics use it too).
-pub fn registered<T: prometheus::core::Collector + Clone + 'static>(
-    registry: &Registry,
-    m: T,
-) -> T {
-    registry
-        .register(Box::new(m.clone()))
-        .expect("invariant: metric names are unique");
-    m
 }
 
 impl Metrics {
@@ -127,15 +114,6 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        render(&self.registry)
+        chorus_runtime::metrics::render(&self.registry)
     }
-}
-
-/// `registry` in Prometheus' text exposition format.
-pub fn render(registry: &Registry) -> String {
-    let mut buf = Vec::new();
-    TextEncoder::new()
-        .encode(&registry.gather(), &mut buf)
-        .expect("invariant: text encoding cannot fail");
-    String::from_utf8(buf).expect("invariant: the text format is UTF-8")
 }

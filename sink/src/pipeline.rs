@@ -9,17 +9,20 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use tokio::sync::mpsc;
 
-use crate::backoff::Aborted;
+use chorus_runtime::backoff::Aborted;
+use chorus_runtime::kafka::dlq::{DeadLetters, Letter};
+
 use crate::consumer::{commit_list, Kafka, Record, Source};
-use crate::dlq::DeadLetters;
 use crate::fold::fold;
-use crate::model::Unstorable;
 use crate::writer::Writer;
+use chorus_history::model::Unstorable;
 
 pub struct Pipeline {
     pub consumer: Arc<Kafka>,
     pub writer: Writer,
     pub dead_letters: DeadLetters,
+    /// Where they go: `kafka.dead_letter_topic`, or `<topic>.dlq`.
+    pub dead_letter_topic: String,
     pub topic: String,
 }
 
@@ -113,15 +116,30 @@ impl Pipeline {
         }
         unstorable.sort_by_key(|(i, ..)| *i);
         for (i, reason, kind) in unstorable {
+            let s = &sources[i];
+            let letter = Letter {
+                topic: &self.topic,
+                partition: s.partition,
+                offset: s.offset,
+                key: s.key.as_deref(),
+                payload: s.payload.as_deref(),
+                headers: s
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+                    .collect(),
+            };
             self.dead_letters
                 .send(
-                    &sources[i],
+                    &self.dead_letter_topic,
+                    &letter,
                     &reason,
-                    kind,
-                    &self.writer.status.metrics,
                     &self.writer.abort,
+                    |_| {},
                 )
                 .await?;
+            let metrics = &self.writer.status.metrics;
+            metrics.dead_letters.with_label_values(&[kind]).inc();
         }
         let mut last = HashMap::new();
         for s in &sources {

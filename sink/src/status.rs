@@ -11,7 +11,7 @@ use crate::metrics::Metrics;
 pub struct Status {
     pub metrics: Arc<Metrics>,
     /// Whether this member holds partitions while its group lags (see `group`).
-    pub group: Arc<crate::group::GroupHealth>,
+    pub group: Arc<chorus_runtime::kafka::group::GroupHealth>,
     /// The table exists and the consumer runs.
     started: AtomicBool,
     stopping: AtomicBool,
@@ -141,5 +141,15 @@ impl Status {
             "pending": self.metrics.pending_records.get(),
         });
         (status != "shutting_down", body)
+    }
+}
+
+impl chorus_runtime::server::Probe for Status {
+    fn health(&self) -> (bool, serde_json::Value) {
+        Status::health(self)
+    }
+
+    fn metrics(&self) -> String {
+        self.metrics.render()
     }
 }

@@ -17,12 +17,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use futures_util::stream::{self, StreamExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::{Aborted, Backoff};
 use crate::config::Batch;
-use crate::dynamo::{delete_request, put_request, Failure, Store};
 use crate::fold::{Folded, Write};
-use crate::model::{item_size, Key};
 use crate::status::Status;
+use chorus_history::model::{item_size, Key};
+use chorus_history::store::{delete_request, put_request, Failure, Store};
+use chorus_runtime::backoff::{Aborted, Backoff};
 
 /// BatchWriteItem's limits.
 pub const MAX_BATCH_ITEMS: usize = 25;
@@ -283,7 +283,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Change;
+    use chorus_history::model::Change;
 
     fn put(m: usize, text_bytes: usize) -> (usize, Key, Change) {
         let key = Key {

@@ -10,10 +10,8 @@ use std::time::Duration;
 
 use common::dynamodb::{text, DynamoLocal};
 use common::eventually;
-use common::live::live_hub;
-use common::sink::SinkProcess;
 use common::tansu::{ulid, unique, Tansu};
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use common::{start_sink, HubProcess, SinkProcess};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::json;
@@ -85,7 +83,7 @@ async fn caught_up(sink: &SinkProcess, secs: u64) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let log = sink.log();
+    let log = sink.log_text();
     let tail: Vec<&str> = log.lines().rev().take(60).collect();
     panic!(
         "the sink did not commit the whole topic in {secs} s; health {}; log tail:\n{}",
@@ -98,7 +96,7 @@ async fn caught_up(sink: &SinkProcess, secs: u64) {
 async fn stored(
     d: &DynamoLocal,
     table: &str,
-) -> BTreeMap<(String, String), chorus_sink::model::Item> {
+) -> BTreeMap<(String, String), chorus_history::model::Item> {
     d.scan(table)
         .await
         .into_iter()
@@ -121,7 +119,7 @@ fn assert_same<T: Ord + std::fmt::Debug>(actual: &BTreeSet<T>, expected: &BTreeS
 /// Every message of `range` stored with exactly its own values: a key set cannot see a
 /// wrong text, author or timestamp, nor a stray attribute.
 fn assert_values(
-    items: &BTreeMap<(String, String), chorus_sink::model::Item>,
+    items: &BTreeMap<(String, String), chorus_history::model::Item>,
     range: std::ops::Range<u64>,
     chat: impl Fn(u64) -> String,
 ) {
@@ -162,7 +160,7 @@ async fn ten_thousand_messages_become_ten_thousand_items_then_edits_and_deletes_
     t.create_topic(&topic, 3).await;
     let p = t.producer();
     produce_all(&p, &topic, &messages(0..10_000)).await;
-    let sink = SinkProcess::start(&settings(&t, &d, &topic, &table)).await;
+    let sink = start_sink(&settings(&t, &d, &topic, &table)).await;
     caught_up(&sink, 300).await;
 
     let items = stored(&d, &table).await;
@@ -230,8 +228,8 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
     let d = DynamoLocal::start().await;
     let (topic, table) = (unique("chats"), unique("messages"));
     t.create_topic(&topic, 1).await;
-    let (node, url) = live_hub(&t.brokers(), &topic, &unique("hub")).await;
-    let (mut client, _) = common::client::Client::connect(&url, "u1").await;
+    let hub = HubProcess::live(&t.brokers(), &topic, &unique("hub")).await;
+    let (mut client, _) = common::client::Client::connect(&hub.url(), "u1").await;
     client
         .send(json!({"id": 2, "subscribe": {"channel": "chat:c0"}}))
         .await;
@@ -255,7 +253,7 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
     let mut cfg = settings(&t, &d, &topic, &table);
     cfg.push(("BATCH__MAX_ITEMS", "100".to_owned()));
     cfg.push(("BATCH__MAX_PENDING", "300".to_owned()));
-    let sink = SinkProcess::start(&cfg).await;
+    let sink = start_sink(&cfg).await;
     let p = t.producer();
     let one = |s: u64| vec![("c0".to_owned(), created("c0", s))];
 
@@ -341,7 +339,7 @@ async fn a_thirty_second_dynamodb_outage_loses_nothing_while_the_hub_delivers_li
     );
     assert_eq!(sink.health().await["dynamodb"]["up"], true);
     reader.abort();
-    node.shutdown.cancel();
+    drop(hub);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -353,7 +351,7 @@ async fn a_sink_killed_mid_batch_loses_nothing_and_duplicates_collapse() {
     produce_all(&t.producer(), &topic, &messages(0..6_000)).await;
     let mut cfg = settings(&t, &d, &topic, &table);
     cfg.push(("BATCH__MAX_ITEMS", "200".to_owned()));
-    let mut sink = SinkProcess::start(&cfg).await;
+    let mut sink = start_sink(&cfg).await;
     eventually("the first items", 120, || async {
         sink.metric("chorus_sink_items_written_total", "").await >= 1_000.0
     })
@@ -390,15 +388,15 @@ async fn sigterm_flushes_and_commits_so_a_restart_rewrites_nothing() {
     let mut cfg = settings(&t, &d, &topic, &table);
     cfg.push(("BATCH__MAX_ITEMS", "100".to_owned()));
     cfg.push(("BATCH__MAX_PENDING", "200".to_owned()));
-    let mut sink = SinkProcess::start(&cfg).await;
+    let mut sink = start_sink(&cfg).await;
     eventually("the first items", 120, || async {
         sink.metric("chorus_sink_items_written_total", "").await >= 500.0
     })
     .await;
-    assert!(sink.terminate(), "a clean exit; log:\n{}", sink.log());
+    assert!(sink.terminate(), "a clean exit; log:\n{}", sink.log_text());
     let first = stored(&d, &table).await.len();
     assert!(first < 4_000, "stopped mid-stream ({first} stored)");
-    let sink = SinkProcess::start(&cfg).await;
+    let sink = start_sink(&cfg).await;
     caught_up(&sink, 300).await;
     let second = sink.metric("chorus_sink_items_written_total", "").await as usize;
     assert_eq!(stored(&d, &table).await.len(), 4_000);
@@ -431,7 +429,7 @@ async fn poison_records_reach_the_dead_letter_topic_while_the_rest_flows() {
     for r in &records {
         produce_all(&p, &topic, std::slice::from_ref(r)).await;
     }
-    let sink = SinkProcess::start(&settings(&t, &d, &topic, &table)).await;
+    let sink = start_sink(&settings(&t, &d, &topic, &table)).await;
     caught_up(&sink, 120).await;
     let items = stored(&d, &table).await;
     assert_eq!(
@@ -449,13 +447,7 @@ async fn poison_records_reach_the_dead_letter_topic_while_the_rest_flows() {
         1.0
     );
 
-    let dlq: StreamConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", t.brokers())
-        .set("group.id", unique("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    dlq.subscribe(&[&format!("{topic}.dlq")]).unwrap();
+    let dlq = t.reader(&format!("{topic}.dlq"));
     let mut seen = Vec::new();
     while seen.len() < 3 {
         let m = tokio::time::timeout(Duration::from_secs(60), dlq.recv())
@@ -506,7 +498,7 @@ async fn killed_and_restarted_at_once(static_member: bool) {
     if static_member {
         cfg.push(("KAFKA__INSTANCE_ID", unique("sink-1")));
     }
-    let mut sink = SinkProcess::start(&cfg).await;
+    let mut sink = start_sink(&cfg).await;
     eventually("the first items", 120, || async {
         sink.metric("chorus_sink_items_written_total", "").await >= 300.0
     })

@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub use chorus_runtime::config::{Http, Log};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub kafka: Kafka,
@@ -13,6 +14,18 @@ pub struct Config {
     pub media: Media,
     pub http: Http,
     pub log: Log,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            kafka: Kafka::default(),
+            model: Model::default(),
+            media: Media::default(),
+            http: Http::at("127.0.0.1:9102"),
+            log: Log::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -31,7 +44,7 @@ pub struct Kafka {
     /// the clips of a worker that died wait this long.
     pub session_timeout_ms: u32,
     /// How long a worker may hold no partition while its group lags before it rejoins the
-    /// group (`chorus_sink::group`); longer than `session_timeout_ms`.
+    /// group (`chorus_runtime::kafka::group`); longer than `session_timeout_ms`.
     pub rejoin_after_ms: u64,
     /// Static group membership (`group.instance.id`; the image worker's is `<id>.images`): a
     /// worker restarted with the same id takes its place at once. Unique per process;
@@ -56,27 +69,13 @@ pub struct Media {
     /// The object store's directory: the same one the API writes uploads into.
     pub path: PathBuf,
     /// S3 instead of the directory when `s3.bucket` is set: the API's bucket.
-    pub s3: crate::store::S3,
+    pub s3: chorus_media::store::S3,
     /// Longer clips are refused (dead-lettered) rather than transcribed.
     pub max_voice_seconds: u32,
     /// Larger images (width × height, from the header) are refused before decoding.
     pub max_image_pixels: u64,
     /// Thumbnails fit in this many pixels each way.
     pub thumbnail_side: u32,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Http {
-    pub address: String,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Log {
-    pub level: String,
-    /// `text` or `json`.
-    pub format: String,
 }
 
 impl Default for Kafka {
@@ -90,23 +89,6 @@ impl Default for Kafka {
             session_timeout_ms: 10_000,
             rejoin_after_ms: 20_000,
             instance_id: String::new(),
-        }
-    }
-}
-
-impl Default for Http {
-    fn default() -> Self {
-        Http {
-            address: "127.0.0.1:9102".into(),
-        }
-    }
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            level: "info".into(),
-            format: "text".into(),
         }
     }
 }
@@ -125,7 +107,7 @@ impl Default for Media {
     fn default() -> Self {
         Media {
             path: PathBuf::from("media"),
-            s3: crate::store::S3::default(),
+            s3: chorus_media::store::S3::default(),
             max_voice_seconds: 300,
             max_image_pixels: 40_000_000,
             thumbnail_side: 320,
@@ -139,7 +121,7 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> anyhow::Result<Self> {
         let config: Config =
-            chorus_sink::config::load_layers(path, env, "CHORUS_TRANSCRIBER__", &[])?;
+            chorus_runtime::config::load_layers(path, env, "CHORUS_TRANSCRIBER__", &[])?;
         config.validate()?;
         Ok(config)
     }
@@ -171,10 +153,8 @@ impl Config {
             "model.path {} is not a file (run scripts/up, or chorus-transcriber prepare-model)",
             self.model.path.display()
         );
-        anyhow::ensure!(
-            matches!(self.log.format.as_str(), "text" | "json"),
-            "log.format is text or json"
-        );
+        self.http.validate()?;
+        self.log.validate()?;
         anyhow::ensure!(
             self.media.max_voice_seconds > 0,
             "media.max_voice_seconds must be positive"

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
-use crate::audio::resample::WHISPER_RATE;
+use chorus_media::audio::resample::WHISPER_RATE;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {

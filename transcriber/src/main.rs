@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use chorus_media::audio;
 use chorus_transcriber::config::Config;
 use chorus_transcriber::model::ggml::WeightType;
-use chorus_transcriber::{audio, engine::Engine, model};
+use chorus_transcriber::{engine::Engine, model};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -64,13 +65,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    match real_main() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chorus-transcriber: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    chorus_runtime::process::exit("chorus-transcriber", real_main())
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -129,16 +124,5 @@ fn serve(path: Option<PathBuf>, check: bool) -> anyhow::Result<()> {
         println!("config is valid");
         return Ok(());
     }
-    chorus_sink::process::init_logging("chorus_transcriber", &config.log.level, &config.log.format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&config.http.address)
-            .await
-            .with_context(|| format!("binding {}", config.http.address))?;
-        let shutdown = chorus_sink::process::stop_on_signals("shutting down");
-        chorus_transcriber::run(config, listener, shutdown).await
-    })
+    chorus_transcriber::serve(config)
 }

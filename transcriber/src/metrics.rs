@@ -1,6 +1,6 @@
 //! Prometheus metrics, named `chorus_transcriber_<thing>_<unit>`.
 
-use chorus_sink::metrics::registered;
+use chorus_runtime::metrics::registered;
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
@@ -94,6 +94,6 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
-        chorus_sink::metrics::render(&self.registry)
+        chorus_runtime::metrics::render(&self.registry)
     }
 }

@@ -1,9 +1,9 @@
-//! What `/health` reports; the endpoints are the sink's (`chorus_sink::server`).
+//! What `/health` reports; the endpoints are `chorus_runtime::server`'s.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chorus_sink::group::GroupHealth;
+use chorus_runtime::kafka::group::GroupHealth;
 
 use parking_lot::Mutex;
 use serde_json::json;
@@ -17,7 +17,7 @@ pub struct Status {
     kafka_up: AtomicBool,
     /// The last step that failed and is being retried, until one succeeds.
     trouble: Mutex<Option<String>>,
-    /// Each worker's group liveness, by topic (see `chorus_sink::group`).
+    /// Each worker's group liveness, by topic (see `chorus_runtime::kafka::group`).
     groups: Mutex<Vec<(String, Arc<GroupHealth>)>>,
 }
 
@@ -72,7 +72,7 @@ impl Status {
     }
 }
 
-impl chorus_sink::server::Probe for Status {
+impl chorus_runtime::server::Probe for Status {
     fn health(&self) -> (bool, serde_json::Value) {
         Status::health(self)
     }

@@ -11,27 +11,25 @@
 //! and shown in `/health`; the record waits, nothing is lost.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chorus_protocol::event::{AttachmentKind, ChatEvent, Thumbnail};
-use chorus_sink::backoff::{Aborted, Backoff};
+use chorus_protocol::event::ChatEvent;
+use chorus_runtime::backoff::{Aborted, Backoff};
+use chorus_runtime::kafka::dlq::{self, DeadLetters, Letter};
+use chorus_runtime::kafka::group;
 use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
-use crate::audio;
 use crate::config::Config;
-use crate::engine::{Engine, Transcript};
-use crate::images::thumbnail::{self, Bounds};
 use crate::job::Job;
 use crate::status::Status;
+use crate::task::{Refused, Task};
 
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -39,51 +37,15 @@ pub struct Worker {
     pub config: Config,
     pub consumer: Arc<StreamConsumer>,
     pub producer: FutureProducer,
-    pub admin: AdminClient<DefaultClientContext>,
+    pub dead_letters: DeadLetters,
     pub store: Arc<dyn ObjectStore>,
     pub task: Task,
     pub topic: String,
     pub status: Arc<Status>,
 }
 
-/// What a worker does with its topic's records.
-#[derive(Clone)]
-pub enum Task {
-    /// Voice messages of the audio topic, through Whisper.
-    Transcribe(Arc<Engine>),
-    /// Image attachments of the image topic, to thumbnails.
-    Thumbnail(Bounds),
-}
-
-impl Task {
-    fn kind(&self) -> AttachmentKind {
-        match self {
-            Task::Transcribe(_) => AttachmentKind::Voice,
-            Task::Thumbnail(_) => AttachmentKind::Image,
-        }
-    }
-}
-
-/// Why a clip is refused for good.
-#[derive(Debug, thiserror::Error)]
-enum Refused {
-    #[error("the voice file {0} is missing")]
-    Missing(String),
-    #[error(transparent)]
-    Audio(#[from] audio::AudioError),
-    #[error("{0}")]
-    Engine(String),
-    #[error(transparent)]
-    Image(#[from] thumbnail::ThumbnailError),
-}
-
 pub fn client_config(config: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &config.kafka.brokers)
-        .set("client.id", "chorus-transcriber")
-        .set("reconnect.backoff.ms", "100")
-        .set("reconnect.backoff.max.ms", "5000");
-    c
+    chorus_runtime::kafka::client(&config.kafka.brokers, "chorus-transcriber")
 }
 
 impl Worker {
@@ -108,7 +70,7 @@ impl Worker {
             (Task::Transcribe(_), id) => id.to_owned(),
             (Task::Thumbnail(_), id) => format!("{id}.images"),
         };
-        chorus_sink::group::static_member(&mut consumer_config, &instance);
+        chorus_runtime::kafka::static_member(&mut consumer_config, &instance);
         let consumer: StreamConsumer = consumer_config
             .set("group.id", &group)
             .set(
@@ -122,14 +84,11 @@ impl Worker {
             .create()?;
         consumer.subscribe(&[&topic])?;
         let consumer = Arc::new(consumer);
-        let producer: FutureProducer = client
-            .clone()
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
+        let producer: FutureProducer = chorus_runtime::kafka::reliable_producer(&client)
             .set("message.timeout.ms", "10000")
             .create()?;
         Ok(Worker {
-            admin: client.create()?,
+            dead_letters: DeadLetters::new(&client, "chorus-transcriber")?,
             config,
             consumer,
             producer,
@@ -143,17 +102,19 @@ impl Worker {
     /// Runs until `shutdown`; the clip in hand is finished and committed first, unless a step
     /// is still being retried, in which case it is left uncommitted for the next worker.
     pub async fn run(self, shutdown: CancellationToken) {
-        self.create_dead_letter_topic().await;
+        self.dead_letters
+            .ensure_topic(&self.dead_letter_topic())
+            .await;
         let probe = tokio::spawn(probe(
             self.producer.clone(),
             self.topic.clone(),
             self.status.clone(),
             shutdown.clone(),
         ));
-        let group = tokio::spawn(chorus_sink::group::watch(
+        let group = tokio::spawn(group::watch(
             self.consumer.clone(),
             self.topic.clone(),
-            chorus_sink::group::EVERY,
+            group::EVERY,
             Duration::from_millis(self.config.kafka.rejoin_after_ms),
             self.status.group(&self.topic),
             shutdown.clone(),
@@ -216,39 +177,14 @@ impl Worker {
                 return Ok(());
             }
         };
-        if let Task::Thumbnail(bounds) = &self.task {
-            return self.thumbnail(record, &job, *bounds, stop).await;
+        match &self.task {
+            Task::Thumbnail(bounds) => self.thumbnail(record, &job, *bounds, stop).await,
+            Task::Transcribe(engine) => self.transcribe(record, &job, engine.clone(), stop).await,
         }
-        tracing::info!(chat = %job.chat_id, message_id = %job.message_id, key = %job.key,
-            partition = record.partition(), offset = record.offset(), "transcribing");
-        let outcome = match self.fetch(&job, stop).await? {
-            Ok(bytes) => self.transcribe(bytes).await,
-            Err(refused) => Err(refused),
-        };
-        let now = now_ms();
-        match outcome {
-            Ok(t) => {
-                self.produce(&job.transcribed(t.text, t.language, now), stop)
-                    .await?;
-                metrics.jobs.with_label_values(&["transcribed"]).inc();
-                if let Some(produced) = record.timestamp().to_millis() {
-                    let seconds = (now_ms() - produced).max(0) as f64 / 1000.0;
-                    metrics.job_latency_seconds.observe(seconds);
-                }
-                tracing::info!(chat = %job.chat_id, message_id = %job.message_id, "transcribed");
-            }
-            Err(refused) => {
-                let reason = refused.to_string();
-                self.dead_letter(record, &reason, stop).await?;
-                self.produce(&job.failed(reason, now), stop).await?;
-                metrics.jobs.with_label_values(&["failed"]).inc();
-            }
-        }
-        Ok(())
     }
 
     /// The clip's bytes; a missing blob is final, any other store error is retried.
-    async fn fetch(
+    pub(crate) async fn fetch(
         &self,
         job: &Job,
         stop: &CancellationToken,
@@ -282,99 +218,13 @@ impl Worker {
         }
     }
 
-    /// An image job: the thumbnail stored beside the original (`<key>.thumb.jpg`), then
-    /// `attachment.processed`; or the record dead-lettered and `attachment.failed`.
-    async fn thumbnail(
-        &self,
-        record: &OwnedMessage,
-        job: &Job,
-        bounds: Bounds,
-        stop: &CancellationToken,
-    ) -> Result<(), Aborted> {
-        let metrics = &self.status.metrics;
-        tracing::info!(chat = %job.chat_id, message_id = %job.message_id, key = %job.key,
-            "thumbnailing");
-        let made = match self.fetch(job, stop).await? {
-            Ok(bytes) => tokio::task::spawn_blocking(move || thumbnail::make(&bytes, bounds))
-                .await
-                .map_err(|e| Refused::Engine(format!("the thumbnail task failed: {e}")))
-                .and_then(|r| r.map_err(Refused::from)),
-            Err(refused) => Err(refused),
-        };
-        let thumb = match made {
-            Ok(t) => t,
-            Err(refused) => {
-                let reason = refused.to_string();
-                self.dead_letter(record, &reason, stop).await?;
-                self.produce(&job.image_failed(reason, now_ms()), stop)
-                    .await?;
-                metrics.jobs.with_label_values(&["image_failed"]).inc();
-                return Ok(());
-            }
-        };
-        let key = format!("{}.thumb.jpg", job.key);
-        let size = thumb.jpeg.len() as u64;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        let payload = object_store::PutPayload::from(thumb.jpeg);
-        loop {
-            match self
-                .store
-                .put(&Key::from(key.as_str()), payload.clone())
-                .await
-            {
-                Ok(_) => break,
-                Err(e) => {
-                    self.status.trouble(Some(format!("object store: {e}")));
-                    metrics.retries.with_label_values(&["store"]).inc();
-                    tracing::warn!(key = %key, error = %e, "storing the thumbnail");
-                    backoff.wait(stop).await?;
-                }
-            }
-        }
-        let event = job.processed(
-            Thumbnail {
-                key,
-                mime: "image/jpeg".into(),
-                width: thumb.width,
-                height: thumb.height,
-                size,
-            },
-            now_ms(),
-        );
-        self.produce(&event, stop).await?;
-        metrics.jobs.with_label_values(&["thumbnailed"]).inc();
-        Ok(())
-    }
-
-    async fn transcribe(&self, bytes: Vec<u8>) -> Result<Transcript, Refused> {
-        let Task::Transcribe(engine) = &self.task else {
-            unreachable!("invariant: only the transcribing worker transcribes")
-        };
-        let engine = engine.clone();
-        let max_seconds = self.config.media.max_voice_seconds;
-        let metrics = &self.status.metrics;
-        let (transcript, clip_seconds, took) = tokio::task::spawn_blocking(move || {
-            let decoded = audio::decode(bytes, max_seconds)?;
-            let samples = audio::to_whisper_rate(&decoded.samples, decoded.sample_rate);
-            let start = Instant::now();
-            let transcript = engine
-                .transcribe(&samples)
-                .map_err(|e| Refused::Engine(e.to_string()))?;
-            let clip_seconds = samples.len() as f64 / f64::from(audio::resample::WHISPER_RATE);
-            Ok::<_, Refused>((transcript, clip_seconds, start.elapsed().as_secs_f64()))
-        })
-        .await
-        .map_err(|e| Refused::Engine(format!("the transcription task failed: {e}")))??;
-        metrics.inference_seconds.observe(took);
-        if took > 0.0 {
-            metrics.realtime_factor.observe(clip_seconds / took);
-        }
-        Ok(transcript)
-    }
-
     /// Produces a chat event keyed by its chat (its partition, so it follows the message it is
     /// about), retried until acknowledged.
-    async fn produce(&self, event: &ChatEvent, stop: &CancellationToken) -> Result<(), Aborted> {
+    pub(crate) async fn produce(
+        &self,
+        event: &ChatEvent,
+        stop: &CancellationToken,
+    ) -> Result<(), Aborted> {
         let payload = event.encode();
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
@@ -405,71 +255,30 @@ impl Worker {
         }
     }
 
-    /// The record as read, with `chorus-dlq-*` headers saying why (as the sink and the hub
-    /// write them), retried until acknowledged.
-    async fn dead_letter(
+    /// The record as read to `<topic>.dlq`, with `chorus-dlq-*` headers saying why, retried
+    /// until acknowledged.
+    pub(crate) async fn dead_letter(
         &self,
         record: &OwnedMessage,
         reason: &str,
         stop: &CancellationToken,
     ) -> Result<(), Aborted> {
-        let topic = format!("{}.dlq", self.topic);
-        let original = record.headers().map(|h| h.iter().map(|h| (h.key, h.value)));
-        let headers = chorus_sink::dlq::headers(
-            original.into_iter().flatten(),
-            &chorus_sink::dlq::Origin {
+        let metrics = &self.status.metrics;
+        self.dead_letters
+            .send(
+                &self.dead_letter_topic(),
+                &Letter::of(record),
                 reason,
-                consumer: "chorus-transcriber",
-                topic: record.topic(),
-                partition: record.partition(),
-                offset: record.offset(),
-            },
-        );
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
-        loop {
-            let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers.clone());
-            if let Some(k) = record.key() {
-                out = out.key(k);
-            }
-            if let Some(p) = record.payload() {
-                out = out.payload(p);
-            }
-            let sent = tokio::select! {
-                _ = stop.cancelled() => return Err(Aborted),
-                r = self.producer.send(out, KAFKA_TIMEOUT) => r,
-            };
-            match sent {
-                Ok(_) => break,
-                Err((e, _)) => {
-                    self.status
-                        .metrics
-                        .retries
-                        .with_label_values(&["dead_letter"])
-                        .inc();
-                    tracing::warn!(topic = %topic, error = %e, "dead-letter write failed; retrying");
-                    backoff.wait(stop).await?;
-                }
-            }
-        }
-        tracing::warn!(topic = %record.topic(), partition = record.partition(),
-            offset = record.offset(), dead_letter_topic = %topic, reason, "record dead-lettered");
-        Ok(())
+                stop,
+                |_| {
+                    metrics.retries.with_label_values(&["dead_letter"]).inc();
+                },
+            )
+            .await
     }
 
-    /// An existing topic is fine, and a failure is only logged: the broker may create it on
-    /// first use, and producing retries anyway.
-    async fn create_dead_letter_topic(&self) {
-        let topic = format!("{}.dlq", self.topic);
-        let created = self
-            .admin
-            .create_topics(
-                &[NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(KAFKA_TIMEOUT)),
-            )
-            .await;
-        if let Err(e) = created {
-            tracing::warn!(topic = %topic, error = %e, "creating the dead-letter topic");
-        }
+    fn dead_letter_topic(&self) -> String {
+        dlq::topic_for("", &self.topic)
     }
 }
 
@@ -501,7 +310,7 @@ async fn probe(
     }
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

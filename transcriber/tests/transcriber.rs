@@ -9,15 +9,14 @@ mod common;
 
 use std::time::Duration;
 
+use chorus_media::audio;
 use chorus_protocol::event::{ChatEvent, EventBody};
-use chorus_transcriber::audio;
+use chorus_testkit::wer::word_error_rate;
 use chorus_transcriber::engine::Engine;
 use chorus_transcriber::model::ggml::WeightType;
-use chorus_transcriber::wer::word_error_rate;
-use common::process::TranscriberProcess;
+use common::start_transcriber;
 use common::tansu::{ulid, unique, Tansu};
 use common::{eventually, speech, voice_event};
-use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use tokio_util::sync::CancellationToken;
 
@@ -35,12 +34,11 @@ fn hear(model: &std::path::Path, clip: Vec<u8>) -> String {
 
 /// Every container the API accepts decodes and is heard: WAV, FLAC, MP3 and OGG/Vorbis through
 /// symphonia; OGG/Opus and WebM/Opus (as a browser's MediaRecorder writes it: 48 kHz, clusters
-/// of unknown size) through libopus. The checked-in clips come from `tests/fixtures/make.sh`.
+/// of unknown size) through libopus. The checked-in clips are the test kit's (`libs/testkit/fixtures/make.sh`).
 #[test]
 fn every_accepted_container_is_decoded_and_heard() {
     const FIXTURE_SENTENCE: &str = "We should book the flights for the conference next month.";
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let fixture = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    let fixture = |name: &str| std::fs::read(chorus_testkit::fixture(name)).unwrap();
     let model = speech::model();
     for (sentence, clip, mime) in [
         (SENTENCE, speech::wav(SENTENCE), "audio/wav"),
@@ -94,13 +92,7 @@ async fn read_topic(
     n: usize,
     keep: impl Fn(&OwnedMessage) -> bool,
 ) -> Vec<OwnedMessage> {
-    let consumer: StreamConsumer = t
-        .config()
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    let consumer = t.reader(topic);
     let mut out = Vec::new();
     while out.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
@@ -264,7 +256,8 @@ async fn a_clip_that_will_not_decode_is_dead_lettered_the_chat_told_and_the_next
 async fn a_worker_killed_mid_job_leaves_it_to_the_next_and_the_client_sees_one_transcript() {
     let t = Tansu::start().await;
     let x = topics(&t).await;
-    let (_hub, url) = common::live::live_hub(&t.brokers(), &x.chat, &unique("hub")).await;
+    let hub = common::HubProcess::live(&t.brokers(), &x.chat, &unique("hub")).await;
+    let url = hub.url();
     let (mut client, _) = common::client::Client::connect(&url, "u1").await;
     client
         .send(serde_json::json!({"id": 2, "subscribe": {"channel": "chat:9"}}))
@@ -291,7 +284,7 @@ async fn a_worker_killed_mid_job_leaves_it_to_the_next_and_the_client_sees_one_t
         ("KAFKA__SESSION_TIMEOUT_MS", "45000".to_owned()),
         ("KAFKA__INSTANCE_ID", unique("worker")),
     ];
-    let mut first = TranscriberProcess::start(&settings).await;
+    let mut first = start_transcriber(&settings).await;
     eventually("the first worker to start the job", 60, || async {
         first.log_text().contains("transcribing")
     })
@@ -303,7 +296,7 @@ async fn a_worker_killed_mid_job_leaves_it_to_the_next_and_the_client_sees_one_t
         first.log_text()
     );
 
-    let second = TranscriberProcess::start(&settings).await;
+    let second = start_transcriber(&settings).await;
     eventually("the second worker to transcribe it", 90, || async {
         second.log_text().contains("transcribed")
     })

@@ -7,29 +7,18 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chorus_api::app::{app, AppState};
+use chorus_api::app::app;
 use chorus_api::config::Config;
+use chorus_api::state::AppState;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, Row};
 use tower::ServiceExt;
 
-#[path = "../../../hub/tests/common/client.rs"]
-pub mod client;
-#[path = "../../../sink/tests/common/dynamodb.rs"]
-pub mod dynamodb;
-#[path = "../../../hub/tests/common/live.rs"]
-pub mod live;
-#[path = "../../../hub/tests/common/net.rs"]
-pub mod net;
-#[path = "../../../transcriber/tests/common/speech.rs"]
-pub mod speech;
 pub mod stack;
-#[path = "../../../hub/tests/common/tansu.rs"]
-pub mod tansu;
 
-pub use net::{eventually, listening};
-pub use tansu::free_port;
+pub use chorus_testkit::{client, dynamodb, net, speech, tansu};
+pub use chorus_testkit::{eventually, free_port, listening};
 
 pub const SECRET: &str = "a-test-secret-of-at-least-32-bytes!!";
 /// The proxy key every test API expects from the hub.

@@ -1,11 +1,15 @@
-//! The whole path in one test process: tansu and DynamoDB Local as real processes on free
-//! loopback ports; the API, a hub (chat-event consumer, subscribe proxy to the API) and the
-//! sink served in-process on real sockets, wired to each other as `scripts/up` wires them;
+//! The whole path: tansu and DynamoDB Local as real processes on free loopback ports; the
+//! API served in this process on a real socket; a hub (chat-event consumer, subscribe proxy
+//! to the API) and the sink as the processes they ship as (the workspace's builds, see
+//! `chorus_testkit::process::service_bin`), wired to each other as `scripts/up` wires them;
 //! the transcriber too, on request, with the model `scripts/test` prepares.
 
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
+use chorus_testkit::hub::HubProcess;
+use chorus_testkit::process::{service_bin, ServiceProcess};
+use parking_lot::Mutex;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +28,7 @@ pub struct Stack {
     pub api: TestApi,
     pub api_url: String,
     pub hub_ws: String,
-    pub hub: Arc<chorus_hub::Node>,
+    pub hub: HubProcess,
     /// The hub's config, for a second node.
     pub hub_config: Value,
     pub messages_topic: String,
@@ -33,7 +37,15 @@ pub struct Stack {
     pub image_topic: String,
     pub table: String,
     pub shutdown: CancellationToken,
+    sink: ServiceProcess,
+    /// Processes started on request (a transcriber, more hubs); killed with the stack.
+    more: Mutex<Vec<Extra>>,
     http: reqwest::Client,
+}
+
+enum Extra {
+    Hub(HubProcess),
+    Service(ServiceProcess),
 }
 
 impl Stack {
@@ -52,9 +64,7 @@ impl Stack {
         let image_topic = unique("chat-images");
         tansu.create_topic(&image_topic, 1).await;
         let api_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let hub_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let api_addr = api_tcp.local_addr().unwrap();
-        let hub_addr = hub_tcp.local_addr().unwrap();
         let shutdown = CancellationToken::new();
 
         // The hub: chat events from Kafka, chat subscriptions through the API's proxy.
@@ -71,7 +81,8 @@ impl Stack {
                 "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
                 "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]
         });
-        let hub = super::live::serve(&cfg, hub_tcp).await;
+        let hub = HubProcess::with_config(&cfg).await;
+        let hub_api = format!("{}/api", hub.http());
 
         // The API.
         let (brokers, mt, st, at, it, endpoint, tbl) = (
@@ -92,7 +103,7 @@ impl Stack {
             c.kafka.state_group = unique("api-state");
             c.dynamodb.endpoint = endpoint;
             c.dynamodb.table = tbl;
-            c.hub.api_url = format!("http://{hub_addr}/api");
+            c.hub.api_url = hub_api;
             c.hub.api_key = HUB_API_KEY.into();
             c.hub.token_hmac_secret = HUB_SECRET.into();
             c.hub.proxy_key = PROXY_KEY.into();
@@ -106,21 +117,27 @@ impl Stack {
         ));
 
         // The sink: the same topic into DynamoDB.
-        let mut sink = chorus_sink::config::Config::default();
-        sink.kafka.brokers = tansu.brokers();
-        sink.kafka.topic = messages_topic.clone();
-        sink.kafka.group = unique("sink");
-        sink.dynamodb = dynamo.config(&table);
-        sink.batch.flush_interval_ms = 20;
-        let sink_tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tokio::spawn(chorus_sink::run(sink, sink_tcp, shutdown.clone()));
+        let sink = ServiceProcess::start(
+            &service_bin("chorus-sink"),
+            &[],
+            "CHORUS_SINK__",
+            &[
+                ("KAFKA__BROKERS", tansu.brokers()),
+                ("KAFKA__TOPIC", messages_topic.clone()),
+                ("KAFKA__GROUP", unique("sink")),
+                ("DYNAMODB__ENDPOINT", dynamo.endpoint()),
+                ("DYNAMODB__TABLE", table.clone()),
+                ("BATCH__FLUSH_INTERVAL_MS", "20".to_owned()),
+            ],
+        )
+        .await;
 
         Stack {
             tansu,
             dynamo,
             api,
             api_url: format!("http://{api_addr}"),
-            hub_ws: format!("ws://{hub_addr}/connection/websocket"),
+            hub_ws: hub.url(),
             hub,
             hub_config: cfg,
             messages_topic,
@@ -129,26 +146,32 @@ impl Stack {
             image_topic,
             table,
             shutdown,
+            sink,
+            more: Mutex::new(Vec::new()),
             http: reqwest::Client::new(),
         }
     }
 
-    /// A transcriber in this process on the stack's topics and media directory; it stops with
-    /// the returned token (or the stack).
-    pub async fn start_transcriber(&self) -> CancellationToken {
-        let mut c = chorus_transcriber::config::Config::default();
-        c.kafka.brokers = self.tansu.brokers();
-        c.kafka.audio_topic = self.audio_topic.clone();
-        c.kafka.image_topic = self.image_topic.clone();
-        c.kafka.messages_topic = self.messages_topic.clone();
-        c.kafka.group = unique("transcriber");
-        c.model.path = super::speech::model();
-        c.media.path = self.api.state.config.media.path.clone().into();
-        c.validate().unwrap();
-        let stop = self.shutdown.child_token();
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        tokio::spawn(chorus_transcriber::run(c, tcp, stop.clone()));
-        stop
+    /// A transcriber on the stack's topics and media directory, as its own process; it stops
+    /// with the stack.
+    pub async fn start_transcriber(&self) {
+        let media = &self.api.state.config.media.path;
+        let transcriber = ServiceProcess::start(
+            &service_bin("chorus-transcriber"),
+            &["serve"],
+            "CHORUS_TRANSCRIBER__",
+            &[
+                ("KAFKA__BROKERS", self.tansu.brokers()),
+                ("KAFKA__AUDIO_TOPIC", self.audio_topic.clone()),
+                ("KAFKA__IMAGE_TOPIC", self.image_topic.clone()),
+                ("KAFKA__MESSAGES_TOPIC", self.messages_topic.clone()),
+                ("KAFKA__GROUP", unique("transcriber")),
+                ("MODEL__PATH", super::speech::model().display().to_string()),
+                ("MEDIA__PATH", Path::new(media).display().to_string()),
+            ],
+        )
+        .await;
+        self.more.lock().push(Extra::Service(transcriber));
     }
 
     /// Another hub node with the stack's config (its own Kafka consumer group, the same
@@ -156,15 +179,10 @@ impl Stack {
     pub async fn second_hub(&self) -> String {
         let mut cfg = self.hub_config.clone();
         cfg["consumers"][0]["kafka"]["consumer_group"] = json!(unique("hub-2"));
-        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let node = super::live::serve(&cfg, tcp).await;
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            node.shutdown.cancel();
-        });
-        format!("ws://{addr}/connection/websocket")
+        let hub = HubProcess::with_config(&cfg).await;
+        let url = hub.url();
+        self.more.lock().push(Extra::Hub(hub));
+        url
     }
 
     /// A hub connection to `url` made with a connection token from the API.
@@ -319,7 +337,9 @@ impl Stack {
 
     pub async fn stop(self) {
         self.shutdown.cancel();
-        self.hub.shutdown.cancel();
+        drop(self.hub);
+        drop(self.sink);
+        self.more.lock().clear();
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.api.stop().await;
     }

@@ -1,11 +1,10 @@
 //! The server HTTP API: `POST /api/<method>` with Centrifugo's request and response shapes.
+//! HTTP only: the key, the body, `batch`, and the error mode. What a method means is
+//! [`crate::command`]'s, which the Kafka consumer's API mode shares.
 //!
-//! - [`methods`]: one function per method, each taking the raw JSON params.
 //! - Errors of a method come back as `200 {"error": {...}}` (Centrifugo's default), or as an
 //!   HTTP status with `X-Centrifugo-Error-Mode: transport`. A body that is not valid JSON
 //!   for the method is a `400`; a bad or missing key a `401`; an unknown method a `404`.
-
-pub mod methods;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,22 +16,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use chorus_protocol::codes::ProtocolError;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::command::{Command, CommandError};
 use crate::node::Node;
 
-/// Why an API call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// A Centrifugo error code, reported in the body.
-    #[error("{0}")]
-    Protocol(#[from] ProtocolError),
-    #[error("bad request: {0}")]
-    BadRequest(String),
-    #[error("unknown method {0:?}")]
-    UnknownMethod(String),
+/// Parses and runs one method.
+async fn dispatch(node: &Node, method: &str, params: &str) -> Result<String, CommandError> {
+    Command::parse(method, params)?.run(node).await
 }
 
 /// The API routes; the caller supplies the node as state.
@@ -92,12 +84,12 @@ async fn call(
     };
     let outcome = match std::str::from_utf8(body) {
         Ok(params) if method == "batch" => batch(&node, params).await,
-        Ok(params) => methods::dispatch(&node, &method, params)
+        Ok(params) => dispatch(&node, &method, params)
             .await
             .map(|r| format!("{{\"result\":{r}}}")),
-        Err(_) => Err(ApiError::BadRequest("body is not utf-8".into())),
+        Err(_) => Err(CommandError::BadRequest("body is not utf-8".into())),
     };
-    if !matches!(outcome, Err(ApiError::UnknownMethod(_))) {
+    if !matches!(outcome, Err(CommandError::UnknownMethod(_))) {
         node.metrics
             .api_command_duration
             .with_label_values(&[method.as_str()])
@@ -109,15 +101,15 @@ async fn call(
         .is_some_and(|v| v.eq_ignore_ascii_case("transport"));
     match outcome {
         Ok(body) => json(StatusCode::OK, body),
-        Err(ApiError::UnknownMethod(m)) => json(
+        Err(CommandError::UnknownMethod(m)) => json(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": {"code": 104, "message": format!("method not found: {m}")}}).to_string(),
         ),
-        Err(ApiError::BadRequest(m)) => {
+        Err(CommandError::BadRequest(m)) => {
             json(StatusCode::BAD_REQUEST, serde_json::json!({"error": {"code": 107, "message": format!("bad request: {m}")}}).to_string())
         }
-        Err(ApiError::Protocol(e)) if transport_mode => json(transport_status(e.code), serde_json::to_string(&e).expect("invariant: errors serialize")),
-        Err(ApiError::Protocol(e)) => json(StatusCode::OK, format!("{{\"error\":{}}}", serde_json::to_string(&e).expect("invariant: errors serialize"))),
+        Err(CommandError::Protocol(e)) if transport_mode => json(transport_status(e.code), serde_json::to_string(&e).expect("invariant: errors serialize")),
+        Err(CommandError::Protocol(e)) => json(StatusCode::OK, format!("{{\"error\":{}}}", serde_json::to_string(&e).expect("invariant: errors serialize"))),
     }
 }
 
@@ -139,28 +131,28 @@ struct BatchRequest {
 
 /// `{"commands":[{"publish":{...}}, ...]}` → `{"replies":[{"publish":{...}}, {"error":{...}}]}`,
 /// processed in order.
-async fn batch(node: &Node, params: &str) -> Result<String, ApiError> {
+async fn batch(node: &Node, params: &str) -> Result<String, CommandError> {
     let req: BatchRequest =
-        serde_json::from_str(params).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        serde_json::from_str(params).map_err(|e| CommandError::BadRequest(e.to_string()))?;
     let mut replies = Vec::with_capacity(req.commands.len());
     for cmd in &req.commands {
         let Some((method, params)) = cmd.iter().next().filter(|_| cmd.len() == 1) else {
             replies.push(r#"{"error":{"code":107,"message":"bad request"}}"#.to_owned());
             continue;
         };
-        replies.push(match methods::dispatch(node, method, params.get()).await {
+        replies.push(match dispatch(node, method, params.get()).await {
             Ok(result) => format!(
                 "{{{}:{result}}}",
                 serde_json::to_string(method).expect("invariant: strings serialize")
             ),
-            Err(ApiError::Protocol(e)) => format!(
+            Err(CommandError::Protocol(e)) => format!(
                 "{{\"error\":{}}}",
                 serde_json::to_string(&e).expect("invariant: errors serialize")
             ),
-            Err(ApiError::UnknownMethod(_)) => {
+            Err(CommandError::UnknownMethod(_)) => {
                 r#"{"error":{"code":104,"message":"method not found"}}"#.to_owned()
             }
-            Err(ApiError::BadRequest(_)) => {
+            Err(CommandError::BadRequest(_)) => {
                 r#"{"error":{"code":107,"message":"bad request"}}"#.to_owned()
             }
         });

@@ -14,6 +14,8 @@ use async_trait::async_trait;
 use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
 use parking_lot::Mutex;
 
+use crate::recovery::{continue_from, Continuation, StreamState};
+
 use super::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions,
     SourceEpochs, SourcePosition,
@@ -393,24 +395,19 @@ impl Broker for MemoryBroker {
         };
         let after = match &filter.since {
             Some(since) => {
-                if since.epoch != stream.epoch {
-                    return Err(BrokerError::Unrecoverable);
-                }
-                if since.offset > stream.top {
-                    // Only a stream that knows where this run began reading can tell that
-                    // nothing is missing.
-                    if stream.lane.is_none() {
-                        return Err(BrokerError::Unrecoverable);
+                let state = StreamState {
+                    epoch: &stream.epoch,
+                    top: stream.top,
+                    gap_below: stream.gap_below,
+                    sourced: stream.lane.is_some(),
+                };
+                match continue_from(&state, since) {
+                    Continuation::After { after, top } => {
+                        position.offset = top;
+                        after
                     }
-                    // The client saw records that an earlier run delivered and this run has
-                    // not re-read yet: nothing is missing, and what follows will come live.
-                    position.offset = since.offset;
+                    Continuation::Unrecoverable => return Err(BrokerError::Unrecoverable),
                 }
-                // Everything after `since` must still be held, else there is a gap.
-                if since.offset < stream.gap_below && since.offset < stream.top {
-                    return Err(BrokerError::Unrecoverable);
-                }
-                since.offset
             }
             None => 0,
         };

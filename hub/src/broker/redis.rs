@@ -20,7 +20,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::SourceEpochs;
 use super::{Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions};
-use crate::engine::{text, RedisLink};
+use crate::recovery::{continue_from, Continuation, StreamState};
+use crate::redis_link::{text, RedisLink};
 
 const PUBLISH: &str = include_str!("lua/publish.lua");
 const HISTORY: &str = include_str!("lua/history.lua");
@@ -309,17 +310,13 @@ impl Broker for RedisBroker {
     ) -> Result<HistoryPage, BrokerError> {
         let (stream, meta) = self.keys(channel);
         let instance = self.link.key("engine", "instance");
-        let (since, since_epoch) = match &filter.since {
-            Some(p) => (p.offset.to_string(), p.epoch.clone()),
-            None => (String::new(), String::new()),
-        };
+        let after = filter.since.as_ref().map_or(0, |p| p.offset);
         let limit: i64 = filter.limit.map_or(-1, |l| l as i64);
         let args: Vec<Value> = vec![
             new_epoch().into(),
             (secs(meta_ttl) as i64).into(),
             self.sources.epoch_for(channel).unwrap_or_default().into(),
-            since.into(),
-            since_epoch.into(),
+            after.to_string().into(),
             limit.into(),
             if filter.reverse { "1" } else { "0" }.into(),
         ];
@@ -328,11 +325,27 @@ impl Broker for RedisBroker {
             .evalsha_with_reload(self.link.pool.next(), vec![stream, meta, instance], args)
             .await
             .map_err(unavailable)?;
-        let position = position(&reply, "history")?;
-        if reply.get(2).and_then(text).as_deref() != Some("ok") {
-            return Err(BrokerError::Unrecoverable);
+        let mut position = position(&reply, "history")?;
+        if let Some(since) = &filter.since {
+            let number = |i: usize, what: &str| {
+                reply
+                    .get(i)
+                    .and_then(text)
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| malformed(&format!("history {what}")))
+            };
+            let state = StreamState {
+                epoch: &position.epoch,
+                top: position.offset,
+                gap_below: number(2, "gap")?,
+                sourced: number(3, "sourced")? == 1,
+            };
+            match continue_from(&state, since) {
+                Continuation::After { top, .. } => position.offset = top,
+                Continuation::Unrecoverable => return Err(BrokerError::Unrecoverable),
+            }
         }
-        let publications = reply[3..]
+        let publications = reply[4.min(reply.len())..]
             .iter()
             .map(|v| {
                 entry(v)

@@ -4,7 +4,8 @@
 //! - [`signal`]: wakes the connection task when its queue fills (a flag and a waker).
 //! - [`roster`]: every open connection, so shutdown reaches each one.
 //! - [`handle`]: the part of a client other tasks see (hub fan-out, server API).
-//! - [`session`]: protocol state and command handling (connect, subscribe, publish, ...).
+//! - [`session`]: protocol state and command handling (connect, publish, history, ...).
+//! - [`subscribe`]: the subscribe pipeline: authorize, hold back, position and recover, release.
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
 
 pub mod connection;
@@ -13,5 +14,6 @@ pub mod queue;
 pub mod roster;
 pub mod session;
 pub mod signal;
+pub mod subscribe;
 
 pub use handle::{ClientHandle, Control};

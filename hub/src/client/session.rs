@@ -1,74 +1,43 @@
 //! A client's protocol state and its commands.
 //!
 //! Replies and pushes go through the client's queue, so they reach the socket in the order
-//! the hub decided. A subscription is set up with its channel "held back": live publications
-//! that race the subscribe reply are buffered and released after it, minus any the reply
-//! already carried (by offset), so a client never sees a gap or a duplicate.
+//! the hub decided. Subscribing (and its recovery) is the pipeline in `subscribe.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ws::Utf8Bytes;
-use chorus_protocol::channel::ChannelName;
 use chorus_protocol::codes::{self, Disconnect, ProtocolError};
 use chorus_protocol::frame::{
     encode_error, encode_push, encode_reply, ChannelRequest, ClientInfo, Command, ConnectRequest,
     ConnectResult, Empty, HistoryRequest, HistoryResult, Method, PresenceResult,
     PresenceStatsResult, PublishRequest, RefreshRequest, RefreshResult, SubRefreshRequest,
-    SubRefreshResult, SubscribeRequest, SubscribeResult, UnsubscribePush,
-    SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
+    SubRefreshResult, UnsubscribePush,
 };
 use serde_json::value::RawValue;
 
+use super::subscribe::server_spec;
 use super::{ClientHandle, Control};
-use crate::auth::{ConnectClaims, SubscribeClaims, SubscribeContext, SubscribeGrant, TokenError};
-use crate::broker::{BrokerError, HistoryFilter};
-use crate::config::ChannelOptions;
-use crate::node::{broker_error, Node};
-
-pub const VERSION: &str = concat!("chorus ", env!("CARGO_PKG_VERSION"));
+use crate::auth::{ConnectClaims, TokenError};
+use crate::broker::HistoryFilter;
+use crate::node::{Node, VERSION};
 
 /// One subscription of this client.
-struct Sub {
-    channel: Arc<str>,
-    expire_at: Option<i64>,
-    presence: bool,
-    join_leave: bool,
-    chan_info: Option<Arc<RawValue>>,
+pub(super) struct Sub {
+    pub(super) channel: Arc<str>,
+    pub(super) expire_at: Option<i64>,
+    pub(super) presence: bool,
+    pub(super) join_leave: bool,
+    pub(super) chan_info: Option<Arc<RawValue>>,
 }
 
 pub struct Session {
-    node: Arc<Node>,
-    handle: Arc<ClientHandle>,
-    connected: bool,
-    expire_at: Option<i64>,
-    subs: Vec<Sub>,
-}
-
-/// Where a new subscriber stands once its reply is built: the stream's top offset, and its
-/// epoch when the subscription is positioned.
-#[derive(Default)]
-struct SyncPoint {
-    top: u64,
-    epoch: Option<String>,
-}
-
-impl SyncPoint {
-    fn epoch(&self) -> Option<&str> {
-        self.epoch.as_deref()
-    }
-}
-
-/// How a subscribe is asked for: by the client, or by the server (token, API).
-struct SubscribeSpec<'a> {
-    channel: &'a str,
-    recover: Option<(u64, &'a str)>,
-    recoverable: bool,
-    positioned: bool,
-    join_leave: bool,
-    reject_unrecovered: bool,
-    grant: SubscribeGrant,
+    pub(super) node: Arc<Node>,
+    pub(super) handle: Arc<ClientHandle>,
+    pub(super) connected: bool,
+    pub(super) expire_at: Option<i64>,
+    pub(super) subs: Vec<Sub>,
 }
 
 fn now_unix() -> i64 {
@@ -77,7 +46,7 @@ fn now_unix() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn ttl(expire_at: Option<i64>) -> (bool, u32) {
+pub(super) fn ttl(expire_at: Option<i64>) -> (bool, u32) {
     match expire_at {
         Some(t) => (true, (t - now_unix()).clamp(1, u32::MAX as i64) as u32),
         None => (false, 0),
@@ -112,7 +81,7 @@ impl Session {
         self.handle.send(Utf8Bytes::from(encode_error(id, e)));
     }
 
-    fn client_info(&self, chan_info: Option<Arc<RawValue>>) -> ClientInfo {
+    pub(super) fn client_info(&self, chan_info: Option<Arc<RawValue>>) -> ClientInfo {
         ClientInfo {
             user: self.handle.user().to_owned(),
             client: self.handle.id.to_string(),
@@ -121,7 +90,7 @@ impl Session {
         }
     }
 
-    fn subscribed(&self, channel: &str) -> bool {
+    pub(super) fn subscribed(&self, channel: &str) -> bool {
         self.subs.iter().any(|s| &*s.channel == channel)
     }
 
@@ -256,236 +225,6 @@ impl Session {
                 .finish_sync(&channel, &self.handle, None, point.top, point.epoch());
         }
         Ok(())
-    }
-
-    async fn subscribe(&mut self, id: u32, req: SubscribeRequest) -> Result<(), ProtocolError> {
-        let opts = self.node.channel_options(&req.channel)?.clone();
-        if self.subscribed(&req.channel) {
-            return Err(codes::ERROR_ALREADY_SUBSCRIBED.into());
-        }
-        let grant = self.authorize(&req, &opts).await?;
-        let recoverable = opts.force_recovery || (opts.allow_recovery && req.recoverable);
-        let spec = SubscribeSpec {
-            channel: &req.channel,
-            recover: (req.recover && recoverable).then_some((req.offset, req.epoch.as_str())),
-            recoverable,
-            positioned: recoverable
-                || opts.force_positioning
-                || (opts.allow_positioning && req.positioned),
-            join_leave: opts.join_leave && (opts.force_push_join_leave || req.join_leave),
-            reject_unrecovered: req.flag & SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0,
-            grant,
-        };
-        let (result, point) = self.setup_subscription(&opts, spec).await?;
-        let reply = Utf8Bytes::from(encode_reply(id, "subscribe", &result));
-        self.node.metrics.sent_reply.inc();
-        self.node.hub.finish_sync(
-            &req.channel,
-            &self.handle,
-            Some(reply),
-            point.top,
-            point.epoch(),
-        );
-        Ok(())
-    }
-
-    /// Centrifugo's order: subscription token, then private and user-limited channels, then
-    /// the authorizer (namespace permissions or a subscribe proxy).
-    async fn authorize(
-        &self,
-        req: &SubscribeRequest,
-        opts: &ChannelOptions,
-    ) -> Result<SubscribeGrant, ProtocolError> {
-        let user = self.handle.user();
-        if !req.token.is_empty() {
-            let claims = match self
-                .node
-                .subscribe_tokens
-                .verify::<SubscribeClaims>(&req.token)
-            {
-                Ok(c) => c,
-                Err(TokenError::Expired) => return Err(codes::ERROR_TOKEN_EXPIRED.into()),
-                Err(TokenError::Invalid(reason)) => {
-                    tracing::info!(client = %self.handle.id, channel = %req.channel, %reason, "invalid subscription token");
-                    return Err(codes::ERROR_PERMISSION_DENIED.into());
-                }
-            };
-            if claims.channel != req.channel || claims.sub != user {
-                return Err(codes::ERROR_PERMISSION_DENIED.into());
-            }
-            return Ok(SubscribeGrant {
-                expire_at: claims.expires_at(),
-                info: claims.info.map(Arc::from),
-            });
-        }
-        if self.node.config.client.insecure {
-            return Ok(SubscribeGrant::default());
-        }
-        let name = ChannelName::parse(&req.channel);
-        if name.private {
-            return Err(codes::ERROR_PERMISSION_DENIED.into());
-        }
-        if name.users.is_some() && opts.allow_user_limited_channels {
-            return if name.allows_user(user) {
-                Ok(SubscribeGrant::default())
-            } else {
-                Err(codes::ERROR_PERMISSION_DENIED.into())
-            };
-        }
-        let ctx = SubscribeContext {
-            client: &self.handle.id,
-            user,
-            channel: &req.channel,
-            data: req.data.as_deref(),
-            options: opts,
-        };
-        self.node.authorizer.authorize(&ctx).await
-    }
-
-    /// Adds the subscription (held back) and builds its result; the caller queues the reply
-    /// and then calls `finish_sync` with the returned sync point.
-    async fn setup_subscription(
-        &mut self,
-        opts: &ChannelOptions,
-        spec: SubscribeSpec<'_>,
-    ) -> Result<(SubscribeResult, SyncPoint), ProtocolError> {
-        if self.subs.len() >= self.node.config.client.channel_limit {
-            return Err(codes::ERROR_LIMIT_EXCEEDED.into());
-        }
-        let channel: Arc<str> = spec.channel.into();
-        self.node
-            .hub
-            .subscribe(&channel, &self.handle, spec.join_leave, true);
-        let mut result = SubscribeResult::default();
-        let mut point = SyncPoint::default();
-        // The engine delivers the channel here before its position is read, so nothing
-        // published in between is lost.
-        let mut ready = self.node.engine_subscribe(&channel).await;
-        if ready.is_ok() && spec.positioned {
-            ready = self
-                .position_and_recover(&mut result, &spec)
-                .await
-                .map(|top| {
-                    point = SyncPoint {
-                        top,
-                        epoch: Some(result.epoch.clone()),
-                    }
-                });
-        }
-        if let Err(e) = ready {
-            self.node.hub.unsubscribe(&channel, &self.handle);
-            self.handle.abort_sync(&channel);
-            self.node.engine_release(&channel).await;
-            return Err(e);
-        }
-        (result.expires, result.ttl) = ttl(spec.grant.expire_at);
-        let info = self.client_info(spec.grant.info.clone());
-        if opts.presence {
-            if let Err(e) = self.node.presence.add(&channel, &info).await {
-                tracing::warn!(%channel, error = %e, "presence add failed");
-            }
-        }
-        if opts.join_leave {
-            if let Err(e) = self.node.broker.publish_join(&channel, &info).await {
-                tracing::warn!(%channel, error = %e, "join publish failed");
-            }
-        }
-        // Exact capacity: most connections hold one or two subscriptions for hours.
-        self.subs.reserve_exact(1);
-        self.subs.push(Sub {
-            channel,
-            expire_at: spec.grant.expire_at,
-            presence: opts.presence,
-            join_leave: opts.join_leave,
-            chan_info: spec.grant.info,
-        });
-        self.node.metrics.subscriptions.inc();
-        Ok((result, point))
-    }
-
-    /// Fills the stream position, and the missed publications when recovering.
-    async fn position_and_recover(
-        &self,
-        result: &mut SubscribeResult,
-        spec: &SubscribeSpec<'_>,
-    ) -> Result<u64, ProtocolError> {
-        let meta_ttl = self.node.config.channel.history_meta_ttl.0;
-        let max = self.node.config.client.recovery_max_publication_limit;
-        let broker = &self.node.broker;
-        result.recoverable = spec.recoverable;
-        result.positioned = spec.positioned;
-        let position_only = HistoryFilter {
-            limit: Some(0),
-            ..Default::default()
-        };
-        let page = match spec.recover {
-            Some((offset, epoch)) => {
-                result.was_recovering = true;
-                let since = chorus_protocol::frame::StreamPosition {
-                    offset,
-                    epoch: epoch.to_owned(),
-                };
-                let filter = HistoryFilter {
-                    since: Some(since),
-                    limit: Some(max + 1),
-                    reverse: false,
-                };
-                match broker.history(spec.channel, &filter, meta_ttl).await {
-                    Ok(page) if page.publications.len() <= max => {
-                        result.recovered = true;
-                        page
-                    }
-                    Ok(_) | Err(BrokerError::Unrecoverable) => broker
-                        .history(spec.channel, &position_only, meta_ttl)
-                        .await
-                        .map_err(broker_error)?,
-                    Err(e) => return Err(broker_error(e)),
-                }
-            }
-            None => broker
-                .history(spec.channel, &position_only, meta_ttl)
-                .await
-                .map_err(broker_error)?,
-        };
-        if result.was_recovering && !result.recovered && spec.reject_unrecovered {
-            return Err(codes::ERROR_UNRECOVERABLE_POSITION.into());
-        }
-        result.epoch = page.position.epoch;
-        result.offset = page.position.offset;
-        result.publications = page.publications;
-        Ok(result.offset)
-    }
-
-    /// Removes a subscription; returns whether there was one.
-    async fn unsubscribe(&mut self, channel: &str) -> bool {
-        let Some(i) = self.subs.iter().position(|s| &*s.channel == channel) else {
-            return false;
-        };
-        let sub = self.subs.swap_remove(i);
-        self.release(sub).await;
-        true
-    }
-
-    async fn release(&self, sub: Sub) {
-        self.node.hub.unsubscribe(&sub.channel, &self.handle);
-        self.node.engine_release(&sub.channel).await;
-        self.node.metrics.subscriptions.dec();
-        if sub.presence {
-            if let Err(e) = self
-                .node
-                .presence
-                .remove(&sub.channel, &self.handle.id)
-                .await
-            {
-                tracing::warn!(channel = %sub.channel, error = %e, "presence remove failed");
-            }
-        }
-        if sub.join_leave {
-            let info = self.client_info(sub.chan_info);
-            if let Err(e) = self.node.broker.publish_leave(&sub.channel, &info).await {
-                tracing::warn!(channel = %sub.channel, error = %e, "leave publish failed");
-            }
-        }
     }
 
     fn allowed(
@@ -632,18 +371,7 @@ impl Session {
     }
 
     fn sub_refresh(&mut self, id: u32, req: SubRefreshRequest) -> Result<(), ProtocolError> {
-        let claims = match self
-            .node
-            .subscribe_tokens
-            .verify::<SubscribeClaims>(&req.token)
-        {
-            Ok(c) => c,
-            Err(TokenError::Expired) => return Err(codes::ERROR_TOKEN_EXPIRED.into()),
-            Err(TokenError::Invalid(_)) => return Err(codes::ERROR_PERMISSION_DENIED.into()),
-        };
-        if claims.channel != req.channel || claims.sub != self.handle.user() {
-            return Err(codes::ERROR_PERMISSION_DENIED.into());
-        }
+        let claims = self.subscription_claims(&req.token, &req.channel)?;
         let user_sub = self.subs.iter_mut().find(|s| *s.channel == *req.channel);
         let Some(sub) = user_sub else {
             return Err(codes::ERROR_PERMISSION_DENIED.into());
@@ -734,25 +462,5 @@ impl Session {
         if self.connected {
             self.node.hub.remove_client(&self.handle);
         }
-    }
-}
-
-/// A server-side subscription: recovery as the client asked in `connect.subs`.
-fn server_spec<'a>(
-    channel: &'a str,
-    opts: &ChannelOptions,
-    wanted: Option<&'a SubscribeRequest>,
-) -> SubscribeSpec<'a> {
-    let recoverable = opts.force_recovery;
-    SubscribeSpec {
-        channel,
-        recover: wanted
-            .filter(|w| w.recover && recoverable)
-            .map(|w| (w.offset, w.epoch.as_str())),
-        recoverable,
-        positioned: recoverable || opts.force_positioning,
-        join_leave: opts.join_leave && opts.force_push_join_leave,
-        reject_unrecovered: false,
-        grant: SubscribeGrant::default(),
     }
 }

@@ -16,7 +16,7 @@ use fred::types::scripts::Script;
 use parking_lot::Mutex;
 
 use super::{PresenceError, PresenceManager};
-use crate::engine::{text, RedisLink};
+use crate::redis_link::{text, RedisLink};
 
 const ADD: &str = include_str!("lua/add.lua");
 const CLEAN: &str = include_str!("lua/clean.lua");

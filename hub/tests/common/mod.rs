@@ -1,5 +1,6 @@
-//! Shared helpers for component tests: a hub on port 0 and a raw protocol client.
-#![allow(dead_code, clippy::unwrap_used)]
+//! Shared helpers for component tests: a hub on port 0, and the test kit's raw protocol
+//! client, brokers and Redis servers.
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,8 +94,9 @@ pub async fn api(hub: &TestHub, method: &str, body: Value) -> (u16, Value) {
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
-pub mod client;
-pub mod net;
-pub mod process;
-pub mod redis;
-pub mod tansu;
+pub use chorus_testkit::{client, net, redis, tansu};
+
+/// This crate's own `chorus-hub`, for tests that run nodes as processes.
+pub fn hub_bin() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_chorus-hub"))
+}

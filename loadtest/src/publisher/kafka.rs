@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use rdkafka::config::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -26,10 +25,8 @@ pub struct KafkaPublisher {
 
 impl KafkaPublisher {
     pub fn new(brokers: &str, topic: &str, linger_ms: u32) -> anyhow::Result<Self> {
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", brokers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
+        let client = chorus_runtime::kafka::client(brokers, "chorus-loadtest");
+        let producer = chorus_runtime::kafka::reliable_producer(&client)
             // 0 sends each record at once; a few ms lets a slow broker take batches.
             .set("linger.ms", linger_ms.to_string())
             .set("socket.nagle.disable", "true")

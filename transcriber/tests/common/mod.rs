@@ -1,21 +1,23 @@
-//! Test fixtures: tansu on a free loopback port, a hub delivering the chat topic live, the
-//! hub's raw protocol client, real speech, and the transcriber as its own process (so a test
-//! can `kill -9` it mid-job).
+//! Test fixtures, from the shared test kit: tansu on a free loopback port, a hub process
+//! delivering the chat topic live and the raw protocol client, real speech; and the
+//! transcriber as its own process (so a test can `kill -9` it mid-job).
 #![allow(dead_code, clippy::unwrap_used)]
 
-#[path = "../../../hub/tests/common/client.rs"]
-pub mod client;
-#[path = "../../../hub/tests/common/live.rs"]
-pub mod live;
-#[path = "../../../hub/tests/common/net.rs"]
-pub mod net;
-pub mod process;
-pub mod speech;
-#[path = "../../../hub/tests/common/tansu.rs"]
-pub mod tansu;
+pub use chorus_testkit::hub::HubProcess;
+pub use chorus_testkit::process::ServiceProcess as TranscriberProcess;
+pub use chorus_testkit::{client, eventually, speech, tansu};
 
-pub use net::{eventually, listening};
-pub use tansu::free_port;
+/// `chorus-transcriber serve` as its own process with these `CHORUS_TRANSCRIBER__*`
+/// settings (keys without the prefix), logging to a file the test can watch.
+pub async fn start_transcriber(settings: &[(&str, String)]) -> TranscriberProcess {
+    TranscriberProcess::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_chorus-transcriber")),
+        &["serve"],
+        "CHORUS_TRANSCRIBER__",
+        settings,
+    )
+    .await
+}
 
 use chorus_protocol::event::{Attachment, AttachmentKind, Author, ChatEvent, EventBody, Message};
 

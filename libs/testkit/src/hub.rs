@@ -1,0 +1,90 @@
+//! `chorus-hub` as its own process, from a Centrifugo-style JSON config: several nodes of a
+//! cluster that a test can kill, or a hub delivering a chat topic live for a test of another
+//! service that watches what a client would see.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::process::ServiceProcess;
+
+pub struct HubProcess {
+    process: ServiceProcess,
+    pub port: u16,
+    /// The config file; removed with the process.
+    config: Option<std::path::PathBuf>,
+}
+
+impl HubProcess {
+    /// `program --config config` on a free loopback port. The port opens once the node is
+    /// ready (consumers replayed, engine connected), so this returns a serving hub.
+    pub async fn start(program: &Path, config: &Path) -> HubProcess {
+        let port = crate::free_port();
+        let env = vec![
+            ("CHORUS_HUB__HTTP_SERVER__PORT".to_owned(), port.to_string()),
+            (
+                "CHORUS_HUB__HTTP_SERVER__ADDRESS".to_owned(),
+                "127.0.0.1".to_owned(),
+            ),
+        ];
+        let config = config.display().to_string();
+        let process = ServiceProcess::spawn_with(program, &["--config", &config], env, port).await;
+        HubProcess {
+            process,
+            port,
+            config: None,
+        }
+    }
+
+    /// The workspace's `chorus-hub` (see [`crate::process::service_bin`]) with `config`.
+    pub async fn with_config(config: &Value) -> HubProcess {
+        let path = std::env::temp_dir().join(format!("{}.json", crate::unique("chorus-hub")));
+        std::fs::write(&path, config.to_string()).unwrap();
+        let mut hub = Self::start(&crate::process::service_bin("chorus-hub"), &path).await;
+        hub.config = Some(path);
+        hub
+    }
+
+    /// A hub that delivers `topic` live (chat-event mode, its own consumer `group`) with
+    /// client-side subscriptions to `chat:*`; tokens are signed with `client::SECRET`.
+    pub async fn live(brokers: &str, topic: &str, group: &str) -> HubProcess {
+        Self::with_config(&json!({
+            "client": {"token": {"hmac_secret_key": crate::client::SECRET},
+                       "ping_interval": "120s", "pong_timeout": "20s"},
+            "http_api": {"key": "k"},
+            "channel": {"namespaces": [{"name": "chat", "history_size": 100,
+                                        "history_ttl": "300s",
+                                        "allow_subscribe_for_client": true}]},
+            "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
+                "brokers": [brokers], "topics": [topic], "consumer_group": group,
+                "chat_event_mode": {"enabled": true}}}]
+        }))
+        .await
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/connection/websocket", self.port)
+    }
+
+    pub fn http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no goodbye, no commit, presence left to expire.
+    pub fn kill(&mut self) {
+        self.process.kill9();
+    }
+
+    pub fn log_text(&self) -> String {
+        self.process.log_text()
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        self.process.kill9();
+        if let Some(c) = &self.config {
+            let _ = std::fs::remove_file(c);
+        }
+    }
+}

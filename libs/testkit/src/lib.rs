@@ -1,0 +1,37 @@
+//! `chorus-testkit`: the fixtures every crate's tests share, so no test reaches into another
+//! crate's `tests/` folder. A dev-dependency only; it panics on failure, as tests want.
+//!
+//! | module | fixture |
+//! |---|---|
+//! | [`net`] | waiting for a port, or for a condition |
+//! | [`tansu`] | a real Kafka-protocol broker per test (tansu), free ports, unique names |
+//! | [`dynamodb`] | Amazon's DynamoDB Local per test |
+//! | [`redis`] | a redis-server per test, that a test can kill and restart |
+//! | [`client`] | a raw Centrifugo-protocol WebSocket client and HS256 connection tokens |
+//! | [`process`] | a service binary as its own process: `kill -9`, SIGTERM, `/health`, `/metrics`; another service's binary |
+//! | [`hub`] | `chorus-hub` as its own process: cluster nodes, or a hub delivering a chat topic live |
+//! | [`speech`] | spoken sentences (espeak-ng, opusenc) and the Whisper model `scripts/test` prepares |
+//! | [`wer`] | word error rate, for what the model heard |
+//! | [`fixture`] | checked-in spoken clips: FLAC, MP3, OGG/Vorbis, browser-style WebM/Opus |
+#![allow(clippy::unwrap_used)]
+
+pub mod client;
+pub mod dynamodb;
+pub mod hub;
+pub mod net;
+pub mod process;
+pub mod redis;
+pub mod speech;
+pub mod tansu;
+pub mod wer;
+
+pub use net::{eventually, listening};
+
+/// A checked-in clip of `fixtures/` (spoken audio in the containers uploads come in, made by
+/// `fixtures/make.sh`).
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+pub use tansu::{free_port, unique};

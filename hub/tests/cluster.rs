@@ -482,3 +482,120 @@ async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
     assert_eq!(offsets, vec![1, 2, 4], "the repeat was not stored");
     assert_eq!(page.position.offset, 4);
 }
+
+/// Where each of `cases` (a position to continue from) leads on `broker`: the missed offsets
+/// and the position reported, or `None` when the broker refuses it as unrecoverable. A stream
+/// of five publications keeping two (so offsets 1 to 3 are gone), and a sourced stream.
+async fn continuations(
+    broker: std::sync::Arc<dyn chorus_hub::broker::Broker>,
+) -> Vec<Option<(Vec<u64>, u64)>> {
+    use chorus_hub::broker::{BrokerError, HistoryFilter, PublishOptions, SourcePosition};
+    use chorus_protocol::frame::StreamPosition;
+    let ttl = Duration::from_secs(3600);
+    let opts = |source: Option<SourcePosition>| PublishOptions {
+        history_size: 2,
+        history_ttl: ttl,
+        history_meta_ttl: ttl,
+        idempotency_key: None,
+        source,
+    };
+    let data = |n: u64| serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
+    for n in 1..=5 {
+        broker
+            .publish("news:g", data(n), None, None, &opts(None))
+            .await
+            .unwrap();
+    }
+    broker.declare_source("chat:", "k0");
+    for n in 1..=2 {
+        let source = SourcePosition {
+            epoch: "k0".into(),
+            lane: 0,
+            offset: n,
+            complete_after: 0,
+            deliver: true,
+        };
+        broker
+            .publish("chat:s", data(n), None, None, &opts(Some(source)))
+            .await
+            .unwrap();
+    }
+    let epoch_of = |channel: &'static str| {
+        let broker = broker.clone();
+        async move {
+            let now = HistoryFilter {
+                limit: Some(0),
+                ..Default::default()
+            };
+            broker
+                .history(channel, &now, ttl)
+                .await
+                .unwrap()
+                .position
+                .epoch
+        }
+    };
+    let (news, chat) = (epoch_of("news:g").await, epoch_of("chat:s").await);
+    let cases = [
+        ("news:g", 1, news.clone()),   // fallen into the gap
+        ("news:g", 3, news.clone()),   // the gap's edge: 4 and 5 are held
+        ("news:g", 5, news.clone()),   // up to date
+        ("news:g", 6, news.clone()),   // ahead of an unsourced stream
+        ("news:g", 3, "other".into()), // another epoch
+        ("chat:s", 7, chat.clone()),   // ahead of a sourced stream: it vouches
+        ("chat:s", 7, "other".into()),
+    ];
+    let mut out = Vec::new();
+    for (channel, offset, epoch) in cases {
+        let filter = HistoryFilter {
+            since: Some(StreamPosition { offset, epoch }),
+            limit: Some(10),
+            reverse: false,
+        };
+        out.push(match broker.history(channel, &filter, ttl).await {
+            Ok(page) => Some((
+                page.publications.iter().map(|p| p.offset).collect(),
+                page.position.offset,
+            )),
+            Err(BrokerError::Unrecoverable) => None,
+            Err(e) => panic!("{channel} since {offset}: {e}"),
+        });
+    }
+    out
+}
+
+/// Both engines continue a client's position by the one rule (`recovery::continue_from`):
+/// the same positions continue, with the same missed publications, and the same are refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_engines_continue_the_same_positions_and_refuse_the_same() {
+    let want = vec![
+        None,
+        Some((vec![4, 5], 5)),
+        Some((vec![], 5)),
+        None,
+        None,
+        Some((vec![], 7)),
+        None,
+    ];
+    let memory = std::sync::Arc::new(chorus_hub::broker::MemoryBroker::default());
+    assert_eq!(continuations(memory).await, want, "memory engine");
+
+    let redis = RedisServer::start().await;
+    let mut config: Value = serde_json::from_str(&config_json("")).unwrap();
+    config["engine"] =
+        json!({"type": "redis", "redis": {"address": redis.url(), "prefix": unique("chorus")}});
+    let config = chorus_hub::config::load_str(
+        &config.to_string(),
+        chorus_hub::config::Format::Json,
+        "test",
+        Vec::new(),
+    )
+    .unwrap()
+    .config;
+    let broker = chorus_hub::engine::build(&config)
+        .await
+        .unwrap()
+        .broker
+        .unwrap();
+    assert_eq!(continuations(broker).await, want, "redis engine");
+}

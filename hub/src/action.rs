@@ -118,11 +118,12 @@ mod tests {
 
     #[test]
     fn an_action_crosses_the_cluster_unchanged() {
+        let target = |client: &str| Target {
+            user: "42".into(),
+            client: client.into(),
+        };
         let a = UserAction::Disconnect {
-            target: Target {
-                user: "42".into(),
-                client: String::new(),
-            },
+            target: target(""),
             code: 4500,
             whitelist: vec!["c1".into()],
         };
@@ -131,10 +132,30 @@ mod tests {
             wire,
             r#"{"action":"disconnect","target":{"user":"42"},"code":4500,"whitelist":["c1"]}"#
         );
-        assert_eq!(
-            serde_json::from_str::<UserAction>(&wire).expect("parses"),
-            a
-        );
+        let every = [
+            a,
+            UserAction::Subscribe {
+                target: target("c9"),
+                channel: "chat:1".into(),
+            },
+            UserAction::Unsubscribe {
+                target: target(""),
+                channel: "chat:1".into(),
+            },
+            UserAction::Refresh {
+                target: target("c9"),
+                expire_at: Some(1_900_000_000),
+                expired: false,
+            },
+        ];
+        for action in every {
+            let wire = serde_json::to_string(&action).expect("serializes");
+            assert_eq!(
+                serde_json::from_str::<UserAction>(&wire).expect("parses"),
+                action,
+                "{wire}"
+            );
+        }
     }
 
     #[test]

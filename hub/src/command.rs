@@ -389,3 +389,59 @@ fn info(node: &Node) -> String {
     nodes.extend(node.cluster.others());
     serde_json::json!({ "nodes": nodes }).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bad(method: &str, params: &str) -> String {
+        match Command::parse(method, params) {
+            Err(CommandError::BadRequest(m)) => m,
+            other => panic!("{method} {params}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn user_actions_parse_into_their_typed_form() {
+        let parsed = Command::parse("refresh", r#"{"user":"7","client":"c1","expire_at":0}"#);
+        match parsed.expect("parses") {
+            Command::User(action) => assert_eq!(
+                action,
+                UserAction::Refresh {
+                    target: Target {
+                        user: "7".into(),
+                        client: "c1".into()
+                    },
+                    expire_at: None,
+                    expired: false
+                }
+            ),
+            other => panic!("{other:?}"),
+        }
+        match Command::parse("disconnect", r#"{"user":"7"}"#).expect("parses") {
+            Command::User(UserAction::Disconnect { code, .. }) => {
+                assert_eq!(code, codes::DISCONNECT_FORCE_NO_RECONNECT.code)
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_field_or_a_bad_code_is_a_bad_request_and_a_stranger_method_unknown() {
+        assert_eq!(bad("subscribe", r#"{"user":"7"}"#), "channel is required");
+        assert_eq!(
+            bad("unsubscribe", r#"{"channel":"chat:1"}"#),
+            "user is required"
+        );
+        assert_eq!(
+            bad("disconnect", r#"{"user":"7","disconnect":{"code":2999}}"#),
+            "disconnect.code must be in 3000..4999"
+        );
+        assert_eq!(bad("broadcast", r#"{"data":{}}"#), "channels are required");
+        bad("publish", "{not json");
+        assert!(matches!(
+            Command::parse("nope", "{}"),
+            Err(CommandError::UnknownMethod(m)) if m == "nope"
+        ));
+    }
+}

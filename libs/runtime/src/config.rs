@@ -12,7 +12,8 @@ use serde::Deserialize;
 pub struct Log {
     /// `text` or `json`.
     pub format: String,
-    /// A tracing filter (`info`, `chorus_sink=debug`).
+    /// A level for the service's own logs (`info`), or with a `=` a whole tracing filter
+    /// (`chorus_sink=debug,rdkafka=info`); see `process::init_logging`.
     pub level: String,
 }
 

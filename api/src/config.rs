@@ -141,6 +141,9 @@ pub struct Hub {
     /// alone and stays good until it expires, so issuing them is opt-in and short-lived.
     pub subscription_tokens: bool,
     pub subscription_token_ttl_secs: u64,
+    /// The hub's WebSocket URL as a browser reaches it, served at `GET /config`; empty: the
+    /// host of `api_url` with `ws://` (`wss://` for https) and `/connection/websocket`.
+    pub public_url: String,
     /// What the hub sends as `X-Chorus-Proxy-Key` (its `static_http_headers`) on subscribe
     /// proxy calls; required (an empty key would make `/hub/subscribe` an open membership
     /// lookup).
@@ -241,6 +244,7 @@ impl Default for Hub {
             connection_token_ttl_secs: 3600,
             subscription_tokens: false,
             subscription_token_ttl_secs: 60,
+            public_url: String::new(),
             proxy_key: String::new(),
         }
     }
@@ -325,6 +329,12 @@ impl Config {
         }
         if !self.hub.api_url.starts_with("http://") && !self.hub.api_url.starts_with("https://") {
             return bad("hub.api_url must be an http:// or https:// URL");
+        }
+        if !self.hub.public_url.is_empty()
+            && !self.hub.public_url.starts_with("ws://")
+            && !self.hub.public_url.starts_with("wss://")
+        {
+            return bad("hub.public_url must be a ws:// or wss:// URL (or empty)");
         }
         if !self.hub.token_hmac_secret.is_empty() && self.hub.token_hmac_secret.len() < 32 {
             return bad("hub.token_hmac_secret must be at least 32 bytes");

@@ -127,6 +127,18 @@ pub fn spec_for(limits: &crate::config::Limits) -> Value {
     );
     create_chat["responses"]["201"]["links"] = chat_links;
     let std_errors = ["400", "401", "404"];
+    let mut lookup = named(
+        op(
+            "A user by username, to add them to a chat",
+            "200",
+            None,
+            &std_errors,
+            true,
+        ),
+        "lookupUser",
+    );
+    lookup["parameters"] = json!([{"name": "username", "in": "query", "required": true,
+        "schema": {"type": "string", "pattern": "^[a-z0-9_]{3,32}$"}}]);
     let mut messages_get = named(
         op(
             "History page, newest first",
@@ -193,6 +205,8 @@ pub fn spec_for(limits: &crate::config::Limits) -> Value {
             "/auth/refresh": {"post": op("Rotate a refresh token (body or cookie)", "200", None, &["400", "401", "429"], false)},
             "/auth/logout": {"post": op("Revoke a refresh token (body or cookie)", "204", None, &["400", "401"], false)},
             "/me": {"get": op("The caller", "200", None, &["401"], true)},
+            "/users": {"get": lookup},
+            "/config": {"get": op("What a browser needs: the hub's public WebSocket URL", "200", None, &[], false)},
             "/hub/connection-token": {"post": op("A connection token for the hub", "200", None, &["401", "503"], true)},
             "/hub/subscribe": {"post": proxy},
             "/chats": {

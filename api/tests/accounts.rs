@@ -421,3 +421,47 @@ async fn old_send_keys_and_expired_refresh_tokens_are_pruned() {
     assert_eq!(live, 1);
     api.stop().await;
 }
+
+#[tokio::test]
+async fn a_user_is_found_by_username_by_signed_in_callers_only() {
+    let api = TestApi::start(|_| {}).await;
+    let (ann, ann_token) = api.user("ann_lookup").await;
+    let (bob, _) = api.user("bob_lookup").await;
+    let (s, b) = api.get("/users?username=bob_lookup", &ann_token).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"id": bob, "username": "bob_lookup", "display_name": "bob_lookup"})
+    );
+    let (s, b) = api.get("/users?username=ann_lookup", &ann_token).await;
+    assert_eq!((s, b["id"].as_str()), (StatusCode::OK, Some(ann.as_str())));
+    // Nobody by that name, a name no account can have, no name at all, and no caller.
+    let (s, b) = api.get("/users?username=nobody_here", &ann_token).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{b}");
+    let (s, b) = api.get("/users?username=Bob!", &ann_token).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = api.get("/users", &ann_token).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{b}");
+    let (s, b) = api
+        .req("GET", "/users?username=bob_lookup", None, None)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_learns_the_hubs_websocket_url_from_the_api() {
+    let api = TestApi::start(|c| c.hub.api_url = "https://hub.test:8443/api".into()).await;
+    let (s, b) = api.req("GET", "/config", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        b,
+        json!({"hub_url": "wss://hub.test:8443/connection/websocket"})
+    );
+    api.stop().await;
+    let api =
+        TestApi::start(|c| c.hub.public_url = "wss://chat.test/connection/websocket".into()).await;
+    let (_, b) = api.req("GET", "/config", None, None).await;
+    assert_eq!(b["hub_url"], "wss://chat.test/connection/websocket");
+    api.stop().await;
+}

@@ -14,7 +14,7 @@ use sqlx::Row;
 
 use super::{password, refresh};
 use crate::auth::access::{self, User};
-use crate::body::Body;
+use crate::body::{Body, Params};
 use crate::error::ApiError;
 use crate::ratelimit::ClientAddr;
 use crate::state::AppState;
@@ -40,6 +40,12 @@ pub struct Login {
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    username: String,
 }
 
 fn check_username(u: &str) -> Result<(), ApiError> {
@@ -218,6 +224,27 @@ pub async fn me(State(s): State<AppState>, User(id): User) -> Result<Response, A
     let display_name: String = row.try_get("display_name")?;
     Ok(
         Json(json!({"id": id.to_string(), "username": username, "display_name": display_name}))
+            .into_response(),
+    )
+}
+
+/// `GET /users?username=<name>`: a user by username, so a client can add them to a chat by
+/// the name people know. Signed-in callers only; 404 when there is no such user.
+pub async fn lookup(
+    State(s): State<AppState>,
+    User(_): User,
+    Params(q): Params<Lookup>,
+) -> Result<Response, ApiError> {
+    check_username(&q.username)?;
+    let row = sqlx::query("SELECT id, display_name FROM users WHERE username = $1")
+        .bind(&q.username)
+        .fetch_optional(&s.db)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let id: i64 = row.try_get("id")?;
+    let display_name: String = row.try_get("display_name")?;
+    Ok(
+        Json(json!({"id": id.to_string(), "username": q.username, "display_name": display_name}))
             .into_response(),
     )
 }

@@ -1,4 +1,5 @@
-//! Accounts and sign-in: register, login, rotating refresh tokens, logout, `/me`.
+//! Accounts and sign-in: register, login, rotating refresh tokens, logout, `/me`, and a user
+//! looked up by username (`/users?username=`).
 //!
 //! | module | concept |
 //! |---|---|
@@ -24,4 +25,5 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/refresh", post(accounts::refresh))
         .route("/auth/logout", post(accounts::logout))
         .route("/me", get(accounts::me))
+        .route("/users", get(accounts::lookup))
 }

@@ -1,18 +1,21 @@
 //! What the API does for the hub: connection (and, opted in, subscription) tokens
 //! ([`tokens`]), the subscribe proxy the hub asks before any chat subscription ([`proxy`]),
-//! and the hub's server API, which the API calls ([`api`]).
+//! the hub's server API, which the API calls ([`api`]), and the hub's public WebSocket URL for
+//! browsers (`GET /config`, [`public`]).
 
 pub mod api;
 pub mod proxy;
+pub mod public;
 pub mod tokens;
 
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/config", get(public::client_config))
         .route("/hub/connection-token", post(tokens::connection))
         .route("/hub/subscribe", post(proxy::subscribe))
         .route("/chats/{id}/subscription-token", post(tokens::subscription))

@@ -1,5 +1,10 @@
-//! The router: every feature's routes, the documents and probes, and the layers around them.
+//! The router: every feature's routes, the documents and probes, the web client's files
+//! (`web.dir`), and the layers around them.
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::Request;
 use axum::routing::get;
 use axum::Router;
 
@@ -18,8 +23,15 @@ pub fn app(state: AppState) -> Router {
         .merge(media::routes(&state.config.media))
         .route("/openapi.json", get(openapi::document))
         .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
-        .fallback(|| async { crate::error::ApiError::NoRoute })
+        .route("/metrics", get(health::metrics));
+    let api = match state.config.web.dir.as_str() {
+        "" => api.fallback(|| async { crate::error::ApiError::NoRoute }),
+        dir => {
+            let dir = Arc::new(PathBuf::from(dir));
+            api.fallback(move |request: Request| crate::web::serve(dir.clone(), request))
+        }
+    };
+    let api = api
         .method_not_allowed_fallback(|| async { crate::error::ApiError::MethodNotAllowed })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES));
     api.layer(axum::middleware::from_fn(crate::unread::close_if_unread))

@@ -32,14 +32,22 @@ pub struct Config {
     pub refresh_grace: Duration,
     pub redis: Redis,
     pub kafka: Kafka,
-    /// The history table: the sink's own section type, since the sink owns that table.
+    /// The history table: `chorus-history`'s `[dynamodb]` section, the sink's too.
     pub dynamodb: chorus_history::DynamoDb,
     pub hub: Hub,
     pub limits: Limits,
     pub outbox: Outbox,
     pub media: Media,
+    pub web: Web,
     pub log: chorus_runtime::config::Log,
     pub debug: Debug,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    /// The built web client (`web/dist`), served at `/`; empty: no page, the API alone.
+    pub dir: String,
 }
 
 /// For tests of crash safety only: never set in production.
@@ -201,6 +209,7 @@ impl Default for Config {
             limits: Limits::default(),
             outbox: Outbox::default(),
             media: Media::default(),
+            web: Web::default(),
             log: Default::default(),
             debug: Debug::default(),
         }

@@ -23,6 +23,7 @@
 //! | [`openapi`] | the OpenAPI document |
 //! | [`seed`] | fake users, chats and messages for demos and load tests |
 //! | [`text`] | names, titles and message bodies: lengths, no control characters |
+//! | [`web`] | the web client's built files at `/`, `index.html` for the pages it routes itself |
 //! | [`unread`] | `Connection: close` on a response sent before its request body was read |
 //! | [`error`], [`body`] | the one JSON error shape, and extractors that use it |
 
@@ -50,3 +51,4 @@ pub mod server;
 pub mod state;
 pub mod text;
 pub mod unread;
+pub mod web;

@@ -69,14 +69,17 @@ impl Stack {
 
         // The hub: chat events from Kafka, chat subscriptions through the API's proxy.
         let cfg = json!({
-            "client": {"token": {"hmac_secret_key": HUB_SECRET}},
+            // The web client is served by the API: its origin may open a socket.
+            "client": {"token": {"hmac_secret_key": HUB_SECRET},
+                       "allowed_origins": [format!("http://{api_addr}")]},
             "http_api": {"key": HUB_API_KEY},
             "channel": {
                 "proxy": {"subscribe": {"endpoint": format!("http://{api_addr}/hub/subscribe"),
                                         "timeout": "2s",
                                         "static_http_headers": {"X-Chorus-Proxy-Key": PROXY_KEY}}},
                 "namespaces": [{"name": "chat", "history_size": 100, "history_ttl": "300s",
-                                "force_recovery": true, "subscribe_proxy_enabled": true}]},
+                                "force_recovery": true, "subscribe_proxy_enabled": true,
+                                "allow_history_for_subscriber": true}]},
             "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
                 "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
                 "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]
@@ -108,6 +111,8 @@ impl Stack {
             c.hub.token_hmac_secret = HUB_SECRET.into();
             c.hub.proxy_key = PROXY_KEY.into();
             c.outbox.poll_ms = 100;
+            // The built web client, when `scripts/test` (or `npm run build` in web/) built it.
+            c.web.dir = web_dist().display().to_string();
         })
         .await;
         tokio::spawn(chorus_api::server::run(
@@ -343,4 +348,9 @@ impl Stack {
         tokio::time::sleep(Duration::from_millis(200)).await;
         self.api.stop().await;
     }
+}
+
+/// `web/dist`, the web client `scripts/test` builds before the Rust tests.
+pub fn web_dist() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/dist")
 }

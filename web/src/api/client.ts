@@ -93,6 +93,23 @@ export class ApiClient {
     }
   }
 
+  /** A blob the API serves to members only (`GET /media/{key}`): media elements cannot send
+   * the bearer token themselves, so the page fetches it and shows an object URL. */
+  async blob(path: string): Promise<Blob> {
+    const get = () =>
+      this.fetchImpl(this.base + path, {
+        headers: this.access ? { authorization: `Bearer ${this.access}` } : {},
+        credentials: 'include',
+      });
+    let response = await get();
+    if (response.status === 401) {
+      await this.refresh();
+      response = await get();
+    }
+    if (!response.ok) throw new ApiError(response.status, 'http_error', `HTTP ${response.status}`);
+    return response.blob();
+  }
+
   /** One rotation for every caller that asks while it runs. */
   refresh(): Promise<void> {
     this.refreshing ??= this.rotate().finally(() => {

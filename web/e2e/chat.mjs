@@ -1,9 +1,14 @@
 // The chat in a real Chromium against the real stack: two users in two browser contexts.
-// Run by api/tests/browser.rs, which starts the stack and passes the page's URL:
+// Run by api/tests/browser.rs, which starts the stack (access tokens living 3 s) and passes
+// the page's URL:
 //   node e2e/chat.mjs <page url> <folder for screenshots>
-// Exits non-zero, with the step that failed, when anything a user would see is wrong.
+// A line `restart-hub` on stdout asks the harness to kill and restart the hub; it answers
+// `restarted` on stdin. Exits non-zero, with the step that failed, when anything a user would
+// see is wrong.
 
 import assert from 'node:assert/strict';
+import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 
 const [base, shots] = process.argv.slice(2);
@@ -39,6 +44,56 @@ async function signUp(user) {
 
 /** The texts of the chat's message list, in order. */
 const texts = (page) => page.getByRole('log').locator('li .text').allTextContents();
+
+const harness = createInterface({ input: process.stdin });
+const answers = harness[Symbol.asyncIterator]();
+
+/** Sends `text` to `chat` as `user` through the API, as another device of theirs would:
+ * signed in again when the short-lived token expired, paced by Retry-After. */
+async function apiSend(user, chat, text) {
+  const url = (path) => new URL(path, base).href;
+  for (;;) {
+    apiSend.tokens ??= {};
+    if (!apiSend.tokens[user]) {
+      const r = await fetch(url('/auth/login'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: user, password: 'password-1' }),
+      });
+      assert.equal(r.status, 200, `login ${user}`);
+      apiSend.tokens[user] = (await r.json()).access_token;
+    }
+    const r = await fetch(url(`/chats/${chat}/messages`), {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${apiSend.tokens[user]}`,
+        'content-type': 'application/json',
+        'idempotency-key': `${run}-${text}`,
+      },
+      body: JSON.stringify({ text }),
+    });
+    if (r.status === 401) {
+      apiSend.tokens[user] = null;
+      continue;
+    }
+    if (r.status === 429) {
+      await sleep(1000 * Number(r.headers.get('retry-after') ?? 1));
+      continue;
+    }
+    assert.ok(r.status === 201 || r.status === 202, `send ${text}: ${r.status} ${await r.text()}`);
+    return;
+  }
+}
+
+/** Every text `page` shows, once all of `want` arrived. */
+async function waitForTexts(page, want) {
+  for (let i = 0; i < 300; i += 1) {
+    const got = await texts(page);
+    if (got.length >= want.length) return got;
+    await sleep(100);
+  }
+  return texts(page);
+}
 
 try {
   let a, b;
@@ -93,6 +148,62 @@ try {
     await b.getByRole('log').getByText('hi ann').waitFor();
     assert.deepEqual(await texts(b), ['hello bob', 'hi ann']);
   });
+  let expected = ['hello bob', 'hi ann'];
+  await step("after ann's access token expired, her page refreshes it unseen and sends", async () => {
+    const refreshes = [];
+    a.on('request', (r) => {
+      if (r.url().endsWith('/auth/refresh')) refreshes.push(r.url());
+    });
+    await a.waitForTimeout(3500);
+    await a.getByLabel('Message', { exact: true }).fill('still here');
+    await a.getByLabel('Message', { exact: true }).press('Enter');
+    await b.getByRole('log').getByText('still here').waitFor();
+    assert.ok(refreshes.length >= 1, 'a refresh happened');
+    assert.equal(await a.getByRole('alert').count(), 0, 'nothing to see for the user');
+    expected = [...expected, 'still here'];
+  });
+  const chat = chatPath.split('/')[2];
+  await step('130 messages: scrolling back loads older pages with no gap and no repeat', async () => {
+    const many = Array.from({ length: 130 }, (_, i) => `m${String(i + 1).padStart(3, '0')}`);
+    for (const text of many) await apiSend(ann, chat, text);
+    expected = [...expected, ...many];
+    await b.getByRole('log').getByText('m130').waitFor();
+    await b.reload();
+    await b.getByRole('log').getByText('m130').waitFor();
+    const older = b.getByRole('button', { name: 'Load older messages' });
+    for (let i = 0; i < 10 && (await older.count()) > 0; i += 1) {
+      await older.click();
+      await sleep(300);
+    }
+    assert.equal(await older.count(), 0, 'the oldest page was reached');
+    assert.deepEqual(await texts(b), expected);
+  });
+  await step('the hub restarts while ann sends through the API: both pages come back with every message once, in order', async () => {
+    for (const page of [a, b]) {
+      await page.evaluate(() => {
+        const status = document.querySelector('[role=status]');
+        window.seen = [];
+        new MutationObserver(() => window.seen.push(status.textContent)).observe(status, {
+          characterData: true,
+          childList: true,
+          subtree: true,
+        });
+      });
+    }
+    process.stdout.write('restart-hub\n');
+    const during = ['r1', 'r2', 'r3', 'r4', 'r5'];
+    for (const text of during) await apiSend(ann, chat, text);
+    const answer = await answers.next();
+    assert.equal(answer.value, 'restarted');
+    expected = [...expected, ...during];
+    for (const page of [a, b]) {
+      await page.getByRole('status').filter({ hasText: 'connected' }).waitFor({ timeout: 60000 });
+      await page.getByRole('log').getByText('r5').waitFor({ timeout: 60000 });
+      assert.deepEqual(await waitForTexts(page, expected), expected);
+      const seen = await page.evaluate(() => window.seen);
+      assert.ok(seen.some((t) => t !== 'connected'), `the page showed the outage: ${seen}`);
+    }
+  });
   await a.screenshot({ path: `${shots}/chat.png` });
   await step("removed by ann, bob's chat closes at once", async () => {
     await a.getByRole('button', { name: `Remove ${bob}` }).click();
@@ -100,6 +211,7 @@ try {
     assert.equal(new URL(b.url()).pathname, '/');
   });
   process.stdout.write('browser: every step passed\n');
+  harness.close();
 } catch (e) {
   // What each page showed when it failed.
   for (const [i, context] of browser.contexts().entries()) {

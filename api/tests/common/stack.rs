@@ -50,6 +50,13 @@ enum Extra {
 
 impl Stack {
     pub async fn start() -> Stack {
+        Self::start_with(|_| {}).await
+    }
+
+    /// The stack with the API's config changed by `tweak` (after the stack's own settings).
+    pub async fn start_with(
+        tweak: impl FnOnce(&mut chorus_api::config::Config) + Send + 'static,
+    ) -> Stack {
         let tansu = Tansu::start().await;
         let dynamo = DynamoLocal::start().await;
         let (messages_topic, state_topic, audio_topic, table) = (
@@ -113,6 +120,7 @@ impl Stack {
             c.outbox.poll_ms = 100;
             // The built web client, when `scripts/test` (or `npm run build` in web/) built it.
             c.web.dir = web_dist().display().to_string();
+            tweak(c);
         })
         .await;
         tokio::spawn(chorus_api::server::run(

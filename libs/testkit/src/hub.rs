@@ -75,6 +75,12 @@ impl HubProcess {
         self.process.kill9();
     }
 
+    /// `kill -9`, then the same node again at once, on the same port: its clients reconnect
+    /// to it and recover.
+    pub async fn restart(&mut self) {
+        self.process.restart().await;
+    }
+
     pub fn log_text(&self) -> String {
         self.process.log_text()
     }

@@ -40,7 +40,9 @@ export function ChatView(props: {
   const redraw = () => setVersion((v) => v + 1);
   const [title, setTitle] = useState('');
   const [members, setMembers] = useState<Member[]>([]);
-  const [older, setOlder] = useState<string | null>(null);
+  /** Whether the API may hold messages older than the oldest shown. */
+  const [more, setMore] = useState(false);
+  const loadingOlder = useRef(false);
   const [notice, setNotice] = useState('');
   const [memberName, setMemberName] = useState('');
   const log = useRef<HTMLDivElement>(null);
@@ -48,7 +50,7 @@ export function ChatView(props: {
   const loadNewest = async () => {
     const page = await api.request<Page>('GET', `/chats/${chatId}/messages?limit=${PAGE}`);
     timeline.addHistory(page.messages);
-    setOlder((current) => current ?? page.next_cursor);
+    if (page.next_cursor) setMore(true);
     redraw();
   };
 
@@ -92,12 +94,22 @@ export function ChatView(props: {
     };
   }, [chatId]);
 
+  // Before the oldest message shown, whichever way it came (the hub's recent stream can reach
+  // further back than the API's first page).
   const loadOlder = async () => {
-    if (!older) return;
-    const page = await api.request<Page>('GET', `/chats/${chatId}/messages?limit=${PAGE}&before=${older}`);
-    timeline.addHistory(page.messages);
-    setOlder(page.next_cursor);
-    redraw();
+    const before = timeline.oldestId();
+    if (!more || !before || loadingOlder.current) return;
+    loadingOlder.current = true;
+    try {
+      const page = await api.request<Page>('GET', `/chats/${chatId}/messages?limit=${PAGE}&before=${before}`);
+      timeline.addHistory(page.messages);
+      setMore(page.next_cursor !== null);
+      redraw();
+    } catch (e) {
+      setNotice(describeError(e));
+    } finally {
+      loadingOlder.current = false;
+    }
   };
 
   const addMember = async () => {
@@ -197,7 +209,7 @@ export function ChatView(props: {
           if (e.currentTarget.scrollTop === 0) void loadOlder();
         }}
       >
-        {older ? (
+        {more ? (
           <button type="button" onClick={() => void loadOlder()}>
             Load older messages
           </button>

@@ -1,7 +1,8 @@
 // The chat in a real Chromium against the real stack: two users in two browser contexts.
 // Run by api/tests/browser.rs, which starts the stack (access tokens living 3 s) and passes
 // the page's URL:
-//   node e2e/chat.mjs <page url> <folder for screenshots>
+//   node e2e/chat.mjs <page url> <folder for screenshots> <spoken WAV> <its duration, ms>
+// The WAV is Chromium's fake microphone; the harness checks the transcript it prints.
 // A line `restart-hub` on stdout asks the harness to kill and restart the hub; it answers
 // `restarted` on stdin. Exits non-zero, with the step that failed, when anything a user would
 // see is wrong.
@@ -11,8 +12,8 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
 
-const [base, shots] = process.argv.slice(2);
-assert.ok(base && shots, 'usage: chat.mjs <page url> <screenshot folder>');
+const [base, shots, speech, speechMs] = process.argv.slice(2);
+assert.ok(base && shots && speech && speechMs, 'usage: chat.mjs <page url> <screenshot folder> <wav> <ms>');
 const executablePath = process.env.CHORUS_CHROMIUM ?? '/usr/bin/chromium';
 const run = Date.now().toString(36);
 const ann = `ann_${run}`;
@@ -22,7 +23,10 @@ const browser = await chromium.launch({
   executablePath,
   // As root, no sandbox; and nothing that reaches outside this machine.
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    // A microphone that says the harness's sentence once, and no permission prompt.
+    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${speech}%noloop`],
 });
 
 async function step(name, f) {
@@ -168,14 +172,21 @@ try {
     for (const text of many) await apiSend(ann, chat, text);
     expected = [...expected, ...many];
     await b.getByRole('log').getByText('m130').waitFor();
+    const pages = [];
+    b.on('response', (r) => {
+      if (r.url().includes('/messages?')) pages.push(`${r.status()} ${new URL(r.url()).search}`);
+    });
+    // The newest page from the API, not only the hub's recent stream, before paging back.
+    const newest = b.waitForResponse((r) => /\/messages\?limit=[0-9]+$/.test(r.url()));
     await b.reload();
+    await newest;
     await b.getByRole('log').getByText('m130').waitFor();
     const older = b.getByRole('button', { name: 'Load older messages' });
     for (let i = 0; i < 10 && (await older.count()) > 0; i += 1) {
       await older.click();
       await sleep(300);
     }
-    assert.equal(await older.count(), 0, 'the oldest page was reached');
+    assert.equal(await older.count(), 0, `the oldest page was reached; pages: ${pages.join(' | ')}`);
     assert.deepEqual(await texts(b), expected);
   });
   await step('the hub restarts while ann sends through the API: both pages come back with every message once, in order', async () => {
@@ -203,6 +214,67 @@ try {
       const seen = await page.evaluate(() => window.seen);
       assert.ok(seen.some((t) => t !== 'connected'), `the page showed the outage: ${seen}`);
     }
+  });
+  await step('a voice message recorded in the page plays in both, and its transcript follows', async () => {
+    await a.getByRole('button', { name: 'Record' }).click();
+    await a.getByRole('button', { name: 'Stop' }).waitFor();
+    await a.waitForTimeout(Number(speechMs) + 700);
+    await a.getByRole('button', { name: 'Stop' }).click();
+    for (const page of [a, b]) {
+      const voice = page.getByRole('log').locator('li:has(audio)');
+      await page.waitForFunction(
+        () => {
+          const t = document.querySelector('[role=log] .voice .transcript');
+          return t && t.textContent !== 'transcribing…';
+        },
+        null,
+        { timeout: 90000 },
+      );
+      assert.equal(await voice.count(), 1);
+      // It plays: the browser reads a duration from what the API serves.
+      await page.waitForFunction(() => {
+        const audio = document.querySelector('[role=log] audio');
+        return audio && audio.readyState >= 1;
+      });
+      const heard = await voice.locator('.transcript').textContent();
+      process.stdout.write(`transcript: ${heard}\n`);
+    }
+  });
+  await step('an image shows its thumbnail in both pages', async () => {
+    const png = await a.evaluate(() => {
+      const canvas = document.createElement('canvas');
+      canvas.width = 640;
+      canvas.height = 480;
+      const g = canvas.getContext('2d');
+      g.fillStyle = '#3a7';
+      g.fillRect(0, 0, 640, 480);
+      g.fillStyle = '#fff';
+      g.fillRect(100, 100, 200, 120);
+      return canvas.toDataURL('image/png').split(',')[1];
+    });
+    await a.getByLabel('Image', { exact: true }).setInputFiles({
+      name: 'square.png',
+      mimeType: 'image/png',
+      buffer: Buffer.from(png, 'base64'),
+    });
+    for (const page of [a, b]) {
+      const image = page.getByRole('log').locator('li img');
+      await page.waitForFunction(
+        () => {
+          const img = document.querySelector('[role=log] li img');
+          return img && img.complete && img.naturalWidth > 0;
+        },
+        null,
+        { timeout: 60000 },
+      );
+      assert.deepEqual(
+        await image.evaluate((img) => [img.naturalWidth, img.naturalHeight]),
+        [320, 240],
+      );
+    }
+  });
+  await a.getByRole('log').evaluate((el) => {
+    el.scrollTop = el.scrollHeight;
   });
   await a.screenshot({ path: `${shots}/chat.png` });
   await step("removed by ann, bob's chat closes at once", async () => {

@@ -2,12 +2,13 @@
 // hub, each once and in order, and what this user is sending, pending or failed with a retry.
 // A member who is removed sees the chat close at once (the hub's unsubscribe).
 
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 
 import { type ApiClient, ApiError } from '../api/client';
 import { Sender } from '../chat/sending';
 import { type HistoryItem, Timeline } from '../chat/timeline';
 import type { Hub } from '../hub/connection';
+import { Attachments } from './Attachments';
 import { Composer } from './Composer';
 import { MessageItem } from './MessageItem';
 
@@ -36,7 +37,7 @@ export function ChatView(props: {
   const { api, hub, chatId } = props;
   const timeline = useMemo(() => new Timeline(), []);
   const sender = useMemo(() => new Sender(api), [api]);
-  const [, setVersion] = useState(0);
+  const [version, setVersion] = useState(0);
   const redraw = () => setVersion((v) => v + 1);
   const [title, setTitle] = useState('');
   const [members, setMembers] = useState<Member[]>([]);
@@ -46,6 +47,20 @@ export function ChatView(props: {
   const [notice, setNotice] = useState('');
   const [memberName, setMemberName] = useState('');
   const log = useRef<HTMLDivElement>(null);
+  // Follow the newest message while the reader is at the bottom; keep the reader's place when
+  // an older page lands above.
+  const atBottom = useRef(true);
+  const heightBefore = useRef<number | null>(null);
+  useLayoutEffect(() => {
+    const el = log.current;
+    if (!el) return;
+    if (heightBefore.current !== null) {
+      el.scrollTop += el.scrollHeight - heightBefore.current;
+      heightBefore.current = null;
+    } else if (atBottom.current) {
+      el.scrollTop = el.scrollHeight;
+    }
+  }, [version]);
 
   const loadNewest = async () => {
     const page = await api.request<Page>('GET', `/chats/${chatId}/messages?limit=${PAGE}`);
@@ -100,12 +115,14 @@ export function ChatView(props: {
     const before = timeline.oldestId();
     if (!more || !before || loadingOlder.current) return;
     loadingOlder.current = true;
+    heightBefore.current = log.current?.scrollHeight ?? null;
     try {
       const page = await api.request<Page>('GET', `/chats/${chatId}/messages?limit=${PAGE}&before=${before}`);
       timeline.addHistory(page.messages);
       setMore(page.next_cursor !== null);
       redraw();
     } catch (e) {
+      heightBefore.current = null;
       setNotice(describeError(e));
     } finally {
       loadingOlder.current = false;
@@ -206,7 +223,9 @@ export function ChatView(props: {
         aria-label="Messages"
         ref={log}
         onScroll={(e) => {
-          if (e.currentTarget.scrollTop === 0) void loadOlder();
+          const el = e.currentTarget;
+          atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight < 40;
+          if (el.scrollTop === 0) void loadOlder();
         }}
       >
         {more ? (
@@ -236,6 +255,7 @@ export function ChatView(props: {
           ))}
         </ul>
       </div>
+      <Attachments api={api} chatId={chatId} />
       <Composer onSend={send} />
     </section>
   );

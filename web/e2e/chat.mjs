@@ -129,6 +129,12 @@ try {
     await b.getByRole('status').filter({ hasText: 'connected' }).waitFor();
     await b.getByRole('heading', { name: 'Weekend plans' }).waitFor();
   });
+  await step('each sees the other online in the chat', async () => {
+    for (const page of [a, b]) {
+      const online = page.getByLabel('Online', { exact: true });
+      await online.filter({ hasText: ann }).filter({ hasText: bob }).waitFor();
+    }
+  });
   await step("ann's message reaches bob live, once, and Enter sent it", async () => {
     await a.getByLabel('Message', { exact: true }).fill('hello bob');
     await a.getByLabel('Message', { exact: true }).press('Enter');

@@ -86,7 +86,10 @@ impl Stack {
                                         "static_http_headers": {"X-Chorus-Proxy-Key": PROXY_KEY}}},
                 "namespaces": [{"name": "chat", "history_size": 100, "history_ttl": "300s",
                                 "force_recovery": true, "subscribe_proxy_enabled": true,
-                                "allow_history_for_subscriber": true}]},
+                                "allow_history_for_subscriber": true,
+                                "presence": true, "join_leave": true,
+                                "force_push_join_leave": true,
+                                "allow_presence_for_subscriber": true}]},
             "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
                 "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
                 "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]

@@ -19,6 +19,8 @@ export interface ChatFeed {
   missed(): void;
   /** The server ended the subscription (the user was removed, or the chat deleted). */
   closed(): void;
+  /** Who is in the chat now: user ids with at least one connection subscribed. */
+  online(users: string[]): void;
 }
 
 export class Hub {
@@ -42,8 +44,27 @@ export class Hub {
       this.centrifuge.getSubscription(channel) ?? this.centrifuge.newSubscription(channel);
     sub.removeAllListeners();
     sub.on('publication', (ctx) => feed.event(ctx.data as ChatEvent));
+    // Presence: the clients subscribed now, kept current by join and leave.
+    const clients = new Map<string, string>();
+    const tell = () => feed.online([...new Set(clients.values())]);
+    sub.on('join', (ctx) => {
+      clients.set(ctx.info.client, ctx.info.user);
+      tell();
+    });
+    sub.on('leave', (ctx) => {
+      clients.delete(ctx.info.client);
+      tell();
+    });
     sub.on('subscribed', (ctx) => {
       if (ctx.wasRecovering && !ctx.recovered) feed.missed();
+      sub.presence().then(
+        (p) => {
+          clients.clear();
+          for (const info of Object.values(p.clients)) clients.set(info.client, info.user);
+          tell();
+        },
+        () => {},
+      );
       // What reached the chat before this subscription but may not be stored yet (the sink
       // writes history a moment after the hub delivers): the hub's own recent stream, merged
       // by message id like everything else.

@@ -41,6 +41,7 @@ export function ChatView(props: {
   const redraw = () => setVersion((v) => v + 1);
   const [title, setTitle] = useState('');
   const [members, setMembers] = useState<Member[]>([]);
+  const [online, setOnline] = useState<string[]>([]);
   /** Whether the API may hold messages older than the oldest shown. */
   const [more, setMore] = useState(false);
   const loadingOlder = useRef(false);
@@ -96,6 +97,7 @@ export function ChatView(props: {
         }
       },
       missed: () => loadNewest().catch(failed),
+      online: setOnline,
       closed: () => {
         if (gone) return;
         gone = true;
@@ -186,6 +188,13 @@ export function ChatView(props: {
       <header>
         <h2>{title}</h2>
         <span>{members.map((m) => m.display_name).join(', ')}</span>
+        <span aria-label="Online">
+          Online:{' '}
+          {members
+            .filter((m) => online.includes(m.id))
+            .map((m) => m.display_name)
+            .join(', ') || 'nobody'}
+        </span>
         <button type="button" onClick={() => void leave()}>
           Leave
         </button>

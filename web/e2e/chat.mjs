@@ -283,6 +283,12 @@ try {
     el.scrollTop = el.scrollHeight;
   });
   await a.screenshot({ path: `${shots}/chat.png` });
+  await step("ann renames the chat; bob's page follows", async () => {
+    await a.getByLabel('New title', { exact: true }).fill('Weekend trip');
+    await a.getByRole('button', { name: 'Rename' }).click();
+    await b.getByRole('heading', { name: 'Weekend trip' }).waitFor();
+    await b.getByRole('navigation').getByText('Weekend trip').waitFor();
+  });
   await step("removed by ann, bob's chat closes at once", async () => {
     await a.getByRole('button', { name: `Remove ${bob}` }).click();
     await b.getByText('Choose a chat, or start one.').waitFor();

@@ -47,6 +47,7 @@ export function ChatView(props: {
   const loadingOlder = useRef(false);
   const [notice, setNotice] = useState('');
   const [memberName, setMemberName] = useState('');
+  const [newTitle, setNewTitle] = useState('');
   const log = useRef<HTMLDivElement>(null);
   // Follow the newest message while the reader is at the bottom; keep the reader's place when
   // an older page lands above.
@@ -90,7 +91,11 @@ export function ChatView(props: {
     };
     const unfollow = hub.follow(chatId, {
       event: (e) => {
-        if (e.type === 'chat.updated') loadMembers().catch(failed);
+        if (e.type === 'chat.updated') {
+          // Renamed, or its members changed: the title, the members, and the chat list.
+          loadMembers().catch(failed);
+          props.onChanged();
+        }
         if (timeline.apply(e)) {
           sender.settle((id) => timeline.has(id));
           redraw();
@@ -155,6 +160,18 @@ export function ChatView(props: {
     }
   };
 
+  const rename = async () => {
+    setNotice('');
+    try {
+      await api.request('PATCH', `/chats/${chatId}`, { body: { title: newTitle.trim() } });
+      setNewTitle('');
+      await loadMembers();
+      props.onChanged();
+    } catch (e) {
+      setNotice(describeError(e));
+    }
+  };
+
   const leave = async () => {
     try {
       await api.request('POST', `/chats/${chatId}/leave`);
@@ -199,6 +216,22 @@ export function ChatView(props: {
           Leave
         </button>
       </header>
+      {mine && mine.role !== 'member' ? (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void rename();
+          }}
+        >
+          <label>
+            New title
+            <input value={newTitle} onInput={(e) => setNewTitle(e.currentTarget.value)} />
+          </label>
+          <button type="submit" disabled={!newTitle.trim()}>
+            Rename
+          </button>
+        </form>
+      ) : null}
       <form
         onSubmit={(e) => {
           e.preventDefault();

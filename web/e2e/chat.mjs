@@ -283,6 +283,26 @@ try {
     el.scrollTop = el.scrollHeight;
   });
   await a.screenshot({ path: `${shots}/chat.png` });
+  await step('two tabs of ann refreshing at once both keep working', async () => {
+    const second = await a.context().newPage();
+    await second.goto(a.url());
+    await second.getByRole('status').filter({ hasText: 'connected' }).waitFor();
+    // Both access tokens expire; both tabs refresh with the one cookie at the same moment.
+    await second.waitForTimeout(3500);
+    await Promise.all([
+      (async () => {
+        await a.getByLabel('Message', { exact: true }).fill('from tab one');
+        await a.getByLabel('Message', { exact: true }).press('Enter');
+      })(),
+      (async () => {
+        await second.getByLabel('Message', { exact: true }).fill('from tab two');
+        await second.getByLabel('Message', { exact: true }).press('Enter');
+      })(),
+    ]);
+    for (const text of ['from tab one', 'from tab two']) await b.getByRole('log').getByText(text).waitFor();
+    assert.equal(await a.getByText('Not sent').count() + (await second.getByText('Not sent').count()), 0);
+    await second.close();
+  });
   await step("ann renames the chat; bob's page follows", async () => {
     await a.getByLabel('New title', { exact: true }).fill('Weekend trip');
     await a.getByRole('button', { name: 'Rename' }).click();

@@ -27,6 +27,14 @@ function useMedia(api: ApiClient, key: string | undefined): string | undefined {
   return url;
 }
 
+/** The original image in a tab of its own (members-only: fetched with the token). */
+async function openOriginal(api: ApiClient, key: string | undefined) {
+  if (!key) return;
+  const tab = window.open('', '_blank');
+  const url = URL.createObjectURL(await api.blob(`/media/${key}`));
+  if (tab) tab.location.href = url;
+}
+
 export function MessageItem({ api, message: m, author }: { api: ApiClient; message: ChatMessage; author: string }) {
   const voice = useMedia(api, m.attachment?.kind === 'voice' ? m.attachment.key : undefined);
   const thumbnail = useMedia(api, m.thumbnail?.key);
@@ -54,6 +62,13 @@ export function MessageItem({ api, message: m, author }: { api: ApiClient; messa
         <span class="image">
           {m.thumbnail && thumbnail ? (
             <img
+              role="button"
+              tabIndex={0}
+              title="Open the original"
+              onClick={() => void openOriginal(api, m.attachment?.key)}
+              onKeyDown={(e) => {
+                if (e.key === 'Enter') void openOriginal(api, m.attachment?.key);
+              }}
               src={thumbnail}
               width={m.thumbnail.width}
               height={m.thumbnail.height}

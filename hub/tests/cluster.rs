@@ -398,18 +398,11 @@ async fn a_killed_node_leaves_presence_and_its_clients_recover_elsewhere() {
     .await;
 }
 
-/// The Redis engine drops a chat event produced again at a later offset (a worker's repeat
-/// after a crash) by the stream's recent keys, not by a five-minute window: with every
-/// time-windowed idempotency key gone (as ten minutes would leave them), the repeat is still
-/// neither stored nor published, and the next record is.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
-    use chorus_hub::broker::{HistoryFilter, PublishOptions, SourcePosition};
-    let redis = RedisServer::start().await;
+/// The Redis engine's broker on `redis`, under a prefix of its own, as a node builds it.
+async fn redis_broker(redis: &RedisServer) -> std::sync::Arc<dyn chorus_hub::broker::Broker> {
     let mut config: Value = serde_json::from_str(&config_json("")).unwrap();
-    let prefix = unique("chorus");
     config["engine"] =
-        json!({"type": "redis", "redis": {"address": redis.url(), "prefix": prefix}});
+        json!({"type": "redis", "redis": {"address": redis.url(), "prefix": unique("chorus")}});
     let config = chorus_hub::config::load_str(
         &config.to_string(),
         chorus_hub::config::Format::Json,
@@ -418,11 +411,22 @@ async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
     )
     .unwrap()
     .config;
-    let broker = chorus_hub::engine::build(&config)
+    chorus_hub::engine::build(&config)
         .await
         .unwrap()
         .broker
-        .unwrap();
+        .unwrap()
+}
+
+/// The Redis engine drops a chat event produced again at a later offset (a worker's repeat
+/// after a crash) by the stream's recent keys, not by a five-minute window: with every
+/// time-windowed idempotency key gone (as ten minutes would leave them), the repeat is still
+/// neither stored nor published, and the next record is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
+    use chorus_hub::broker::{HistoryFilter, PublishOptions, SourcePosition};
+    let redis = RedisServer::start().await;
+    let broker = redis_broker(&redis).await;
     broker.declare_source("chat:", "k0");
     let publish = |offset: u64, key: &'static str| {
         let broker = broker.clone();
@@ -581,21 +585,9 @@ async fn both_engines_continue_the_same_positions_and_refuse_the_same() {
     assert_eq!(continuations(memory).await, want, "memory engine");
 
     let redis = RedisServer::start().await;
-    let mut config: Value = serde_json::from_str(&config_json("")).unwrap();
-    config["engine"] =
-        json!({"type": "redis", "redis": {"address": redis.url(), "prefix": unique("chorus")}});
-    let config = chorus_hub::config::load_str(
-        &config.to_string(),
-        chorus_hub::config::Format::Json,
-        "test",
-        Vec::new(),
-    )
-    .unwrap()
-    .config;
-    let broker = chorus_hub::engine::build(&config)
-        .await
-        .unwrap()
-        .broker
-        .unwrap();
-    assert_eq!(continuations(broker).await, want, "redis engine");
+    assert_eq!(
+        continuations(redis_broker(&redis).await).await,
+        want,
+        "redis engine"
+    );
 }

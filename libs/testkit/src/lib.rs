@@ -27,6 +27,25 @@ pub mod wer;
 
 pub use net::{eventually, listening};
 
+/// Something the scripts install or prepare once under `~/.cache/chorus/`: `$var` when set,
+/// else `~/.cache/chorus/<rel>`; a panic that says how to get it when it is not there.
+pub fn cached(var: &str, rel: &str, what: &str) -> std::path::PathBuf {
+    let path = std::env::var_os(var)
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            std::path::PathBuf::from(home)
+                .join(".cache/chorus")
+                .join(rel)
+        });
+    assert!(
+        path.exists(),
+        "{what} is not at {} (scripts/test prepares it; or set {var})",
+        path.display()
+    );
+    path
+}
+
 /// A checked-in clip of `fixtures/` (spoken audio in the containers uploads come in, made by
 /// `fixtures/make.sh`).
 pub fn fixture(name: &str) -> std::path::PathBuf {

@@ -7,18 +7,11 @@ use std::process::{Command, Stdio};
 
 /// `CHORUS_WHISPER_MODEL`, else where `scripts/lib/model.sh` writes it.
 pub fn model() -> PathBuf {
-    let path = std::env::var_os("CHORUS_WHISPER_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/chorus/models/ggml-tiny.en.bin")
-        });
-    assert!(
-        path.is_file(),
-        "the Whisper model is not at {} (scripts/test prepares it; or set CHORUS_WHISPER_MODEL)",
-        path.display()
-    );
-    path
+    crate::cached(
+        "CHORUS_WHISPER_MODEL",
+        "models/ggml-tiny.en.bin",
+        "the Whisper model",
+    )
 }
 
 /// The sentence spoken at 150 words a minute, as WAV (22.05 kHz mono).

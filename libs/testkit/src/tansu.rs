@@ -19,18 +19,11 @@ pub struct Tansu {
 
 /// The broker binary: `CHORUS_TANSU_BIN`, else where `scripts/lib/tansu.sh` installs it.
 pub fn binary() -> PathBuf {
-    let path = std::env::var_os("CHORUS_TANSU_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME").expect("HOME is set");
-            PathBuf::from(home).join(".cache/chorus/tools/tansu-0.6.0/bin/tansu")
-        });
-    assert!(
-        path.exists(),
-        "the tansu broker is not installed at {} (scripts/test installs it; or set CHORUS_TANSU_BIN)",
-        path.display()
-    );
-    path
+    crate::cached(
+        "CHORUS_TANSU_BIN",
+        "tools/tansu-0.6.0/bin/tansu",
+        "the tansu broker",
+    )
 }
 
 pub fn free_port() -> u16 {

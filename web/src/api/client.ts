@@ -18,6 +18,12 @@ export class ApiError extends Error {
   }
 }
 
+/** What went wrong, in words a user can read: the API's message, or that there is no
+ * connection (fetch itself failed). */
+export function inWords(e: unknown): string {
+  return e instanceof ApiError ? e.message : 'No connection to the server';
+}
+
 /** The refresh cookie is gone or refused: the user must sign in again. */
 export class SignedOut extends Error {
   constructor() {

@@ -4,7 +4,7 @@
 
 import { useRef, useState } from 'preact/hooks';
 
-import { type ApiClient, ApiError } from '../api/client';
+import { type ApiClient, inWords } from '../api/client';
 
 export function Attachments({ api, chatId }: { api: ApiClient; chatId: string }) {
   const [recording, setRecording] = useState<MediaRecorder | null>(null);
@@ -22,7 +22,7 @@ export function Attachments({ api, chatId }: { api: ApiClient; chatId: string })
       });
       setStatus('');
     } catch (e) {
-      setStatus(e instanceof ApiError ? `Not sent: ${e.message}` : 'Not sent: no connection to the server');
+      setStatus(`Not sent: ${inWords(e)}`);
     }
   };
 

@@ -4,7 +4,7 @@
 
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 
-import { type ApiClient, ApiError } from '../api/client';
+import { type ApiClient, ApiError, inWords } from '../api/client';
 import { Sender } from '../chat/sending';
 import { type HistoryItem, Timeline } from '../chat/timeline';
 import type { Hub } from '../hub/connection';
@@ -130,7 +130,7 @@ export function ChatView(props: {
       redraw();
     } catch (e) {
       heightBefore.current = null;
-      setNotice(describeError(e));
+      setNotice(inWords(e));
     } finally {
       loadingOlder.current = false;
     }
@@ -147,7 +147,7 @@ export function ChatView(props: {
       setMemberName('');
       await loadMembers();
     } catch (e) {
-      setNotice(e instanceof ApiError && e.status === 404 ? `No user named ${memberName.trim()}` : describeError(e));
+      setNotice(e instanceof ApiError && e.status === 404 ? `No user named ${memberName.trim()}` : inWords(e));
     }
   };
 
@@ -156,7 +156,7 @@ export function ChatView(props: {
       await api.request('DELETE', `/chats/${chatId}/members/${userId}`);
       await loadMembers();
     } catch (e) {
-      setNotice(describeError(e));
+      setNotice(inWords(e));
     }
   };
 
@@ -168,7 +168,7 @@ export function ChatView(props: {
       await loadMembers();
       props.onChanged();
     } catch (e) {
-      setNotice(describeError(e));
+      setNotice(inWords(e));
     }
   };
 
@@ -177,7 +177,7 @@ export function ChatView(props: {
       await api.request('POST', `/chats/${chatId}/leave`);
       props.onGone();
     } catch (e) {
-      setNotice(describeError(e));
+      setNotice(inWords(e));
     }
   };
 
@@ -301,8 +301,4 @@ export function ChatView(props: {
       <Composer onSend={send} />
     </section>
   );
-}
-
-function describeError(e: unknown): string {
-  return e instanceof ApiError ? e.message : 'No connection to the server';
 }

@@ -3,7 +3,7 @@
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 
-import { type ApiClient, ApiError } from '../api/client';
+import { type ApiClient, inWords } from '../api/client';
 import type { Hub } from '../hub/connection';
 import { ChatView } from './ChatView';
 
@@ -44,7 +44,7 @@ export function Chats({ api, hub, me }: { api: ApiClient; hub: Hub; me: string }
       await reload();
       select(chat.id);
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : 'No connection to the server');
+      setError(inWords(e));
     }
   };
 

@@ -3,7 +3,7 @@
 
 import { useState } from 'preact/hooks';
 
-import { type ApiClient, ApiError } from '../api/client';
+import { type ApiClient, inWords } from '../api/client';
 
 export function SignIn({ api, onSignedIn }: { api: ApiClient; onSignedIn: () => void }) {
   const [username, setUsername] = useState('');
@@ -18,7 +18,7 @@ export function SignIn({ api, onSignedIn }: { api: ApiClient; onSignedIn: () => 
       await (register ? api.register(username, password) : api.login(username, password));
       onSignedIn();
     } catch (e) {
-      setError(e instanceof ApiError ? e.message : 'No connection to the server');
+      setError(inWords(e));
     } finally {
       setBusy(false);
     }

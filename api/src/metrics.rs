@@ -34,6 +34,12 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
+        chorus_runtime::metrics::process_and_build_info(
+            &registry,
+            "chorus_api",
+            env!("CARGO_PKG_VERSION"),
+            &[],
+        );
         let requests = IntCounterVec::new(
             Opts::new(
                 "chorus_api_requests_total",
@@ -97,6 +103,10 @@ impl Metrics {
             &["limit"],
         )
         .expect("invariant: valid metric");
+        let with_zeros = chorus_runtime::metrics::with_zeros;
+        let membership_cache = with_zeros(membership_cache, &["hit", "miss", "bypass"]);
+        let state_events = with_zeros(state_events, &["applied", "duplicate", "failed"]);
+        let rate_limited = with_zeros(rate_limited, &["login", "send", "register", "refresh"]);
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),

@@ -37,7 +37,7 @@ fn fanout(c: &mut Criterion) {
             for _ in 0..iters {
                 let start = Instant::now();
                 let frame = Utf8Bytes::from(encode_push(&channel, "pub", &publication));
-                hub.broadcast(&channel, publication.offset, 0, "", &frame);
+                hub.broadcast(&channel, publication.offset, 0, "", &frame, start);
                 total += start.elapsed();
                 // Drained outside the timing, as the connection tasks would.
                 for h in &clients {

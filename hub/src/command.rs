@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::action::{Target, UserAction};
 use crate::broker::HistoryFilter;
+use crate::metrics::Source;
 use crate::node::{broker_error, Node};
 
 /// Why a command failed.
@@ -201,6 +202,7 @@ async fn publish(node: &Node, req: PublishRequest) -> Result<String, CommandErro
     let data = check_data(req.data, &req.b64data)?;
     let pos = node
         .publish(
+            Source::Api,
             &req.channel,
             data,
             None,
@@ -234,7 +236,15 @@ async fn broadcast(node: &Node, req: BroadcastRequest) -> Result<String, Command
         let data = serde_json::value::RawValue::from_string(data.get().to_owned())
             .expect("invariant: already valid json");
         let key = Some(req.idempotency_key.clone());
-        node.publish(channel, data, None, req.tags.clone(), key, req.skip_history)
+        node.publish(
+            Source::Api,
+            channel,
+            data,
+            None,
+            req.tags.clone(),
+            key,
+            req.skip_history,
+        )
     });
     let responses: Vec<String> = futures_util::future::join_all(publishes)
         .await

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::DISCONNECT_INSUFFICIENT_STATE;
@@ -74,6 +75,13 @@ impl Hub {
 
     pub fn user_clients(&self, user: &str) -> Vec<Arc<ClientHandle>> {
         self.users.read().get(user).cloned().unwrap_or_default()
+    }
+
+    /// Bytes waiting in every client's outbound queue: one lock per client, taken at scrape
+    /// time rather than an atomic on every push.
+    pub fn queued_bytes(&self) -> usize {
+        let clients: Vec<_> = self.clients.read().values().cloned().collect();
+        clients.iter().map(|c| c.queued_bytes()).sum()
     }
 
     pub fn num_clients(&self) -> usize {
@@ -190,7 +198,8 @@ impl Hub {
     /// `prev` is the stream's offset before this publication (0 when unknown) and `epoch`
     /// its epoch: a positioned subscriber holding less than `prev`, or another epoch, missed
     /// a publication and is disconnected to recover (Centrifugo's "insufficient state").
-    /// Publications for one channel arrive one at a time, in offset order.
+    /// Publications for one channel arrive one at a time, in offset order. `reached` is when
+    /// the publication reached this node, for the delivery-latency histogram.
     pub fn broadcast(
         &self,
         channel: &str,
@@ -198,6 +207,7 @@ impl Hub {
         prev: u64,
         epoch: &str,
         frame: &Utf8Bytes,
+        reached: Instant,
     ) -> usize {
         let shard = self.shard(channel).read();
         let Some(ch) = shard.get(channel) else {
@@ -222,7 +232,7 @@ impl Hub {
                     sub.floor.store(offset, Ordering::Relaxed);
                 }
             }
-            sub.client.send(frame.clone());
+            sub.client.send_publication(frame.clone(), reached);
         }
         ch.subs.len()
     }
@@ -314,10 +324,13 @@ mod tests {
         let (a, b) = (client("a"), client("b"));
         hub.subscribe(&ch, &a, false, false);
         hub.subscribe(&ch, &b, false, false);
-        assert_eq!(hub.broadcast("news", 1, 0, "", &Utf8Bytes::from("p1")), 2);
+        assert_eq!(
+            hub.broadcast("news", 1, 0, "", &Utf8Bytes::from("p1"), Instant::now()),
+            2
+        );
         assert_eq!(frames(&a), vec!["p1"]);
         assert!(hub.unsubscribe("news", &a));
-        hub.broadcast("news", 2, 0, "", &Utf8Bytes::from("p2"));
+        hub.broadcast("news", 2, 0, "", &Utf8Bytes::from("p2"), Instant::now());
         assert!(frames(&a).is_empty());
         assert_eq!(frames(&b), vec!["p1", "p2"]);
         hub.unsubscribe("news", &b);
@@ -331,11 +344,11 @@ mod tests {
         let a = client("a");
         hub.subscribe(&ch, &a, false, true);
         // Offsets 5 and 6 arrive while the subscribe reply (recovered up to 5) is being built.
-        hub.broadcast("c", 5, 4, "e", &Utf8Bytes::from("p5"));
-        hub.broadcast("c", 6, 5, "e", &Utf8Bytes::from("p6"));
+        hub.broadcast("c", 5, 4, "e", &Utf8Bytes::from("p5"), Instant::now());
+        hub.broadcast("c", 6, 5, "e", &Utf8Bytes::from("p6"), Instant::now());
         assert!(frames(&a).is_empty(), "held back until the reply is queued");
         hub.finish_sync("c", &a, Some(Utf8Bytes::from("reply")), 5, Some("e"));
-        hub.broadcast("c", 7, 6, "e", &Utf8Bytes::from("p7"));
+        hub.broadcast("c", 7, 6, "e", &Utf8Bytes::from("p7"), Instant::now());
         assert_eq!(frames(&a), vec!["reply", "p6", "p7"]);
     }
 
@@ -348,11 +361,11 @@ mod tests {
         hub.finish_sync("c", &a, None, 3, Some("e1"));
         hub.subscribe(&ch, &b, false, true);
         hub.finish_sync("c", &b, None, 0, None);
-        hub.broadcast("c", 4, 3, "e1", &Utf8Bytes::from("p4"));
+        hub.broadcast("c", 4, 3, "e1", &Utf8Bytes::from("p4"), Instant::now());
         assert_eq!(frames(&a), vec!["p4"]);
         assert_eq!(closed(&a), None);
         // Offset 5 was lost on the way to this node: 6 arrives with prev 5.
-        hub.broadcast("c", 6, 5, "e1", &Utf8Bytes::from("p6"));
+        hub.broadcast("c", 6, 5, "e1", &Utf8Bytes::from("p6"), Instant::now());
         assert_eq!(
             closed(&a),
             Some(DISCONNECT_INSUFFICIENT_STATE),
@@ -368,7 +381,7 @@ mod tests {
         hub.subscribe(&ch, &c, false, true);
         hub.finish_sync("c", &c, None, 6, Some("e1"));
         // Redis restarted empty: a new epoch starting at offset 1.
-        hub.broadcast("c", 1, 0, "e2", &Utf8Bytes::from("q1"));
+        hub.broadcast("c", 1, 0, "e2", &Utf8Bytes::from("q1"), Instant::now());
         assert_eq!(
             closed(&c),
             Some(DISCONNECT_INSUFFICIENT_STATE),

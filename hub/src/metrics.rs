@@ -1,9 +1,20 @@
 //! Prometheus metrics, named `chorus_hub_<thing>_<unit>`; each feeds a dashboard panel.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
+
+/// Where a publication entered this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The server HTTP API (`publish`, `broadcast`).
+    Api,
+    /// A client's `publish` command.
+    Client,
+    /// A Kafka consumer.
+    Kafka,
+}
 
 pub struct Metrics {
     pub registry: Registry,
@@ -31,6 +42,18 @@ pub struct Metrics {
     pub consumer_delay: HistogramVec,
     /// Redis engine: 1 while both of the node's Redis connections are up.
     pub redis_up: IntGauge,
+    /// Publications this node accepted, by [`Source`].
+    publications: [IntCounter; 3],
+    /// Publications the engine handed to this node for fan-out, whichever node published
+    /// them: with the Redis engine, this minus the node's own is what came from the cluster.
+    pub publications_delivered: IntCounter,
+    /// From the engine handing a publication to this node to its frame written to a client's
+    /// socket, once per socket write that carried a publication (the oldest one in it).
+    pub delivery_seconds: Histogram,
+    /// Bytes waiting in clients' outbound queues; set from the hub at each scrape.
+    pub queued_bytes: IntGauge,
+    /// A publish call into the engine (memory or a Redis round trip), by result.
+    pub broker_publish_seconds: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -147,8 +170,57 @@ impl Metrics {
             "Redis engine: 1 while the node's Redis connections are up, 0 while not",
         )
         .expect("invariant: valid metric");
+        let publications = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_publications_total",
+                "Publications this node accepted, by source (api, client, kafka)",
+            ),
+            &["source"],
+        )
+        .expect("invariant: valid metric");
+        let publications_delivered = IntCounter::new(
+            "chorus_hub_publications_delivered_total",
+            "Publications the engine handed to this node for fan-out, from any node",
+        )
+        .expect("invariant: valid metric");
+        let delivery_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "chorus_hub_delivery_seconds",
+                "From a publication reaching this node to its frame written to a client socket",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ]),
+        )
+        .expect("invariant: valid metric");
+        let queued_bytes = IntGauge::new(
+            "chorus_hub_client_queue_bytes",
+            "Bytes waiting in clients' outbound queues",
+        )
+        .expect("invariant: valid metric");
+        let broker_publish_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "chorus_hub_broker_publish_seconds",
+                "A publish into the engine (memory, or a Redis round trip), by result",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                0.25, 1.0,
+            ]),
+            &["result"],
+        )
+        .expect("invariant: valid metric");
+        for result in ["ok", "error"] {
+            broker_publish_seconds.with_label_values(&[result]);
+        }
         for c in [
             Box::new(connections.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(publications.clone()),
+            Box::new(publications_delivered.clone()),
+            Box::new(delivery_seconds.clone()),
+            Box::new(queued_bytes.clone()),
+            Box::new(broker_publish_seconds.clone()),
             Box::new(redis_up.clone()),
             Box::new(consumer_records.clone()),
             Box::new(consumer_failures.clone()),
@@ -186,15 +258,31 @@ impl Metrics {
             consumer_up,
             consumer_delay,
             redis_up,
+            publications: ["api", "client", "kafka"].map(|s| publications.with_label_values(&[s])),
+            publications_delivered,
+            delivery_seconds,
+            queued_bytes,
+            broker_publish_seconds,
         }
+    }
+
+    pub fn published(&self, source: Source) {
+        self.publications[source as usize].inc();
+    }
+
+    /// Registers the standard `process_*` metrics (memory, CPU, open files against their
+    /// limit: the hub's real connection ceiling) and `chorus_hub_build_info`.
+    pub fn describe_process(&self, engine: &str) {
+        chorus_runtime::metrics::process_and_build_info(
+            &self.registry,
+            "chorus_hub",
+            env!("CARGO_PKG_VERSION"),
+            &[("engine", engine)],
+        );
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("invariant: text encoding cannot fail");
-        String::from_utf8(buf).expect("invariant: the text format is utf-8")
+        chorus_runtime::metrics::render(&self.registry)
     }
 }

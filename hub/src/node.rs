@@ -26,7 +26,7 @@ use crate::broker::{
 use crate::cluster::{Channels, Cluster, Inbound, NodeInfo};
 use crate::config::{ChannelOptions, Config};
 use crate::hub::Hub;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Source};
 use crate::presence::{MemoryPresence, PresenceManager};
 
 /// What this node says it runs, in the connect reply and the server API's `info`.
@@ -97,10 +97,12 @@ impl BrokerEventHandler for Delivery {
         prev: u64,
         epoch: &str,
     ) {
+        let reached = Instant::now();
+        self.metrics.publications_delivered.inc();
         let frame = Utf8Bytes::from(encode_push(channel, "pub", &**publication));
         let n = self
             .hub
-            .broadcast(channel, publication.offset, prev, epoch, &frame);
+            .broadcast(channel, publication.offset, prev, epoch, &frame, reached);
         self.metrics.sent_publication.inc_by(n as u64);
     }
 
@@ -161,6 +163,11 @@ impl Node {
         };
         let hub = Arc::new(Hub::default());
         let metrics = Arc::new(Metrics::new());
+        metrics.describe_process(if config.engine.is_redis() {
+            "redis"
+        } else {
+            "memory"
+        });
         let broker: Arc<dyn Broker> = match parts.broker {
             Some(b) => b,
             None => {
@@ -398,8 +405,10 @@ impl Node {
     }
 
     /// Publishes into a channel: the path for both client and server API publications.
+    #[allow(clippy::too_many_arguments)]
     pub async fn publish(
         &self,
+        source: Source,
         channel: &str,
         data: Data,
         info: Option<ClientInfo>,
@@ -408,10 +417,34 @@ impl Node {
         skip_history: bool,
     ) -> Result<StreamPosition, ProtocolError> {
         let publish = self.publish_options(channel, idempotency_key, skip_history)?;
-        self.broker
-            .publish(channel, data, info, tags, &publish)
+        self.publish_timed(source, channel, data, info, tags, &publish)
             .await
-            .map_err(broker_error)
+    }
+
+    /// The engine's publish, counted by source and timed.
+    async fn publish_timed(
+        &self,
+        source: Source,
+        channel: &str,
+        data: Data,
+        info: Option<ClientInfo>,
+        tags: Option<std::collections::BTreeMap<String, String>>,
+        publish: &PublishOptions,
+    ) -> Result<StreamPosition, ProtocolError> {
+        let started = Instant::now();
+        let result = self
+            .broker
+            .publish(channel, data, info, tags, publish)
+            .await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .broker_publish_seconds
+            .with_label_values(&[outcome])
+            .observe(started.elapsed().as_secs_f64());
+        if result.is_ok() {
+            self.metrics.published(source);
+        }
+        result.map_err(broker_error)
     }
 
     /// Publishes a consumed record; `source` positions chat-event streams (see
@@ -429,10 +462,8 @@ impl Node {
             source,
             ..self.publish_options(channel, idempotency_key, skip_history)?
         };
-        self.broker
-            .publish(channel, data, None, tags, &publish)
+        self.publish_timed(Source::Kafka, channel, data, None, tags, &publish)
             .await
-            .map_err(broker_error)
     }
 
     pub async fn history(

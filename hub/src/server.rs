@@ -133,6 +133,9 @@ async fn health(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    node.metrics
+        .queued_bytes
+        .set(node.hub.queued_bytes() as i64);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         node.metrics.render(),

@@ -482,3 +482,80 @@ async fn subscription_tokens_bind_channel_user_and_time_on_subscribe_and_refresh
         .await;
     assert_eq!(c.reply(10).await["error"]["code"], 109);
 }
+
+/// The operator's metrics count what happened, exactly: publications by source, what the
+/// engine handed over, one delivery-latency sample per socket write carrying publications,
+/// and the build and process metrics.
+#[tokio::test]
+async fn publications_are_counted_by_source_and_their_delivery_is_timed() {
+    let hub = common::start("", usize::MAX).await;
+    let (mut c, _) = Client::connect(&hub.url, "7").await;
+    c.send(json!({"id": 2, "subscribe": {"channel": "chat:m"}}))
+        .await;
+    c.reply(2).await;
+    for i in 0..3 {
+        let (status, _) = api(
+            &hub,
+            "publish",
+            json!({"channel": "chat:m", "data": {"api": i}}),
+        )
+        .await;
+        assert_eq!(status, 200);
+        // Each publication is read before the next, so each leaves in a socket write of its own.
+        assert_eq!(c.next_pub().await["push"]["pub"]["data"]["api"], i);
+    }
+    c.send(json!({"id": 3, "publish": {"channel": "chat:m", "data": {"client": 1}}}))
+        .await;
+    let mut got_reply = false;
+    let mut got_pub = false;
+    while !(got_reply && got_pub) {
+        let v = c.next().await.unwrap();
+        got_reply |= v["id"] == 3;
+        got_pub |= v["push"]["pub"]["data"]["client"] == 1;
+    }
+    // A channel nobody here reads counts as published, not as delivered to a socket.
+    let (status, _) = api(&hub, "publish", json!({"channel": "nobody", "data": {}})).await;
+    assert_eq!(status, 200);
+
+    let m = &hub.node.metrics;
+    let text = m.render();
+    let value = |line_start: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(line_start))
+            .unwrap_or_else(|| panic!("{line_start} missing from:\n{text}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(value(r#"chorus_hub_publications_total{source="api"}"#), 4.0);
+    assert_eq!(
+        value(r#"chorus_hub_publications_total{source="client"}"#),
+        1.0
+    );
+    assert_eq!(
+        value(r#"chorus_hub_publications_total{source="kafka"}"#),
+        0.0
+    );
+    assert_eq!(value("chorus_hub_publications_delivered_total"), 5.0);
+    assert_eq!(
+        value(r#"chorus_hub_broker_publish_seconds_count{result="ok"}"#),
+        5.0
+    );
+    // Three API publications in three writes; the client's own may share its write with the
+    // publish reply, which is one write either way.
+    assert_eq!(value("chorus_hub_delivery_seconds_count"), 4.0);
+    assert!(value("chorus_hub_delivery_seconds_sum") > 0.0);
+    assert!(
+        text.contains(r#"chorus_hub_build_info{engine="memory",version=""#),
+        "{text}"
+    );
+    for name in [
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_max_fds ",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+}

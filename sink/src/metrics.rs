@@ -1,6 +1,6 @@
 //! Prometheus metrics, named `chorus_sink_<thing>_<unit>`.
 
-use chorus_runtime::metrics::registered;
+use chorus_runtime::metrics::{registered, with_zeros};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 pub struct Metrics {
@@ -33,6 +33,12 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
+        chorus_runtime::metrics::process_and_build_info(
+            &r,
+            "chorus_sink",
+            env!("CARGO_PKG_VERSION"),
+            &[],
+        );
         let invariant = "invariant: valid metric";
         Metrics {
             consumer_lag: registered(
@@ -48,14 +54,17 @@ impl Metrics {
             ),
             items_written: registered(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "chorus_sink_items_written_total",
-                        "Items durably written to DynamoDB",
-                    ),
-                    &["op"],
-                )
-                .expect(invariant),
+                with_zeros(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "chorus_sink_items_written_total",
+                            "Items durably written to DynamoDB",
+                        ),
+                        &["op"],
+                    )
+                    .expect(invariant),
+                    &["put", "delete", "update"],
+                ),
             ),
             batch_write_seconds: registered(
                 &r,
@@ -72,25 +81,31 @@ impl Metrics {
             ),
             retries: registered(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "chorus_sink_retries_total",
-                        "DynamoDB writes retried, by reason",
-                    ),
-                    &["reason"],
-                )
-                .expect(invariant),
+                with_zeros(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "chorus_sink_retries_total",
+                            "DynamoDB writes retried, by reason",
+                        ),
+                        &["reason"],
+                    )
+                    .expect(invariant),
+                    &["unprocessed", "throttled", "unavailable"],
+                ),
             ),
             dead_letters: registered(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "chorus_sink_dead_letters_total",
-                        "Records sent to the dead-letter topic, by reason",
-                    ),
-                    &["reason"],
-                )
-                .expect(invariant),
+                with_zeros(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "chorus_sink_dead_letters_total",
+                            "Records sent to the dead-letter topic, by reason",
+                        ),
+                        &["reason"],
+                    )
+                    .expect(invariant),
+                    &["unparsable", "too_large", "rejected"],
+                ),
             ),
             dynamodb_up: registered(
                 &r,

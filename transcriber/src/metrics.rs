@@ -1,6 +1,6 @@
 //! Prometheus metrics, named `chorus_transcriber_<thing>_<unit>`.
 
-use chorus_runtime::metrics::registered;
+use chorus_runtime::metrics::{registered, with_zeros};
 use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
@@ -29,16 +29,32 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let r = Registry::new();
+        chorus_runtime::metrics::process_and_build_info(
+            &r,
+            "chorus_transcriber",
+            env!("CARGO_PKG_VERSION"),
+            &[],
+        );
         let invariant = "invariant: valid metric";
         let seconds = vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0];
         Metrics {
             jobs: registered(
                 &r,
-                IntCounterVec::new(
-                    Opts::new("chorus_transcriber_jobs_total", "Jobs finished, by outcome"),
-                    &["outcome"],
-                )
-                .expect(invariant),
+                with_zeros(
+                    IntCounterVec::new(
+                        Opts::new("chorus_transcriber_jobs_total", "Jobs finished, by outcome"),
+                        &["outcome"],
+                    )
+                    .expect(invariant),
+                    &[
+                        "transcribed",
+                        "failed",
+                        "skipped",
+                        "unparsable",
+                        "thumbnailed",
+                        "image_failed",
+                    ],
+                ),
             ),
             inference_seconds: registered(
                 &r,
@@ -75,14 +91,17 @@ impl Metrics {
             ),
             retries: registered(
                 &r,
-                IntCounterVec::new(
-                    Opts::new(
-                        "chorus_transcriber_retries_total",
-                        "Steps tried again, by step",
-                    ),
-                    &["step"],
-                )
-                .expect(invariant),
+                with_zeros(
+                    IntCounterVec::new(
+                        Opts::new(
+                            "chorus_transcriber_retries_total",
+                            "Steps tried again, by step",
+                        ),
+                        &["step"],
+                    )
+                    .expect(invariant),
+                    &["fetch", "produce", "store", "dead_letter"],
+                ),
             ),
             kafka_up: registered(
                 &r,

@@ -170,6 +170,7 @@ async fn flush(
             return Ok(());
         }
         let closed = taken.closed;
+        let reached = taken.oldest_publication;
         let mut controls = Vec::new();
         let message = batch(taken.into_items(), &mut controls);
         if let Some(d) = closed {
@@ -184,6 +185,11 @@ async fn flush(
             write(node, socket, m)
                 .await
                 .map_err(|d| handle_write_error(handle, d))?;
+            if let Some(at) = reached {
+                node.metrics
+                    .delivery_seconds
+                    .observe(at.elapsed().as_secs_f64());
+            }
         }
         for c in controls {
             Box::pin(session.control(c)).await?;

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::Disconnect;
@@ -102,6 +103,28 @@ impl ClientHandle {
     /// Queues a frame; returns false when the client is gone or just overflowed.
     pub fn send(&self, frame: Utf8Bytes) -> bool {
         self.push(Out::Frame(frame))
+    }
+
+    /// Queues a publication that reached the node at `reached`; the connection task times
+    /// its delivery from then to the socket write.
+    pub fn send_publication(&self, frame: Utf8Bytes, reached: Instant) -> bool {
+        let pushed = {
+            let mut queue = self.queue.lock();
+            let pushed = queue.push(Out::Frame(frame), self.queue_max);
+            if pushed == Pushed::Queued {
+                queue.mark_publication(reached);
+            }
+            pushed
+        };
+        if pushed != Pushed::Closed {
+            self.signal.notify();
+        }
+        pushed == Pushed::Queued
+    }
+
+    /// Bytes queued for this client now.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.lock().bytes()
     }
 
     pub fn control(&self, c: Control) -> bool {

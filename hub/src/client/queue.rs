@@ -5,6 +5,7 @@
 //! disconnect and drops what it held, so a stalled reader costs at most `max_bytes`.
 
 use std::collections::VecDeque;
+use std::time::Instant;
 
 use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::{Disconnect, DISCONNECT_SLOW};
@@ -27,6 +28,8 @@ pub struct OutQueue {
     rest: VecDeque<Out>,
     bytes: usize,
     closed: Option<Disconnect>,
+    /// When the oldest publication queued now reached the node.
+    oldest_publication: Option<Instant>,
 }
 
 /// Everything a drain took, in order: `first`, then `rest`.
@@ -36,6 +39,8 @@ pub struct Taken {
     pub rest: VecDeque<Out>,
     /// Set when the queue is closed; the connection must close with this reason.
     pub closed: Option<Disconnect>,
+    /// When the oldest publication taken reached the node, if any was taken.
+    pub oldest_publication: Option<Instant>,
 }
 
 impl Taken {
@@ -80,6 +85,11 @@ impl OutQueue {
         Pushed::Queued
     }
 
+    /// Notes that the item just queued is a publication that reached the node at `at`.
+    pub fn mark_publication(&mut self, at: Instant) {
+        self.oldest_publication.get_or_insert(at);
+    }
+
     /// Closes the queue; the first reason wins. Queued items are freed at once.
     pub fn close(&mut self, reason: Disconnect) {
         if self.closed.is_none() {
@@ -87,6 +97,7 @@ impl OutQueue {
             self.first = None;
             self.rest = VecDeque::new();
             self.bytes = 0;
+            self.oldest_publication = None;
         }
     }
 
@@ -97,6 +108,7 @@ impl OutQueue {
             first: self.first.take(),
             rest: std::mem::take(&mut self.rest),
             closed: self.closed,
+            oldest_publication: self.oldest_publication.take(),
         }
     }
 
@@ -167,5 +179,20 @@ mod tests {
             .collect();
         assert_eq!(texts, vec!["a", "b", "c"]);
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn a_take_carries_the_oldest_publication_time_once() {
+        let mut q = OutQueue::default();
+        let first = Instant::now();
+        let later = first + std::time::Duration::from_millis(5);
+        q.push(Out::Frame(Utf8Bytes::from("reply")), 100);
+        assert_eq!(q.take().oldest_publication, None, "a reply is not timed");
+        q.push(Out::Frame(Utf8Bytes::from("p1")), 100);
+        q.mark_publication(first);
+        q.push(Out::Frame(Utf8Bytes::from("p2")), 100);
+        q.mark_publication(later);
+        assert_eq!(q.take().oldest_publication, Some(first));
+        assert_eq!(q.take().oldest_publication, None);
     }
 }

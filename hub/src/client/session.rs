@@ -21,6 +21,7 @@ use super::subscribe::server_spec;
 use super::{ClientHandle, Control};
 use crate::auth::{ConnectClaims, TokenError};
 use crate::broker::HistoryFilter;
+use crate::metrics::Source;
 use crate::node::{Node, VERSION};
 
 /// One subscription of this client.
@@ -261,7 +262,15 @@ impl Session {
             .and_then(|s| s.chan_info.clone());
         let info = self.client_info(chan_info);
         self.node
-            .publish(&req.channel, data, Some(info), None, None, false)
+            .publish(
+                Source::Client,
+                &req.channel,
+                data,
+                Some(info),
+                None,
+                None,
+                false,
+            )
             .await?;
         self.reply(id, "publish", &Empty {});
         Ok(())

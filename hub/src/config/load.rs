@@ -172,7 +172,19 @@ fn known_leaves() -> BTreeMap<String, Value> {
         serde_json::to_value(Config::default()).expect("invariant: the default config serializes");
     let mut out = BTreeMap::new();
     walk("", &defaults, &mut out);
+    // A list item's keys, typed by its default, under index 0 (see `leaf_of`).
+    let consumer = serde_json::to_value(super::consumers::Consumer::default())
+        .expect("invariant: the default consumer serializes");
+    walk("consumers.0", &consumer, &mut out);
     out
+}
+
+/// The known leaf `path` is an instance of: list indexes read as 0.
+fn leaf_of(path: &str) -> String {
+    path.split('.')
+        .map(|p| if p.parse::<usize>().is_ok() { "0" } else { p })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn apply_env(
@@ -207,11 +219,12 @@ fn apply_env(
         } else {
             continue;
         };
-        let value =
-            typed_env_value(&raw, leaves.get(&path)).map_err(|message| ConfigError::Env {
+        let value = typed_env_value(&raw, leaves.get(&leaf_of(&path))).map_err(|message| {
+            ConfigError::Env {
                 var: var.clone(),
                 message,
-            })?;
+            }
+        })?;
         set_path(tree, &path, value).map_err(|message| ConfigError::Env {
             var: var.clone(),
             message,
@@ -245,16 +258,26 @@ fn typed_env_value(raw: &str, default: Option<&Value>) -> Result<Value, String> 
     }
 }
 
+/// Sets `path` in `tree`. A numeric part indexes an array the file already holds, so one
+/// secret of a list item can come from the environment
+/// (`CHORUS_HUB__CONSUMERS__0__KAFKA__SASL_PASSWORD`) while the rest stays in the file.
 fn set_path(tree: &mut Value, path: &str, value: Value) -> Result<(), String> {
     let mut node = tree;
     let parts: Vec<&str> = path.split('.').collect();
     for part in &parts[..parts.len() - 1] {
-        let map = node
-            .as_object_mut()
-            .ok_or_else(|| format!("{path}: a parent key is not an object"))?;
-        node = map
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Object(Map::new()));
+        node = match node {
+            Value::Array(items) => {
+                let len = items.len();
+                part.parse::<usize>()
+                    .ok()
+                    .and_then(|i| items.get_mut(i))
+                    .ok_or_else(|| format!("{path}: no item {part} in a list of {len}"))?
+            }
+            Value::Object(map) => map
+                .entry(part.to_string())
+                .or_insert_with(|| Value::Object(Map::new())),
+            _ => return Err(format!("{path}: a parent key is not an object")),
+        };
     }
     let map = node
         .as_object_mut()
@@ -353,6 +376,41 @@ mod tests {
             vec!["http://a", "http://b"]
         );
         assert_eq!(loaded.env_overrides.len(), 4);
+    }
+
+    #[test]
+    fn the_environment_reaches_into_a_list_item() {
+        let file = r#"{"consumers": [{"name": "chat", "type": "kafka",
+            "kafka": {"brokers": ["k:9092"], "topics": ["t"], "consumer_group": "g",
+                      "sasl_mechanism": "plain", "sasl_user": "u"}}]}"#;
+        let env = vec![(
+            "CHORUS_HUB__CONSUMERS__0__KAFKA__SASL_PASSWORD".to_owned(),
+            "from-a-secret".to_owned(),
+        )];
+        let loaded = load_str(file, Format::Json, "test", env).unwrap();
+        assert_eq!(
+            loaded.config.consumers[0].kafka.sasl_password,
+            "from-a-secret"
+        );
+        // A password of digits stays a string.
+        let digits = vec![(
+            "CHORUS_HUB__CONSUMERS__0__KAFKA__SASL_PASSWORD".to_owned(),
+            "123456".to_owned(),
+        )];
+        let loaded = load_str(file, Format::Json, "test", digits).unwrap();
+        assert_eq!(loaded.config.consumers[0].kafka.sasl_password, "123456");
+        assert_eq!(loaded.config.consumers[0].kafka.sasl_user, "u");
+        let err = load_str(
+            file,
+            Format::Json,
+            "test",
+            vec![("CHORUS_HUB__CONSUMERS__3__NAME".to_owned(), "x".to_owned())],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("no item 3 in a list of 1"),
+            "{err}"
+        );
     }
 
     #[test]

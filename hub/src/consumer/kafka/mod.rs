@@ -115,6 +115,17 @@ pub fn spawn(node: Arc<Node>, cfg: Consumer, status: Arc<Status>) -> anyhow::Res
         status: status.clone(),
         up: node.metrics.consumer_up.with_label_values(&[&cfg.name]),
     };
+    // Every outcome and failure kind at 0 from the start, so a dashboard reads 0, not nothing.
+    for outcome in ["published", "replayed", "ignored", "dead_lettered"] {
+        node.metrics
+            .consumer_records
+            .with_label_values(&[&cfg.name, outcome]);
+    }
+    for kind in ["broker", "publish", "dead_letter"] {
+        node.metrics
+            .consumer_failures
+            .with_label_values(&[&cfg.name, kind]);
+    }
     let consumer: StreamConsumer<Context> =
         client::consumer_config(&cfg).create_with_context(context)?;
     let dead_letters = DeadLetters::new(&client::client_config(&cfg), cfg.name.clone())?;

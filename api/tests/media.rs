@@ -189,64 +189,13 @@ async fn an_image_is_stored_sent_and_served_to_members_only_with_ranges() {
     api.stop().await;
 }
 
-/// moto's S3-compatible server (PyPI, `scripts/test` installs it) on a free loopback port.
-struct Moto {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Moto {
-    async fn start() -> Moto {
-        let bin = std::env::var_os("CHORUS_MOTO_BIN")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| {
-                let home = std::env::var_os("HOME").expect("HOME is set");
-                std::path::PathBuf::from(home)
-                    .join(".cache/chorus/tools/moto-5.2.5/bin/moto_server")
-            });
-        assert!(
-            bin.exists(),
-            "moto is not installed at {} (scripts/test installs it; or set CHORUS_MOTO_BIN)",
-            bin.display()
-        );
-        let port = common::free_port();
-        let child = std::process::Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        assert!(
-            common::listening(port, 400).await,
-            "moto_server did not listen"
-        );
-        Moto { child, port }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn on_s3_blobs_land_in_the_bucket_and_members_get_presigned_urls() {
-    let moto = Moto::start().await;
-    let endpoint = format!("http://127.0.0.1:{}", moto.port);
+    let moto = chorus_testkit::moto::Moto::start().await;
+    let endpoint = moto.endpoint();
     let bucket = unique("media").to_lowercase();
+    moto.create_bucket(&bucket).await;
     let http = reqwest::Client::new();
-    let made = http
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        made.status().is_success(),
-        "creating the bucket: {}",
-        made.status()
-    );
 
     let t = Tansu::start().await;
     let topic = unique("chat-events");

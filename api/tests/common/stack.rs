@@ -264,14 +264,10 @@ impl Stack {
         bearer: &str,
         file: &[u8],
     ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let boundary = "chorus-test-boundary";
-        let mut body = format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip\"\r\n\
-             Content-Type: application/octet-stream\r\n\r\n"
-        )
-        .into_bytes();
-        body.extend_from_slice(file);
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let (boundary, body) = (
+            chorus_testkit::client::MULTIPART_BOUNDARY,
+            chorus_testkit::client::multipart_file(file),
+        );
         let resp = self
             .http
             .post(format!("{}{path}", self.api_url))

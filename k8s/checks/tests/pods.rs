@@ -21,6 +21,7 @@ use chorus_k8s_checks::pod::{Pod, Secrets};
 use chorus_k8s_checks::prometheus::Prometheus;
 use chorus_testkit::client::Client;
 use chorus_testkit::dynamodb::DynamoLocal;
+use chorus_testkit::moto::Moto;
 use chorus_testkit::redis::RedisServer;
 use chorus_testkit::tansu::{unique, Tansu};
 use chorus_testkit::{eventually, free_port};
@@ -31,53 +32,6 @@ const HUB_SECRET: &str = "a-hub-secret-of-at-least-32-bytes!!";
 const JWT_SECRET: &str = "a-jwt-secret-of-at-least-32-bytes!!!";
 const HUB_API_KEY: &str = "hub-api-key-from-a-secret";
 const PROXY_KEY: &str = "proxy-key-from-a-secret";
-
-/// moto's S3 server on a free port, with one bucket.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Moto {
-    async fn start(bucket: &str) -> Moto {
-        let bin = std::env::var("CHORUS_MOTO_BIN").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/chorus/tools/moto-5.2.5/bin/moto_server",
-                std::env::var("HOME").unwrap()
-            )
-        });
-        let port = free_port();
-        let child = std::process::Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting moto at {bin} (scripts/test installs it): {e}"));
-        assert!(
-            chorus_testkit::listening(port, 300).await,
-            "moto did not listen"
-        );
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let r = reqwest::Client::new()
-            .put(format!("{endpoint}/{bucket}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            r.status().is_success(),
-            "creating the bucket: {}",
-            r.status()
-        );
-        Moto { child, endpoint }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn secrets(database_url: &str) -> Secrets {
     let map = |pairs: &[(&str, &str)]| {
@@ -105,26 +59,39 @@ fn secrets(database_url: &str) -> Secrets {
     ])
 }
 
-async fn http(
-    client: &reqwest::Client,
-    method: &str,
-    url: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
-    if let Some(b) = bearer {
-        r = r.header("authorization", format!("Bearer {b}"));
+/// The API container, over its Service's port.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    /// A JSON call: status and body (Null when empty).
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            format!("{}{path}", self.base),
+        );
+        if let Some(b) = bearer {
+            r = r.header("authorization", format!("Bearer {b}"));
+        }
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
-    if let Some(b) = body {
-        r = r
-            .header("content-type", "application/json")
-            .body(b.to_string());
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -134,7 +101,8 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     let tansu = Tansu::start().await;
     let dynamo = DynamoLocal::start().await;
     let bucket = "chorus-media";
-    let moto = Moto::start(bucket).await;
+    let moto = Moto::start().await;
+    moto.create_bucket(bucket).await;
     let (messages, state, audio, images, table) = (
         unique("chat-events"),
         unique("chat-state"),
@@ -172,7 +140,7 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
                   "topics": {"messages": messages, "state": state, "audio": audio, "images": images}},
         "redis": {"address": redis.url()},
         "dynamodb": {"endpoint": dynamo.endpoint(), "table": table},
-        "media": {"s3": {"bucket": bucket, "endpoint": moto.endpoint, "allowHttp": true}},
+        "media": {"s3": {"bucket": bucket, "endpoint": moto.endpoint(), "allowHttp": true}},
         "log": {"format": "json", "level": "info"},
         "hub": {"replicaCount": 1, "ports": {"http": hub_port, "internal": hub_internal},
                 "config": {"client": {"queue_max_size": 65536},
@@ -273,10 +241,13 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         "http://127.0.0.1:{}/api",
         port_named(hub_c, "internal").unwrap()
     );
-    let api = format!(
-        "http://127.0.0.1:{}",
-        port_named(container(manifests.deployment("api").unwrap()), "http").unwrap()
-    );
+    let api = Api {
+        http: client.clone(),
+        base: format!(
+            "http://127.0.0.1:{}",
+            port_named(container(manifests.deployment("api").unwrap()), "http").unwrap()
+        ),
+    };
 
     // Prometheus scrapes the pods, as the ServiceMonitors ask (job = chorus-<component>).
     let mut targets = Vec::new();
@@ -305,60 +276,60 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(scraped, "Prometheus never scraped all {} pods: {}", jobs.len(), prometheus.log());
+    assert!(
+        scraped,
+        "Prometheus never scraped all {} pods: {}",
+        jobs.len(),
+        prometheus.log()
+    );
 
     // Two users, a chat, a live subscriber on the hub container.
     let mut tokens = Vec::new();
     let mut ids = Vec::new();
     for name in ["ann", "bob"] {
-        let (s, b) = http(
-            &client,
-            "POST",
-            &format!("{api}/auth/register"),
-            None,
-            Some(json!({"username": name, "password": "password-1"})),
-        )
-        .await;
+        let (s, b) = api
+            .call(
+                "POST",
+                "/auth/register",
+                None,
+                Some(json!({"username": name, "password": "password-1"})),
+            )
+            .await;
         assert_eq!(s, 201, "{b}");
         ids.push(b["id"].as_str().unwrap().to_owned());
-        let (s, b) = http(
-            &client,
-            "POST",
-            &format!("{api}/auth/login"),
-            None,
-            Some(json!({"username": name, "password": "password-1"})),
-        )
-        .await;
+        let (s, b) = api
+            .call(
+                "POST",
+                "/auth/login",
+                None,
+                Some(json!({"username": name, "password": "password-1"})),
+            )
+            .await;
         assert_eq!(s, 200, "{b}");
         tokens.push(b["access_token"].as_str().unwrap().to_owned());
     }
-    let (s, chat) = http(
-        &client,
-        "POST",
-        &format!("{api}/chats"),
-        Some(&tokens[0]),
-        Some(json!({"title": "pods"})),
-    )
-    .await;
+    let (s, chat) = api
+        .call(
+            "POST",
+            "/chats",
+            Some(&tokens[0]),
+            Some(json!({"title": "pods"})),
+        )
+        .await;
     assert_eq!(s, 201, "{chat}");
     let chat_id = chat["id"].as_str().unwrap().to_owned();
-    let (s, b) = http(
-        &client,
-        "POST",
-        &format!("{api}/chats/{chat_id}/members"),
-        Some(&tokens[0]),
-        Some(json!({"user_id": ids[1]})),
-    )
-    .await;
+    let (s, b) = api
+        .call(
+            "POST",
+            &format!("/chats/{chat_id}/members"),
+            Some(&tokens[0]),
+            Some(json!({"user_id": ids[1]})),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
-    let (s, b) = http(
-        &client,
-        "POST",
-        &format!("{api}/hub/connection-token"),
-        Some(&tokens[1]),
-        None,
-    )
-    .await;
+    let (s, b) = api
+        .call("POST", "/hub/connection-token", Some(&tokens[1]), None)
+        .await;
     assert_eq!(s, 200, "{b}");
     let mut bob = Client::open(&ws_url).await;
     bob.send(json!({"id": 1, "connect": {"token": b["token"]}}))
@@ -372,14 +343,14 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     assert!(r.get("error").is_none(), "the proxy refused a member: {r}");
 
     // A message through the API container reaches the hub container's client.
-    let (s, sent) = http(
-        &client,
-        "POST",
-        &format!("{api}/chats/{chat_id}/messages"),
-        Some(&tokens[0]),
-        Some(json!({"text": "hello from a pod"})),
-    )
-    .await;
+    let (s, sent) = api
+        .call(
+            "POST",
+            &format!("/chats/{chat_id}/messages"),
+            Some(&tokens[0]),
+            Some(json!({"text": "hello from a pod"})),
+        )
+        .await;
     assert_eq!(s, 201, "{sent}");
     let message_id = sent["message_id"].as_str().unwrap().to_owned();
     let got = loop {
@@ -395,12 +366,12 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     // A voice message: API container → S3 → Kafka → transcriber container → hub container.
     let sentence = "the quick brown fox jumps over the lazy dog";
     let clip = chorus_testkit::speech::ogg_opus(sentence);
-    let boundary = "chorus-k8s-boundary";
-    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip\"\r\nContent-Type: application/octet-stream\r\n\r\n").into_bytes();
-    body.extend_from_slice(&clip);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let (boundary, body) = (
+        chorus_testkit::client::MULTIPART_BOUNDARY,
+        chorus_testkit::client::multipart_file(&clip),
+    );
     let r = client
-        .post(format!("{api}/chats/{chat_id}/voice"))
+        .post(format!("{}/chats/{chat_id}/voice", api.base))
         .header("authorization", format!("Bearer {}", tokens[0]))
         .header(
             "content-type",
@@ -431,22 +402,21 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
 
     // History, written by the sink container into DynamoDB, read by the API container.
     eventually("both messages in history", 30, || {
-        let (client, api, chat_id, token, message_id) = (
-            client.clone(),
+        let (api, chat_id, token, message_id) = (
             api.clone(),
             chat_id.clone(),
             tokens[0].clone(),
             message_id.clone(),
         );
         async move {
-            let (s, b) = http(
-                &client,
-                "GET",
-                &format!("{api}/chats/{chat_id}/messages"),
-                Some(&token),
-                None,
-            )
-            .await;
+            let (s, b) = api
+                .call(
+                    "GET",
+                    &format!("/chats/{chat_id}/messages"),
+                    Some(&token),
+                    None,
+                )
+                .await;
             let ids: Vec<&str> = b["messages"]
                 .as_array()
                 .into_iter()
@@ -460,14 +430,9 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
 
     // A slow client: subscribed, never reading, flooded past its 64 KiB queue; closed 3008.
     let mut slow = Client::open(&ws_url).await;
-    let (s, b) = http(
-        &client,
-        "POST",
-        &format!("{api}/hub/connection-token"),
-        Some(&tokens[0]),
-        None,
-    )
-    .await;
+    let (s, b) = api
+        .call("POST", "/hub/connection-token", Some(&tokens[0]), None)
+        .await;
     assert_eq!(s, 200, "{b}");
     slow.send(json!({"id": 1, "connect": {"token": b["token"]}}))
         .await;

@@ -144,3 +144,18 @@ impl Client {
         (c, r)
     }
 }
+
+/// A `multipart/form-data` body with one part, `file`, as browsers upload it; send it with
+/// `Content-Type: multipart/form-data; boundary=MULTIPART_BOUNDARY`.
+pub fn multipart_file(file: &[u8]) -> Vec<u8> {
+    let mut body = format!(
+        "--{MULTIPART_BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"clip\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{MULTIPART_BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+pub const MULTIPART_BOUNDARY: &str = "chorus-test-boundary";

@@ -18,6 +18,7 @@
 pub mod client;
 pub mod dynamodb;
 pub mod hub;
+pub mod moto;
 pub mod net;
 pub mod process;
 pub mod redis;

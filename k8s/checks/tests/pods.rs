@@ -249,6 +249,24 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         ),
     };
 
+    // The hub's client port, the one the ingress routes, serves neither the server API nor the
+    // probes nor the metrics: they are on the internal port only.
+    let public = format!("http://127.0.0.1:{}", port_named(hub_c, "http").unwrap());
+    for path in ["/metrics", "/health", "/api/info"] {
+        let r = client
+            .post(format!("{public}{path}"))
+            .header("X-API-Key", HUB_API_KEY)
+            .send()
+            .await
+            .unwrap();
+        let g = client.get(format!("{public}{path}")).send().await.unwrap();
+        assert_eq!(
+            (r.status().as_u16(), g.status().as_u16()),
+            (404, 404),
+            "{path} on the hub's client port"
+        );
+    }
+
     // Prometheus scrapes the pods, as the ServiceMonitors ask (job = chorus-<component>).
     let mut targets = Vec::new();
     for sm in manifests.of_kind("ServiceMonitor") {

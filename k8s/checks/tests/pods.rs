@@ -525,6 +525,14 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     eprintln!(
         "pods: {checked} dashboard queries returned data; transcript {transcript:?} (WER {wer:.2})"
     );
+    for r in prometheus
+        .query("process_resident_memory_bytes")
+        .await
+        .unwrap()
+    {
+        let mb = r["value"][1].as_str().unwrap().parse::<f64>().unwrap() / 1e6;
+        eprintln!("pods: {} resident {mb:.1} MB", r["metric"]["job"]);
+    }
     assert!(checked >= 40, "only {checked} queries in the dashboard");
     assert!(
         empty.is_empty(),

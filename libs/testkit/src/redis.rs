@@ -45,6 +45,25 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: the port still accepts, nothing answers (a partition from the clients' side).
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     pub async fn restart(&mut self) {
         self.kill();
         self.spawn().await;

@@ -62,6 +62,14 @@ spec:
               containerPort: {{ $svc.port | int }}
               protocol: TCP
           env:
+            - name: POD_NAME
+              valueFrom:
+                fieldRef:
+                  fieldPath: metadata.name
+            # Static group membership: a container restarted in its pod (a crash, an OOM
+            # kill) takes its partitions back at once instead of waiting out its old session.
+            - name: CHORUS_{{ upper $component }}__KAFKA__INSTANCE_ID
+              value: $(POD_NAME)
             {{- with $env }}
             {{- . | nindent 12 }}
             {{- end }}

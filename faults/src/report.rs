@@ -1,0 +1,36 @@
+//! The suite's table, in Markdown (readable in a terminal, pasted as is into
+//! `docs/reliability.md`), and the ids behind any loss.
+
+use crate::ledger::Row;
+
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from(
+        "| fault | acknowledged | delivered live | recovered | stored | lost | duplicated | time to recover |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let recover = r.time_to_recover.map_or("did not".to_owned(), |d| {
+            format!("{:.1} s", d.as_secs_f64())
+        });
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.fault,
+            r.acknowledged,
+            r.delivered_live,
+            r.recovered,
+            r.stored,
+            r.lost.len(),
+            r.duplicated.len(),
+            recover
+        ));
+    }
+    for r in rows
+        .iter()
+        .filter(|r| !r.lost.is_empty() || !r.duplicated.is_empty())
+    {
+        out.push_str(&format!(
+            "\n{}: lost {:?}, duplicated {:?}\n",
+            r.fault, r.lost, r.duplicated
+        ));
+    }
+    out
+}

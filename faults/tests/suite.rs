@@ -48,6 +48,9 @@ struct Stack {
     dynamo: DynamoLocal,
     hubs: Vec<HubProcess>,
     api_process: ServiceProcess,
+    /// How the API was started, to start it again with a crash point.
+    api_env: Vec<(String, String)>,
+    api_port: u16,
     sink: ServiceProcess,
     api: Api,
     db: String,
@@ -140,8 +143,13 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (format!("CHORUS_API__{k}"), v))
         .collect();
-        let api_process =
-            ServiceProcess::spawn_with(&service_bin("chorus-api"), &["serve"], env, api_port).await;
+        let api_process = ServiceProcess::spawn_with(
+            &service_bin("chorus-api"),
+            &["serve"],
+            env.clone(),
+            api_port,
+        )
+        .await;
         let sink = ServiceProcess::start(
             &service_bin("chorus-sink"),
             &[],
@@ -164,6 +172,8 @@ impl Stack {
             dynamo,
             hubs,
             api_process,
+            api_env: env,
+            api_port,
             sink,
             api: Api {
                 url: api_url,
@@ -412,6 +422,10 @@ enum Fault {
     RedisStopped,
     RedisKilled,
     ApiKilled,
+    /// The API aborting at a named step of a send (`debug.crash_at`): after the database
+    /// commit and before the produce, or after Kafka's ack and before the outbox row is
+    /// cleared and the client answered. Restarted at once; the client retries with its key.
+    ApiCrashAt(&'static str),
 }
 
 impl Fault {
@@ -424,6 +438,10 @@ impl Fault {
             Fault::RedisStopped => "Redis unreachable but alive (SIGSTOP)",
             Fault::RedisKilled => "Redis killed and restarted empty",
             Fault::ApiKilled => "the API kill -9, restarted at once",
+            Fault::ApiCrashAt("send.after_commit") => {
+                "the API crashing between the database commit and the produce"
+            }
+            Fault::ApiCrashAt(_) => "the API crashing between Kafka's ack and the database commit",
         }
     }
 
@@ -458,6 +476,36 @@ impl Fault {
             }
             Fault::ApiKilled => {
                 stack.api_process.restart().await;
+            }
+            Fault::ApiCrashAt(step) => {
+                let bin = service_bin("chorus-api");
+                stack.api_process.kill9();
+                let mut env = stack.api_env.clone();
+                env.push(("CHORUS_API__DEBUG__CRASH_AT".into(), (*step).into()));
+                let crashing =
+                    ServiceProcess::spawn_with(&bin, &["serve"], env, stack.api_port).await;
+                // The sender's next send reaches the step and the process aborts there.
+                let mut crashed = false;
+                for _ in 0..200 {
+                    if crashing.log_text().contains("aborting here") {
+                        crashed = true;
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                assert!(
+                    crashed,
+                    "the API never reached {step}:\n{}",
+                    crashing.log_text()
+                );
+                drop(crashing);
+                stack.api_process = ServiceProcess::spawn_with(
+                    &bin,
+                    &["serve"],
+                    stack.api_env.clone(),
+                    stack.api_port,
+                )
+                .await;
             }
         }
     }
@@ -623,6 +671,8 @@ async fn every_acknowledged_message_survives_each_fault() {
         Fault::RedisStopped,
         Fault::RedisKilled,
         Fault::ApiKilled,
+        Fault::ApiCrashAt("send.after_commit"),
+        Fault::ApiCrashAt("send.after_ack"),
         // Last: tansu 0.6 sometimes comes back from a kill unable to serve consumer groups
         // (docs/reliability.md), which would spoil every fault after it.
         Fault::KafkaKilled,

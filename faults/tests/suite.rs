@@ -13,15 +13,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chorus_faults::ledger::{tally, Received, Row};
+use chorus_testkit::api::ApiClient;
 use chorus_testkit::dynamodb::DynamoLocal;
 use chorus_testkit::free_port;
 use chorus_testkit::hub::HubProcess;
+use chorus_testkit::postgres::ScratchDb;
 use chorus_testkit::process::{service_bin, ServiceProcess};
 use chorus_testkit::redis::RedisServer;
 use chorus_testkit::tansu::{unique, Tansu};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -52,17 +53,9 @@ struct Stack {
     api_env: Vec<(String, String)>,
     api_port: u16,
     sink: ServiceProcess,
-    api: Api,
-    db: String,
-    admin: String,
+    api: ApiClient,
+    _db: ScratchDb,
     media: std::path::PathBuf,
-}
-
-/// The API as clients reach it; cheap to clone into the traffic's tasks.
-#[derive(Clone)]
-struct Api {
-    url: String,
-    http: reqwest::Client,
 }
 
 impl Stack {
@@ -81,16 +74,7 @@ impl Stack {
         for t in [&state, &audio, &images] {
             tansu.create_topic(t, 1).await;
         }
-        let admin = std::env::var("CHORUS_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let db = format!("chorus_test_{}_faults", std::process::id());
-        let mut pg = sqlx::PgConnection::connect(&admin).await.unwrap();
-        pg.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-            .await
-            .unwrap();
-        pg.execute(format!("CREATE DATABASE {db}").as_str())
-            .await
-            .unwrap();
+        let db = ScratchDb::create("faults");
 
         let api_port = free_port();
         let api_url = format!("http://127.0.0.1:{api_port}");
@@ -118,7 +102,7 @@ impl Stack {
         let media = std::env::temp_dir().join(unique("chorus-faults-media"));
         let env: Vec<(String, String)> = [
             ("ADDRESS", format!("127.0.0.1:{api_port}")),
-            ("DATABASE_URL", format!("{admin}/{db}")),
+            ("DATABASE_URL", db.url()),
             ("JWT_SECRET", "a-jwt-secret-of-at-least-32-bytes!!!".into()),
             ("REDIS__URL", redis.url()),
             ("KAFKA__BROKERS", tansu.brokers()),
@@ -175,12 +159,8 @@ impl Stack {
             api_env: env,
             api_port,
             sink,
-            api: Api {
-                url: api_url,
-                http: reqwest::Client::new(),
-            },
-            db,
-            admin,
+            api: ApiClient::new(api_url),
+            _db: db,
             media,
         }
     }
@@ -190,76 +170,25 @@ impl Stack {
     }
 }
 
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-        key: Option<&str>,
-    ) -> Option<(u16, Value)> {
-        let mut r = self
-            .http
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                format!("{}{path}", self.url),
-            )
-            .timeout(Duration::from_secs(10));
-        if let Some(b) = bearer {
-            r = r.header("authorization", format!("Bearer {b}"));
+/// Every message id history lists for the chat, following its cursor.
+async fn history_of(api: &ApiClient, chat: &str, token: &str) -> Option<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = match &cursor {
+            Some(c) => format!("/chats/{chat}/messages?limit=100&before={c}"),
+            None => format!("/chats/{chat}/messages?limit=100"),
+        };
+        let (s, page) = api.try_call("GET", &q, Some(token), None, None).await?;
+        if s != 200 {
+            return None;
         }
-        if let Some(k) = key {
-            r = r.header("Idempotency-Key", k);
+        for m in page["messages"].as_array()? {
+            ids.push(m["message_id"].as_str()?.to_owned());
         }
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = r.send().await.ok()?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await.ok()?;
-        Some((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
-    }
-
-    /// A registered, signed-in user: (id, access token).
-    async fn user(&self, name: &str) -> (String, String) {
-        let creds = json!({"username": name, "password": "password-1"});
-        let (s, b) = self
-            .call("POST", "/auth/register", None, Some(creds.clone()), None)
-            .await
-            .unwrap();
-        assert_eq!(s, 201, "{b}");
-        let id = b["id"].as_str().unwrap().to_owned();
-        let (s, b) = self
-            .call("POST", "/auth/login", None, Some(creds), None)
-            .await
-            .unwrap();
-        assert_eq!(s, 200, "{b}");
-        (id, b["access_token"].as_str().unwrap().to_owned())
-    }
-
-    /// Every message id history lists for the chat, following its cursor.
-    async fn history(&self, chat: &str, token: &str) -> Option<Vec<String>> {
-        let mut ids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let q = match &cursor {
-                Some(c) => format!("/chats/{chat}/messages?limit=100&before={c}"),
-                None => format!("/chats/{chat}/messages?limit=100"),
-            };
-            let (s, page) = self.call("GET", &q, Some(token), None, None).await?;
-            if s != 200 {
-                return None;
-            }
-            for m in page["messages"].as_array()? {
-                ids.push(m["message_id"].as_str()?.to_owned());
-            }
-            match page["next_cursor"].as_str() {
-                Some(c) => cursor = Some(c.to_owned()),
-                None => return Some(ids),
-            }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return Some(ids),
         }
     }
 }
@@ -267,15 +196,6 @@ impl Api {
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.media);
-        let (admin, db) = (self.admin.clone(), self.db.clone());
-        // Best effort: the API's tests sweep leftovers named chorus_test_<pid>_* too.
-        let _ = std::process::Command::new("psql")
-            .args([
-                &admin,
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-            ])
-            .output();
     }
 }
 
@@ -284,7 +204,7 @@ impl Drop for Stack {
 async fn subscriber(
     urls: Vec<String>,
     first: usize,
-    api: Api,
+    api: ApiClient,
     token: String,
     channel: String,
     seen: Arc<Mutex<Received>>,
@@ -311,7 +231,7 @@ async fn subscriber(
 /// One connection's life; returns when it closes.
 async fn session(
     url: &str,
-    api: &Api,
+    api: &ApiClient,
     token: &str,
     channel: &str,
     seen: &Mutex<Received>,
@@ -319,7 +239,7 @@ async fn session(
     position: &mut Option<(u64, String)>,
 ) -> Option<()> {
     let (s, b) = api
-        .call("POST", "/hub/connection-token", Some(token), None, None)
+        .try_call("POST", "/hub/connection-token", Some(token), None, None)
         .await?;
     if s != 200 {
         return None;
@@ -441,7 +361,10 @@ impl Fault {
             Fault::ApiCrashAt("send.after_commit") => {
                 "the API crashing between the database commit and the produce"
             }
-            Fault::ApiCrashAt(_) => "the API crashing between Kafka's ack and the database commit",
+            Fault::ApiCrashAt("send.after_ack") => {
+                "the API crashing between Kafka's ack and the database commit"
+            }
+            Fault::ApiCrashAt(_) => "the API crashing at a crash point",
         }
     }
 
@@ -513,7 +436,7 @@ impl Fault {
 
 /// Steady sends, each retried with its idempotency key until acknowledged.
 async fn sender(
-    api: Api,
+    api: ApiClient,
     chat: String,
     token: String,
     prefix: String,
@@ -527,7 +450,7 @@ async fn sender(
         // Until acknowledged, or given up once the run stops (then it is not acknowledged).
         loop {
             let r = api
-                .call(
+                .try_call(
                     "POST",
                     &format!("/chats/{chat}/messages"),
                     Some(&token),
@@ -558,7 +481,7 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
     let (_, ann) = api.user(&format!("ann{n}")).await;
     let (bob_id, bob) = api.user(&format!("bob{n}")).await;
     let (s, chat) = api
-        .call(
+        .try_call(
             "POST",
             "/chats",
             Some(&ann),
@@ -570,7 +493,7 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
     assert_eq!(s, 201, "{chat}");
     let chat = chat["id"].as_str().unwrap().to_owned();
     let (s, b) = api
-        .call(
+        .try_call(
             "POST",
             &format!("/chats/{chat}/members"),
             Some(&ann),
@@ -622,7 +545,7 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
     let mut history = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(if long() { 180 } else { 60 });
     while Instant::now() < deadline {
-        history = api.history(&chat, &bob).await.unwrap_or_default();
+        history = history_of(&api, &chat, &bob).await.unwrap_or_default();
         let mut done = acked.iter().all(|id| history.contains(id));
         for s in &seen {
             let s = s.lock().await;

@@ -102,24 +102,13 @@ impl ClientHandle {
 
     /// Queues a frame; returns false when the client is gone or just overflowed.
     pub fn send(&self, frame: Utf8Bytes) -> bool {
-        self.push(Out::Frame(frame))
+        self.push(Out::Frame(frame), None)
     }
 
     /// Queues a publication that reached the node at `reached`; the connection task times
     /// its delivery from then to the socket write.
     pub fn send_publication(&self, frame: Utf8Bytes, reached: Instant) -> bool {
-        let pushed = {
-            let mut queue = self.queue.lock();
-            let pushed = queue.push(Out::Frame(frame), self.queue_max);
-            if pushed == Pushed::Queued {
-                queue.mark_publication(reached);
-            }
-            pushed
-        };
-        if pushed != Pushed::Closed {
-            self.signal.notify();
-        }
-        pushed == Pushed::Queued
+        self.push(Out::Frame(frame), Some(reached))
     }
 
     /// Bytes queued for this client now.
@@ -128,11 +117,19 @@ impl ClientHandle {
     }
 
     pub fn control(&self, c: Control) -> bool {
-        self.push(Out::Control(Box::new(c)))
+        self.push(Out::Control(Box::new(c)), None)
     }
 
-    fn push(&self, out: Out) -> bool {
-        let pushed = self.queue.lock().push(out, self.queue_max);
+    /// Queues `out`; `reached` marks a publication for the delivery-latency histogram.
+    fn push(&self, out: Out, reached: Option<Instant>) -> bool {
+        let pushed = {
+            let mut queue = self.queue.lock();
+            let pushed = queue.push(out, self.queue_max);
+            if let (Pushed::Queued, Some(at)) = (pushed, reached) {
+                queue.mark_publication(at);
+            }
+            pushed
+        };
         if pushed != Pushed::Closed {
             self.signal.notify();
         }

@@ -19,14 +19,15 @@ use std::time::Duration;
 use chorus_k8s_checks::chart::{container, port_named, render};
 use chorus_k8s_checks::pod::{Pod, Secrets};
 use chorus_k8s_checks::prometheus::Prometheus;
+use chorus_testkit::api::ApiClient;
 use chorus_testkit::client::Client;
 use chorus_testkit::dynamodb::DynamoLocal;
 use chorus_testkit::moto::Moto;
+use chorus_testkit::postgres::ScratchDb;
 use chorus_testkit::redis::RedisServer;
 use chorus_testkit::tansu::{unique, Tansu};
 use chorus_testkit::{eventually, free_port};
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 
 const HUB_SECRET: &str = "a-hub-secret-of-at-least-32-bytes!!";
 const JWT_SECRET: &str = "a-jwt-secret-of-at-least-32-bytes!!!";
@@ -59,41 +60,6 @@ fn secrets(database_url: &str) -> Secrets {
     ])
 }
 
-/// The API container, over its Service's port.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    /// A JSON call: status and body (Null when empty).
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        bearer: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut r = self.http.request(
-            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-            format!("{}{path}", self.base),
-        );
-        if let Some(b) = bearer {
-            r = r.header("authorization", format!("Bearer {b}"));
-        }
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
-        let resp = r.send().await.unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     // Real services on loopback, as a cluster would find them outside the chart.
@@ -113,17 +79,7 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     for (t, n) in [(&messages, 3), (&state, 1), (&audio, 1), (&images, 1)] {
         tansu.create_topic(t, n).await;
     }
-    let admin = std::env::var("CHORUS_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    // Named as the API's tests name theirs, so their sweep removes it if this run dies.
-    let db = format!("chorus_test_{}_k8s", std::process::id());
-    let mut pg = sqlx::PgConnection::connect(&admin).await.unwrap();
-    pg.execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    pg.execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .unwrap();
+    let db = ScratchDb::create("k8s");
 
     // The chart, rendered for this machine: only addresses, ports and test-sized limits.
     let (hub_port, hub_internal, api_port, sink_port, transcriber_port) = (
@@ -144,8 +100,7 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         "log": {"format": "json", "level": "info"},
         "hub": {"replicaCount": 1, "ports": {"http": hub_port, "internal": hub_internal},
                 "config": {"client": {"queue_max_size": 65536},
-                           "channel": {"without_namespace": {"allow_subscribe_for_client": true}}},
-                "envSecret": [{"name": "UNUSED_BY_THE_HUB", "secretName": "aws", "key": "id"}]},
+                           "channel": {"without_namespace": {"allow_subscribe_for_client": true}}}},
         "api": {"replicaCount": 1, "port": api_port,
                 "config": {"outbox": {"poll_ms": 100}, "kafka": {"state_group": unique("api-state")}},
                 "envSecret": [{"name": "AWS_ACCESS_KEY_ID", "secretName": "aws", "key": "id"},
@@ -163,7 +118,7 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     std::fs::write(&values_file, serde_json::to_string(&values).unwrap()).unwrap();
     let manifests = render(&[&values_file], &[]).unwrap();
     let _ = std::fs::remove_file(&values_file);
-    let secrets = secrets(&format!("{admin}/{db}"));
+    let secrets = secrets(&db.url());
     let hosts: Vec<String> = manifests
         .of_kind("Service")
         .map(|s| s["metadata"]["name"].as_str().unwrap().to_owned())
@@ -241,13 +196,11 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         "http://127.0.0.1:{}/api",
         port_named(hub_c, "internal").unwrap()
     );
-    let api = Api {
-        http: client.clone(),
-        base: format!(
-            "http://127.0.0.1:{}",
-            port_named(container(manifests.deployment("api").unwrap()), "http").unwrap()
-        ),
-    };
+    // The API container, over its Service's port.
+    let api = ApiClient::new(format!(
+        "http://127.0.0.1:{}",
+        port_named(container(manifests.deployment("api").unwrap()), "http").unwrap()
+    ));
 
     // The hub's client port, the one the ingress routes, serves neither the server API nor the
     // probes nor the metrics: they are on the internal port only.
@@ -302,30 +255,9 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     );
 
     // Two users, a chat, a live subscriber on the hub container.
-    let mut tokens = Vec::new();
-    let mut ids = Vec::new();
-    for name in ["ann", "bob"] {
-        let (s, b) = api
-            .call(
-                "POST",
-                "/auth/register",
-                None,
-                Some(json!({"username": name, "password": "password-1"})),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
-        ids.push(b["id"].as_str().unwrap().to_owned());
-        let (s, b) = api
-            .call(
-                "POST",
-                "/auth/login",
-                None,
-                Some(json!({"username": name, "password": "password-1"})),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        tokens.push(b["access_token"].as_str().unwrap().to_owned());
-    }
+    let (_, ann) = api.user("ann").await;
+    let (bob_id, bob_token) = api.user("bob").await;
+    let tokens = [ann, bob_token];
     let (s, chat) = api
         .call(
             "POST",
@@ -341,7 +273,7 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
             "POST",
             &format!("/chats/{chat_id}/members"),
             Some(&tokens[0]),
-            Some(json!({"user_id": ids[1]})),
+            Some(json!({"user_id": bob_id})),
         )
         .await;
     assert_eq!(s, 201, "{b}");
@@ -548,8 +480,5 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
         );
     }
     drop(pods);
-    let _ = pg
-        .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-        .await;
-    drop((redis, tansu, dynamo, moto));
+    drop((redis, tansu, dynamo, moto, db));
 }

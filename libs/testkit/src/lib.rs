@@ -15,11 +15,13 @@
 //! | [`fixture`] | checked-in spoken clips: FLAC, MP3, OGG/Vorbis, browser-style WebM/Opus |
 #![allow(clippy::unwrap_used)]
 
+pub mod api;
 pub mod client;
 pub mod dynamodb;
 pub mod hub;
 pub mod moto;
 pub mod net;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 pub mod speech;

@@ -54,8 +54,8 @@ pub struct Web {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Debug {
-    /// A named step (`send.after_commit`, `send.after_ack`) at which the process aborts, as a
-    /// `kill -9` there would end it; empty: never.
+    /// A named step (`send.after_commit`, `send.after_ack`, `relay.after_publish`) at which
+    /// the process aborts, as a `kill -9` there would end it; empty: never.
     pub crash_at: String,
 }
 

@@ -46,14 +46,55 @@ pub enum ApiError {
     /// A service the request needs (Kafka, DynamoDB) is down: retry later, nothing was done.
     #[error("{0}")]
     Unavailable(String),
+    /// The media store has no room for an upload: nothing was stored or sent.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for ApiError {
+    /// PostgreSQL unreachable, restarting or shutting down is a 503 the client may retry:
+    /// the transaction it was in did not commit. Anything else is a bug, a 500.
     fn from(e: sqlx::Error) -> Self {
+        if database_unavailable(&e) {
+            tracing::warn!(error = %e, "postgresql unavailable");
+            return ApiError::Unavailable("the database is unavailable; retry".into());
+        }
         ApiError::Internal(e.into())
     }
+}
+
+/// Whether `e` says the database could not be reached or was going away, rather than that the
+/// query was wrong.
+fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        // Class 08 (connection exception), 57P01-57P03 (admin shutdown, crash shutdown,
+        // cannot connect now), 53300 (too many connections).
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
+    }
+}
+
+/// Whether an object-store failure is the disk (or the bucket's quota) being full.
+pub fn storage_full(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::StorageFull)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
 }
 
 impl ApiError {
@@ -77,6 +118,9 @@ impl ApiError {
             }
             ApiError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::InsufficientStorage(_) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

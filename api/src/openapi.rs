@@ -55,6 +55,7 @@ fn describe(status: &str) -> &'static str {
         "416" => "range not satisfiable",
         "429" => "rate limited; see Retry-After",
         "503" => "a dependency is down; nothing was done, retry",
+        "507" => "the media store is full; nothing was stored or sent, retry later",
         _ => "error",
     }
 }
@@ -240,10 +241,10 @@ pub fn spec_for(limits: &crate::config::Limits) -> Value {
             "/chats/{id}/messages": {"get": messages_get, "post": messages_post},
             "/chats/{id}/images": {"parameters": chat_path, "post": upload(
                 "Send an image (multipart: file, optional text); JPEG, PNG, WebP or GIF",
-                &["400", "401", "404", "409", "413", "415", "429", "503"])},
+                &["400", "401", "404", "409", "413", "415", "429", "503", "507"])},
             "/chats/{id}/voice": {"parameters": chat_path, "post": upload(
                 "Send a voice message (multipart: file, optional text); WAV, FLAC, MP3, OGG (Vorbis or Opus) or WebM (Opus). Its transcript follows on chat:<id> as message.transcribed",
-                &["400", "401", "404", "409", "413", "415", "422", "429", "503"])},
+                &["400", "401", "404", "409", "413", "415", "422", "429", "503", "507"])},
             "/media/{key}": {"get": {
                 "summary": "A blob, to members of its chat; one byte range per request. When the store is S3: 307 to a presigned URL (body {url, expires_in}), which serves ranges itself",
                 "parameters": [{"name": "key", "in": "path", "required": true, "schema": s},

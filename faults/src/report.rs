@@ -5,31 +5,35 @@ use crate::ledger::Row;
 
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| fault | acknowledged | delivered live | recovered | stored | lost | duplicated | time to recover |\n|---|---|---|---|---|---|---|---|\n",
+        "| fault | acknowledged (voice) | delivered live | recovered | stored | transcribed | lost | duplicated | orphans | time to recover | checked besides |\n|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let recover = r.time_to_recover.map_or("did not".to_owned(), |d| {
             format!("{:.1} s", d.as_secs_f64())
         });
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.fault,
             r.acknowledged,
+            r.voice,
             r.delivered_live,
             r.recovered,
             r.stored,
+            r.transcribed,
             r.lost.len(),
             r.duplicated.len(),
-            recover
+            r.orphans.len(),
+            recover,
+            r.notes
         ));
     }
     for r in rows
         .iter()
-        .filter(|r| !r.lost.is_empty() || !r.duplicated.is_empty())
+        .filter(|r| !r.lost.is_empty() || !r.duplicated.is_empty() || !r.orphans.is_empty())
     {
         out.push_str(&format!(
-            "\n{}: lost {:?}, duplicated {:?}\n",
-            r.fault, r.lost, r.duplicated
+            "\n{}: lost {:?}, duplicated {:?}, orphans {:?}\n",
+            r.fault, r.lost, r.duplicated, r.orphans
         ));
     }
     out

@@ -140,7 +140,15 @@ async fn store_and_send(
         .store
         .put(&Key::from(object.as_str()), file.into())
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("storing {object}: {e}")))?;
+        .map_err(|e| {
+            if crate::error::storage_full(&e) {
+                tracing::warn!(%object, error = %e, "media store full; upload refused");
+                return ApiError::InsufficientStorage(
+                    "the media store is full; nothing was sent, retry later".into(),
+                );
+            }
+            ApiError::Internal(anyhow::anyhow!("storing {object}: {e}"))
+        })?;
     attachment.key = object;
     let outcome = publish(s, chat, me, &message_id, text, Some(attachment), key).await?;
     // On a replay the blob just stored is an orphan: the first attempt's is the one in use.

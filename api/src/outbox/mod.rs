@@ -154,6 +154,7 @@ pub async fn relay_once_on(s: &AppState, conn: &mut PgConnection) -> anyhow::Res
     if ids.is_empty() {
         return Ok(0);
     }
+    crate::failpoint::crash_point(s, "relay.after_publish");
     sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)

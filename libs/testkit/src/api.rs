@@ -29,12 +29,46 @@ impl ApiClient {
         body: Option<Value>,
         key: Option<&str>,
     ) -> Option<(u16, Value)> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+        let mut r = self.request(method, path, bearer, key);
+        if let Some(b) = body {
+            r = r
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        Self::answer(r).await
+    }
+
+    /// An upload as browsers send it (`multipart/form-data`, the part `file`), as
+    /// [`ApiClient::try_call`] answers.
+    pub async fn try_upload(
+        &self,
+        path: &str,
+        bearer: &str,
+        file: &[u8],
+        key: Option<&str>,
+    ) -> Option<(u16, Value)> {
+        let boundary = crate::client::MULTIPART_BOUNDARY;
+        let r = self
+            .request(reqwest::Method::POST, path, Some(bearer), key)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(crate::client::multipart_file(file));
+        Self::answer(r).await
+    }
+
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        key: Option<&str>,
+    ) -> reqwest::RequestBuilder {
         let mut r = self
             .http
-            .request(
-                reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method"),
-                format!("{}{path}", self.base),
-            )
+            .request(method, format!("{}{path}", self.base))
             .timeout(Duration::from_secs(10));
         if let Some(b) = bearer {
             r = r.header("authorization", format!("Bearer {b}"));
@@ -42,11 +76,10 @@ impl ApiClient {
         if let Some(k) = key {
             r = r.header("Idempotency-Key", k);
         }
-        if let Some(b) = body {
-            r = r
-                .header("content-type", "application/json")
-                .body(b.to_string());
-        }
+        r
+    }
+
+    async fn answer(r: reqwest::RequestBuilder) -> Option<(u16, Value)> {
         let resp = r.send().await.ok()?;
         let status = resp.status().as_u16();
         let text = resp.text().await.ok()?;

@@ -1,7 +1,8 @@
-//! Amazon DynamoDB Local, in memory, one per test on a free loopback port; a test can stop
-//! it (SIGSTOP: connections hang, as with a dead host) and continue it.
+//! Amazon DynamoDB Local, one per test on a free loopback port, in memory (or on disk, to be
+//! killed and restarted with its tables); a test can stop it (SIGSTOP: connections hang, as
+//! with a dead host) and continue it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -11,6 +12,8 @@ use chorus_history::{DynamoDb, Store};
 pub struct DynamoLocal {
     pub port: u16,
     child: Child,
+    /// Where the tables live when they outlive the process (`-dbPath`); in memory otherwise.
+    dir: Option<PathBuf>,
 }
 
 /// Where `scripts/lib/dynamodb.sh` installs the jar: `CHORUS_DYNAMODB_DIR`, else the cache.
@@ -37,47 +40,87 @@ fn install_dir() -> PathBuf {
         })
 }
 
+/// The JVM on `port`, listening, or `None` if it exited first (its port taken meanwhile).
+async fn spawn(port: u16, dir: Option<&Path>, log: &Path) -> Option<Child> {
+    let out = std::fs::File::create(log).unwrap();
+    let mut storage = vec!["-inMemory".to_owned()];
+    if let Some(d) = dir {
+        storage = vec!["-dbPath".to_owned(), d.display().to_string()];
+    }
+    let mut child = Command::new("java")
+        .args([
+            "-Djava.library.path=./DynamoDBLocal_lib",
+            "-jar",
+            "DynamoDBLocal.jar",
+        ])
+        .args(["-port", &port.to_string(), "-sharedDb", "-disableTelemetry"])
+        .args(&storage)
+        .current_dir(install_dir())
+        .stdout(Stdio::from(out.try_clone().unwrap()))
+        .stderr(Stdio::from(out))
+        .spawn()
+        .expect("java runs (DynamoDB Local needs Java 17)");
+    // A JVM starting beside other tests' JVMs on two cores can take a while.
+    for _ in 0..1200 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if crate::listening(port, 1).await {
+            return Some(child);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 impl DynamoLocal {
-    /// Starts it on a free port. A JVM that exits at once (its port taken meanwhile by some
-    /// other process's socket) is started again on another port.
+    /// Starts it in memory on a free port. A JVM that exits at once (its port taken meanwhile
+    /// by some other process's socket) is started again on another port.
     pub async fn start() -> DynamoLocal {
+        Self::start_in(None).await
+    }
+
+    /// Starts it with its tables in a directory of its own, so that [`DynamoLocal::restart`]
+    /// finds them again, as a real table survives a node's crash.
+    pub async fn start_on_disk() -> DynamoLocal {
+        let dir = std::env::temp_dir().join(crate::unique("chorus-dynamodb"));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self::start_in(Some(dir)).await
+    }
+
+    async fn start_in(dir: Option<PathBuf>) -> DynamoLocal {
         let log = std::env::temp_dir().join(crate::unique("chorus-dynamodb-log"));
         for _ in 0..3 {
             let port = crate::free_port();
-            let out = std::fs::File::create(&log).unwrap();
-            let mut child = Command::new("java")
-                .args([
-                    "-Djava.library.path=./DynamoDBLocal_lib",
-                    "-jar",
-                    "DynamoDBLocal.jar",
-                ])
-                .args([
-                    "-port",
-                    &port.to_string(),
-                    "-sharedDb",
-                    "-disableTelemetry",
-                    "-inMemory",
-                ])
-                .current_dir(install_dir())
-                .stdout(Stdio::from(out.try_clone().unwrap()))
-                .stderr(Stdio::from(out))
-                .spawn()
-                .expect("java runs (DynamoDB Local needs Java 17)");
-            // A JVM starting beside other tests' JVMs on two cores can take a while.
-            for _ in 0..1200 {
-                if child.try_wait().unwrap().is_some() {
-                    break;
-                }
-                if crate::listening(port, 1).await {
-                    let _ = std::fs::remove_file(&log);
-                    return DynamoLocal { port, child };
-                }
+            if let Some(child) = spawn(port, dir.as_deref(), &log).await {
+                let _ = std::fs::remove_file(&log);
+                return DynamoLocal { port, child, dir };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!(
             "DynamoDB Local did not start; its output:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// `kill -9`, then started again at once on the same port (with its tables when it keeps
+    /// them on disk).
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = std::env::temp_dir().join(crate::unique("chorus-dynamodb-log"));
+        for _ in 0..50 {
+            if let Some(child) = spawn(self.port, self.dir.as_deref(), &log).await {
+                let _ = std::fs::remove_file(&log);
+                self.child = child;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        panic!(
+            "DynamoDB Local did not start again on {}:\n{}",
+            self.port,
             std::fs::read_to_string(&log).unwrap_or_default()
         );
     }
@@ -142,6 +185,9 @@ impl Drop for DynamoLocal {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 

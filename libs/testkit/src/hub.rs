@@ -19,6 +19,12 @@ impl HubProcess {
     /// `program --config config` on a free loopback port. The port opens once the node is
     /// ready (consumers replayed, engine connected), so this returns a serving hub.
     pub async fn start(program: &Path, config: &Path) -> HubProcess {
+        Self::start_limited(program, config, None).await
+    }
+
+    /// [`HubProcess::start`] with its open-files limit (soft and hard) set to `nofile` by
+    /// `prlimit`, so a test can reach the hub's descriptor budget with a few hundred sockets.
+    async fn start_limited(program: &Path, config: &Path, nofile: Option<u64>) -> HubProcess {
         let port = crate::free_port();
         let env = vec![
             ("CHORUS_HUB__HTTP_SERVER__PORT".to_owned(), port.to_string()),
@@ -28,7 +34,16 @@ impl HubProcess {
             ),
         ];
         let config = config.display().to_string();
-        let process = ServiceProcess::spawn_with(program, &["--config", &config], env, port).await;
+        let process = match nofile {
+            None => ServiceProcess::spawn_with(program, &["--config", &config], env, port).await,
+            // prlimit execs the hub: the process (and its pid) is the hub's own.
+            Some(n) => {
+                let limit = format!("--nofile={n}:{n}");
+                let hub = program.display().to_string();
+                let args = [limit.as_str(), hub.as_str(), "--config", config.as_str()];
+                ServiceProcess::spawn_with(Path::new("/usr/bin/prlimit"), &args, env, port).await
+            }
+        };
         HubProcess {
             process,
             port,
@@ -38,11 +53,32 @@ impl HubProcess {
 
     /// The workspace's `chorus-hub` (see [`crate::process::service_bin`]) with `config`.
     pub async fn with_config(config: &Value) -> HubProcess {
+        Self::with_config_limited(config, None).await
+    }
+
+    /// [`HubProcess::with_config`], with the open-files limit `nofile` when given.
+    pub async fn with_config_limited(config: &Value, nofile: Option<u64>) -> HubProcess {
         let path = std::env::temp_dir().join(format!("{}.json", crate::unique("chorus-hub")));
         std::fs::write(&path, config.to_string()).unwrap();
-        let mut hub = Self::start(&crate::process::service_bin("chorus-hub"), &path).await;
+        let program = crate::process::service_bin("chorus-hub");
+        let mut hub = Self::start_limited(&program, &path, nofile).await;
         hub.config = Some(path);
         hub
+    }
+
+    /// The running hub's process id.
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// The hub's resident set size in bytes.
+    pub fn resident_bytes(&self) -> u64 {
+        self.process.resident_bytes()
+    }
+
+    /// The sum of a metric's samples whose labels contain `labels` (`""` for all).
+    pub async fn metric(&self, name: &str, labels: &str) -> f64 {
+        self.process.metric(name, labels).await
     }
 
     /// A hub that delivers `topic` live (chat-event mode, its own consumer `group`) with

@@ -6,6 +6,8 @@
 //! | [`net`] | waiting for a port, or for a condition |
 //! | [`tansu`] | a real Kafka-protocol broker per test (tansu), free ports, unique names |
 //! | [`dynamodb`] | Amazon's DynamoDB Local per test |
+//! | [`postgres`] | a database of a test's own in the machine's PostgreSQL |
+//! | [`pg_server`] | a PostgreSQL server of a test's own, that a test can stop and start again |
 //! | [`redis`] | a redis-server per test, that a test can kill and restart |
 //! | [`client`] | a raw Centrifugo-protocol WebSocket client and HS256 connection tokens |
 //! | [`process`] | a service binary as its own process: `kill -9`, SIGTERM, `/health`, `/metrics`; another service's binary |
@@ -21,6 +23,7 @@ pub mod dynamodb;
 pub mod hub;
 pub mod moto;
 pub mod net;
+pub mod pg_server;
 pub mod postgres;
 pub mod process;
 pub mod redis;

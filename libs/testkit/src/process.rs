@@ -144,6 +144,24 @@ impl ServiceProcess {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The running process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the process is running").id()
+    }
+
+    /// The running process's resident set size, from `/proc/<pid>/statm`.
+    pub fn resident_bytes(&self) -> u64 {
+        resident_bytes(self.pid())
+    }
+}
+
+/// A process's resident set size in bytes, from `/proc/<pid>/statm` (0 once it is gone).
+pub fn resident_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
 
 /// Another service's binary, which a test runs as the real process it ships as (no service

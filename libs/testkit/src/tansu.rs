@@ -89,6 +89,11 @@ impl Tansu {
         );
     }
 
+    /// The broker's own log, across restarts.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(self.dir.join("tansu.log")).unwrap_or_default()
+    }
+
     pub fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }

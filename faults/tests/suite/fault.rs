@@ -12,6 +12,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stack::{Stack, HUB_API_KEY};
+use crate::traffic::{open, Ws};
 use crate::{held, long};
 
 /// What a fault needs of the traffic it runs under.
@@ -234,23 +235,9 @@ async fn connection_token(api: &ApiClient, user: &str) -> String {
     b["token"].as_str().unwrap().to_owned()
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// A connected client (the connect reply read).
 async fn connected(url: &str, token: &str) -> Option<Ws> {
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    ws.send(Message::text(
-        json!({"id": 1, "connect": {"token": token}}).to_string(),
-    ))
-    .await
-    .ok()?;
+    let mut ws = open(url, token).await?;
     reply(&mut ws, 1).await?;
     Some(ws)
 }

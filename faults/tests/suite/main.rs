@@ -20,12 +20,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chorus_faults::ledger::{tally, Acknowledged, History, Received, Row};
-use serde_json::json;
 use tokio::sync::Mutex;
 
 use fault::{Fault, Scene};
 use stack::Stack;
-use traffic::{history_of, sender, subscriber, Kind};
+use traffic::{chat_with_member, history_of, sender, subscriber, Kind};
 
 fn debug() -> bool {
     std::env::var_os("CHORUS_FAULTS_DEBUG").is_some()
@@ -66,28 +65,8 @@ fn raise_own_open_files_limit() {
 /// accounted for.
 async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
     let api = stack.api.clone();
-    let (_, ann) = api.user(&format!("ann{n}")).await;
-    let (bob_id, bob) = api.user(&format!("bob{n}")).await;
+    let (ann, bob, chat) = chat_with_member(&api, &n.to_string()).await;
     let (_, carol) = api.user(&format!("carol{n}")).await;
-    let (s, chat) = api
-        .call(
-            "POST",
-            "/chats",
-            Some(&ann),
-            Some(json!({"title": format!("fault {n}")})),
-        )
-        .await;
-    assert_eq!(s, 201, "{chat}");
-    let chat = chat["id"].as_str().unwrap().to_owned();
-    let (s, b) = api
-        .call(
-            "POST",
-            &format!("/chats/{chat}/members"),
-            Some(&ann),
-            Some(json!({"user_id": bob_id})),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
     let channel = format!("chat:{chat}");
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stack::Stack;
-use crate::traffic::{history_of, sender, subscriber, Kind};
+use crate::traffic::{chat_with_member, history_of, open, sender, subscriber, Kind};
 use crate::with_reloads;
 
 const CHATS: usize = 3;
@@ -53,12 +53,7 @@ async fn churner(
             continue;
         };
         let url = &urls[turn % urls.len()];
-        if let Ok((mut ws, _)) = tokio_tungstenite::connect_async(url).await {
-            let _ = ws
-                .send(Message::text(
-                    json!({"id": 1, "connect": {"token": b["token"]}}).to_string(),
-                ))
-                .await;
+        if let Some(mut ws) = open(url, b["token"].as_str().unwrap_or_default()).await {
             let _ = ws
                 .send(Message::text(
                     json!({"id": 2, "subscribe": {"channel": channel}}).to_string(),
@@ -96,22 +91,7 @@ pub async fn soak(stack: &mut Stack) {
     let mut tasks = Vec::new();
     let mut background = Vec::new();
     for c in 0..CHATS {
-        let (_, ann) = api.user(&format!("soak_ann{c}")).await;
-        let (bob_id, bob) = api.user(&format!("soak_bob{c}")).await;
-        let (s, chat) = api
-            .call("POST", "/chats", Some(&ann), Some(json!({"title": "soak"})))
-            .await;
-        assert_eq!(s, 201, "{chat}");
-        let chat = chat["id"].as_str().unwrap().to_owned();
-        let (s, b) = api
-            .call(
-                "POST",
-                &format!("/chats/{chat}/members"),
-                Some(&ann),
-                Some(json!({"user_id": bob_id})),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
+        let (ann, bob, chat) = chat_with_member(&api, &format!("soak{c}")).await;
         let channel = format!("chat:{chat}");
         let seen: Vec<Arc<Mutex<Received>>> = (0..2).map(|_| Arc::default()).collect();
         for (i, s) in seen.iter().enumerate() {

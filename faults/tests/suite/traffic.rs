@@ -15,6 +15,48 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::debug;
 
+/// A chat of its own for a run: its creator (who sends) and a member (whose subscribers
+/// watch), users `ann<tag>` and `bob<tag>`; returns (ann's token, bob's token, chat id).
+pub async fn chat_with_member(api: &ApiClient, tag: &str) -> (String, String, String) {
+    let (_, ann) = api.user(&format!("ann{tag}")).await;
+    let (bob_id, bob) = api.user(&format!("bob{tag}")).await;
+    let (s, chat) = api
+        .call("POST", "/chats", Some(&ann), Some(json!({"title": tag})))
+        .await;
+    assert_eq!(s, 201, "{chat}");
+    let chat = chat["id"].as_str().unwrap().to_owned();
+    let (s, b) = api
+        .call(
+            "POST",
+            &format!("/chats/{chat}/members"),
+            Some(&ann),
+            Some(json!({"user_id": bob_id})),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    (ann, bob, chat)
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket to the hub with the connect command sent (its reply not read yet).
+pub async fn open(url: &str, token: &str) -> Option<Ws> {
+    let (mut ws, _) = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    ws.send(Message::text(
+        json!({"id": 1, "connect": {"token": token}}).to_string(),
+    ))
+    .await
+    .ok()?;
+    Some(ws)
+}
+
 /// Every message history lists for the chat, following its cursor; `None` while history
 /// cannot be read.
 pub async fn history_of(api: &ApiClient, chat: &str, token: &str) -> Option<History> {
@@ -88,18 +130,7 @@ async fn session(
     if s != 200 {
         return None;
     }
-    let (mut ws, _) = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_tungstenite::connect_async(url),
-    )
-    .await
-    .ok()?
-    .ok()?;
-    ws.send(Message::text(
-        json!({"id": 1, "connect": {"token": b["token"]}}).to_string(),
-    ))
-    .await
-    .ok()?;
+    let mut ws = open(url, b["token"].as_str()?).await?;
     let mut sub = json!({"channel": channel});
     if let Some((offset, epoch)) = position.as_ref() {
         sub["recover"] = json!(true);

@@ -98,6 +98,10 @@ impl Stack {
             ("ADDRESS", format!("127.0.0.1:{api_port}")),
             ("DATABASE_URL", postgres.url("chorus")),
             ("JWT_SECRET", "a-jwt-secret-of-at-least-32-bytes!!!".into()),
+            // The suite's clients sign in once and do not refresh (the refresh flow has its own
+            // tests in api/ and web/): their access tokens last two hours, past the 30-minute
+            // soak, instead of the default 15 minutes.
+            ("ACCESS_TTL_SECS", "7200".into()),
             ("REDIS__URL", redis.url()),
             ("KAFKA__BROKERS", tansu.brokers()),
             ("KAFKA__MESSAGES_TOPIC", messages.clone()),

@@ -163,16 +163,25 @@ impl Fault {
 /// Waits until the transcriber is inside a job (started, not yet done: Whisper running),
 /// kills it there, starts it again at once.
 async fn transcriber_killed(worker: &mut ServiceProcess) -> String {
-    // Jobs started less jobs finished in the log, which a restart appends to (a job killed
-    // earlier stays started and never finished there).
-    let open_jobs = |w: &ServiceProcess| {
+    // Inside a job: a job started since the fault began, and the log's last word on jobs
+    // is "transcribing" (a restart appends to the same log).
+    let state = |w: &ServiceProcess| {
         let log = w.log_text();
-        let n = |word: &str| log.matches(&format!(" {word} ")).count() as i64;
-        n("transcribing") - n("transcribed")
+        let started = log.matches(" transcribing ").count();
+        let last = log
+            .lines()
+            .rev()
+            .find(|l| l.contains(" transcribing ") || l.contains(" transcribed "))
+            .is_some_and(|l| l.contains(" transcribing "));
+        (started, last)
     };
-    let before = open_jobs(worker);
+    let (before, _) = state(worker);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while open_jobs(worker) <= before {
+    loop {
+        let (started, in_job) = state(worker);
+        if started > before && in_job {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
             "no transcription started in 60 s"

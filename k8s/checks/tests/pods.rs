@@ -445,13 +445,24 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
             assert!(!expr.contains('$'), "an unsubstituted variable in {expr}");
             checked += 1;
             // A number, not only a series: a histogram nobody observed gives NaN quantiles.
-            match prometheus.query(&expr).await {
-                Ok(r)
-                    if r.iter()
-                        .any(|s| s["value"][1].as_str().is_some_and(|v| v != "NaN")) => {}
-                Ok(r) => empty.push(format!("{}: {expr} gave {r:?}", panel["title"])),
-                Err(e) => empty.push(format!("{}: {e}", panel["title"])),
+            // A rate needs two scrapes after the first observation, so a query without one
+            // is asked again for a while (scrapes every few seconds) before it counts.
+            let mut answer = None;
+            for _ in 0..15 {
+                match prometheus.query(&expr).await {
+                    Ok(r)
+                        if r.iter()
+                            .any(|s| s["value"][1].as_str().is_some_and(|v| v != "NaN")) =>
+                    {
+                        answer = None;
+                        break;
+                    }
+                    Ok(r) => answer = Some(format!("{}: {expr} gave {r:?}", panel["title"])),
+                    Err(e) => answer = Some(format!("{}: {e}", panel["title"])),
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
             }
+            empty.extend(answer);
         }
     }
     eprintln!(

@@ -24,7 +24,7 @@ use tokio::sync::Mutex;
 
 use fault::{Fault, Scene};
 use stack::Stack;
-use traffic::{chat_with_member, history_of, sender, subscriber, Kind};
+use traffic::{chat_with_member, history_of, sender, watch, Kind};
 
 fn debug() -> bool {
     std::env::var_os("CHORUS_FAULTS_DEBUG").is_some()
@@ -71,19 +71,7 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop_subscribers = Arc::new(AtomicBool::new(false));
-    let seen: Vec<Arc<Mutex<Received>>> = (0..2).map(|_| Arc::default()).collect();
-    let mut subscribers = Vec::new();
-    for (i, s) in seen.iter().enumerate() {
-        subscribers.push(tokio::spawn(subscriber(
-            stack.hub_urls(),
-            i,
-            api.clone(),
-            bob.clone(),
-            channel.clone(),
-            s.clone(),
-            stop_subscribers.clone(),
-        )));
-    }
+    let (seen, subscribers) = watch(&stack.hub_urls(), &api, &bob, &channel, &stop_subscribers);
     // Both subscribed before the first send.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let acked: Arc<Mutex<Acknowledged>> = Arc::default();

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chorus_faults::ledger::{tally, Acknowledged, Received};
+use chorus_faults::ledger::{tally, Acknowledged};
 use chorus_faults::rss::{flatness, Flatness};
 use chorus_testkit::api::ApiClient;
 use chorus_testkit::process::resident_bytes;
@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::stack::Stack;
-use crate::traffic::{chat_with_member, history_of, open, sender, subscriber, Kind};
+use crate::traffic::{chat_with_member, history_of, open, sender, watch, Kind};
 use crate::with_reloads;
 
 const CHATS: usize = 3;
@@ -93,18 +93,8 @@ pub async fn soak(stack: &mut Stack) {
     for c in 0..CHATS {
         let (ann, bob, chat) = chat_with_member(&api, &format!("soak{c}")).await;
         let channel = format!("chat:{chat}");
-        let seen: Vec<Arc<Mutex<Received>>> = (0..2).map(|_| Arc::default()).collect();
-        for (i, s) in seen.iter().enumerate() {
-            background.push(tokio::spawn(subscriber(
-                urls.clone(),
-                i,
-                api.clone(),
-                bob.clone(),
-                channel.clone(),
-                s.clone(),
-                stop_subscribers.clone(),
-            )));
-        }
+        let (seen, subscribers) = watch(&urls, &api, &bob, &channel, &stop_subscribers);
+        background.extend(subscribers);
         for n in 0..CHURNERS / CHATS {
             background.push(tokio::spawn(churner(
                 urls.clone(),

@@ -85,6 +85,34 @@ pub async fn history_of(api: &ApiClient, chat: &str, token: &str) -> Option<Hist
     }
 }
 
+/// The two ledger subscribers of a chat, the first starting on node 0 and the second on
+/// node 1: what each records, and their tasks (which end once `stop` is set).
+pub fn watch(
+    urls: &[String],
+    api: &ApiClient,
+    token: &str,
+    channel: &str,
+    stop: &Arc<AtomicBool>,
+) -> (Vec<Arc<Mutex<Received>>>, Vec<tokio::task::JoinHandle<()>>) {
+    let seen: Vec<Arc<Mutex<Received>>> = (0..2).map(|_| Arc::default()).collect();
+    let tasks = seen
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            tokio::spawn(subscriber(
+                urls.to_vec(),
+                i,
+                api.clone(),
+                token.to_owned(),
+                channel.to_owned(),
+                s.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    (seen, tasks)
+}
+
 /// A subscriber as an SDK behaves: on any close it reconnects (to the other node after a
 /// failure) and resubscribes with recovery from the last offset it holds.
 pub async fn subscriber(

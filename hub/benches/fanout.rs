@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::Utf8Bytes;
+use chorus_hub::client::frame::{self, Shared};
 use chorus_hub::client::ClientHandle;
 use chorus_hub::hub::Hub;
-use chorus_protocol::frame::{encode_push, Publication};
+use chorus_protocol::frame::Publication;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::value::RawValue;
 
@@ -36,8 +36,9 @@ fn fanout(c: &mut Criterion) {
             let mut sink = Vec::new();
             for _ in 0..iters {
                 let start = Instant::now();
-                let frame = Utf8Bytes::from(encode_push(&channel, "pub", &publication));
-                hub.broadcast(&channel, publication.offset, 0, "", &frame, start);
+                let encode = |p| frame::push(p, &channel, "pub", &publication);
+                let frames = Shared::new(&encode);
+                hub.broadcast(&channel, publication.offset, 0, "", &frames, start);
                 total += start.elapsed();
                 // Drained outside the timing, as the connection tasks would.
                 for h in &clients {

@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::DISCONNECT_INSUFFICIENT_STATE;
 use parking_lot::RwLock;
 
-use crate::client::ClientHandle;
+use crate::client::frame::Shared;
+use crate::client::{ClientHandle, Frame};
 use crate::subscribers::{Subscriber, Subscribers};
 
 const SHARDS: usize = 64;
@@ -122,7 +122,7 @@ impl Hub {
         &self,
         channel: &str,
         client: &ClientHandle,
-        reply: Option<Utf8Bytes>,
+        reply: Option<Frame>,
         top: u64,
         epoch: Option<&str>,
     ) {
@@ -206,7 +206,7 @@ impl Hub {
         offset: u64,
         prev: u64,
         epoch: &str,
-        frame: &Utf8Bytes,
+        frames: &Shared,
         reached: Instant,
     ) -> usize {
         let shard = self.shard(channel).read();
@@ -215,8 +215,9 @@ impl Hub {
         };
         let stale_epoch = offset != 0 && ch.epoch.as_deref().is_some_and(|e| e != epoch);
         for sub in ch.subs.values() {
+            let frame = frames.get(sub.client.protocol);
             if sub.syncing {
-                sub.client.send_syncing(channel, offset, frame.clone());
+                sub.client.send_syncing(channel, offset, frame);
                 continue;
             }
             if offset != 0 {
@@ -232,23 +233,24 @@ impl Hub {
                     sub.floor.store(offset, Ordering::Relaxed);
                 }
             }
-            sub.client.send_publication(frame.clone(), reached);
+            sub.client.send_publication(frame, reached);
         }
         ch.subs.len()
     }
 
     /// Queues a join or leave frame for the subscribers that asked for them.
-    pub fn broadcast_join_leave(&self, channel: &str, frame: &Utf8Bytes) -> usize {
+    pub fn broadcast_join_leave(&self, channel: &str, frames: &Shared) -> usize {
         let shard = self.shard(channel).read();
         let Some(ch) = shard.get(channel) else {
             return 0;
         };
         let mut n = 0;
         for sub in ch.subs.values().filter(|s| s.join_leave) {
+            let frame = frames.get(sub.client.protocol);
             if sub.syncing {
-                sub.client.send_syncing(channel, 0, frame.clone());
+                sub.client.send_syncing(channel, 0, frame);
             } else {
-                sub.client.send(frame.clone());
+                sub.client.send(frame);
             }
             n += 1;
         }
@@ -303,7 +305,7 @@ mod tests {
             .into_items()
             .filter_map(|o| {
                 if let Out::Frame(f) = o {
-                    Some(f.to_string())
+                    Some(String::from_utf8_lossy(f.as_bytes()).into_owned())
                 } else {
                     None
                 }
@@ -325,16 +327,71 @@ mod tests {
         hub.subscribe(&ch, &a, false, false);
         hub.subscribe(&ch, &b, false, false);
         assert_eq!(
-            hub.broadcast("news", 1, 0, "", &Utf8Bytes::from("p1"), Instant::now()),
+            hub.broadcast(
+                "news",
+                1,
+                0,
+                "",
+                &Shared::new(&|_| Frame::from("p1")),
+                Instant::now()
+            ),
             2
         );
         assert_eq!(frames(&a), vec!["p1"]);
         assert!(hub.unsubscribe("news", &a));
-        hub.broadcast("news", 2, 0, "", &Utf8Bytes::from("p2"), Instant::now());
+        hub.broadcast(
+            "news",
+            2,
+            0,
+            "",
+            &Shared::new(&|_| Frame::from("p2")),
+            Instant::now(),
+        );
         assert!(frames(&a).is_empty());
         assert_eq!(frames(&b), vec!["p1", "p2"]);
         hub.unsubscribe("news", &b);
         assert!(hub.channels().is_empty(), "an empty channel is dropped");
+    }
+
+    #[test]
+    fn each_protocol_gets_its_own_encoding_made_once() {
+        use chorus_protocol::Protocol;
+        let hub = Hub::default();
+        let ch: Arc<str> = "news".into();
+        let json = [client("j1"), client("j2")];
+        let proto: Vec<_> = (0..2)
+            .map(|i| {
+                Arc::new(ClientHandle::speaking(
+                    format!("p{i}").into(),
+                    1 << 20,
+                    Protocol::Protobuf,
+                ))
+            })
+            .collect();
+        for c in json.iter().chain(&proto) {
+            hub.subscribe(&ch, c, false, false);
+        }
+        let calls = std::cell::Cell::new(0);
+        let encode = |p: Protocol| {
+            calls.set(calls.get() + 1);
+            match p {
+                Protocol::Json => Frame::from("json"),
+                Protocol::Protobuf => Frame::Binary(bytes::Bytes::from_static(b"\x01\x02")),
+            }
+        };
+        let shared = Shared::new(&encode);
+        assert_eq!(hub.broadcast("news", 1, 0, "", &shared, Instant::now()), 4);
+        assert_eq!(
+            calls.get(),
+            2,
+            "one encoding per protocol, not per subscriber"
+        );
+        for c in &json {
+            assert_eq!(frames(c), vec!["json"]);
+        }
+        for c in &proto {
+            assert_eq!(frames(c), vec!["\u{1}\u{2}"]);
+        }
     }
 
     #[test]
@@ -344,11 +401,32 @@ mod tests {
         let a = client("a");
         hub.subscribe(&ch, &a, false, true);
         // Offsets 5 and 6 arrive while the subscribe reply (recovered up to 5) is being built.
-        hub.broadcast("c", 5, 4, "e", &Utf8Bytes::from("p5"), Instant::now());
-        hub.broadcast("c", 6, 5, "e", &Utf8Bytes::from("p6"), Instant::now());
+        hub.broadcast(
+            "c",
+            5,
+            4,
+            "e",
+            &Shared::new(&|_| Frame::from("p5")),
+            Instant::now(),
+        );
+        hub.broadcast(
+            "c",
+            6,
+            5,
+            "e",
+            &Shared::new(&|_| Frame::from("p6")),
+            Instant::now(),
+        );
         assert!(frames(&a).is_empty(), "held back until the reply is queued");
-        hub.finish_sync("c", &a, Some(Utf8Bytes::from("reply")), 5, Some("e"));
-        hub.broadcast("c", 7, 6, "e", &Utf8Bytes::from("p7"), Instant::now());
+        hub.finish_sync("c", &a, Some(Frame::from("reply")), 5, Some("e"));
+        hub.broadcast(
+            "c",
+            7,
+            6,
+            "e",
+            &Shared::new(&|_| Frame::from("p7")),
+            Instant::now(),
+        );
         assert_eq!(frames(&a), vec!["reply", "p6", "p7"]);
     }
 
@@ -361,11 +439,25 @@ mod tests {
         hub.finish_sync("c", &a, None, 3, Some("e1"));
         hub.subscribe(&ch, &b, false, true);
         hub.finish_sync("c", &b, None, 0, None);
-        hub.broadcast("c", 4, 3, "e1", &Utf8Bytes::from("p4"), Instant::now());
+        hub.broadcast(
+            "c",
+            4,
+            3,
+            "e1",
+            &Shared::new(&|_| Frame::from("p4")),
+            Instant::now(),
+        );
         assert_eq!(frames(&a), vec!["p4"]);
         assert_eq!(closed(&a), None);
         // Offset 5 was lost on the way to this node: 6 arrives with prev 5.
-        hub.broadcast("c", 6, 5, "e1", &Utf8Bytes::from("p6"), Instant::now());
+        hub.broadcast(
+            "c",
+            6,
+            5,
+            "e1",
+            &Shared::new(&|_| Frame::from("p6")),
+            Instant::now(),
+        );
         assert_eq!(
             closed(&a),
             Some(DISCONNECT_INSUFFICIENT_STATE),
@@ -381,7 +473,14 @@ mod tests {
         hub.subscribe(&ch, &c, false, true);
         hub.finish_sync("c", &c, None, 6, Some("e1"));
         // Redis restarted empty: a new epoch starting at offset 1.
-        hub.broadcast("c", 1, 0, "e2", &Utf8Bytes::from("q1"), Instant::now());
+        hub.broadcast(
+            "c",
+            1,
+            0,
+            "e2",
+            &Shared::new(&|_| Frame::from("q1")),
+            Instant::now(),
+        );
         assert_eq!(
             closed(&c),
             Some(DISCONNECT_INSUFFICIENT_STATE),

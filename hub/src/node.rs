@@ -7,12 +7,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::channel::ChannelName;
 use chorus_protocol::codes::{self, ProtocolError};
-use chorus_protocol::frame::{
-    encode_push, ClientInfo, Data, JoinLeave, Publication, StreamPosition,
-};
+use chorus_protocol::frame::{ClientInfo, Data, JoinLeave, Publication, StreamPosition};
 use tokio_util::sync::CancellationToken;
 
 use crate::action::UserAction;
@@ -23,6 +20,7 @@ use crate::broker::{
     Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, MemoryBroker,
     PublishOptions, SourcePosition,
 };
+use crate::client::frame::{self, Shared};
 use crate::cluster::{Channels, Cluster, Inbound, NodeInfo};
 use crate::config::{ChannelOptions, Config};
 use crate::hub::Hub;
@@ -82,7 +80,7 @@ impl Default for NodeParts {
     }
 }
 
-/// Delivers broker events to the local hub, encoding each event once.
+/// Delivers broker events to the local hub, encoding each event once per protocol.
 struct Delivery {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
@@ -99,10 +97,15 @@ impl BrokerEventHandler for Delivery {
     ) {
         let reached = Instant::now();
         self.metrics.publications_delivered.inc();
-        let frame = Utf8Bytes::from(encode_push(channel, "pub", &**publication));
-        let n = self
-            .hub
-            .broadcast(channel, publication.offset, prev, epoch, &frame, reached);
+        let encode = |p| frame::push(p, channel, "pub", &**publication);
+        let n = self.hub.broadcast(
+            channel,
+            publication.offset,
+            prev,
+            epoch,
+            &Shared::new(&encode),
+            reached,
+        );
         self.metrics.sent_publication.inc_by(n as u64);
     }
 
@@ -119,14 +122,18 @@ impl BrokerEventHandler for Delivery {
     }
 
     fn on_join(&self, channel: &str, info: &ClientInfo) {
-        let frame = Utf8Bytes::from(encode_push(channel, "join", &JoinLeave { info }));
-        let n = self.hub.broadcast_join_leave(channel, &frame);
+        let encode = |p| frame::push(p, channel, "join", &JoinLeave { info });
+        let n = self
+            .hub
+            .broadcast_join_leave(channel, &Shared::new(&encode));
         self.metrics.sent_join_leave.inc_by(n as u64);
     }
 
     fn on_leave(&self, channel: &str, info: &ClientInfo) {
-        let frame = Utf8Bytes::from(encode_push(channel, "leave", &JoinLeave { info }));
-        let n = self.hub.broadcast_join_leave(channel, &frame);
+        let encode = |p| frame::push(p, channel, "leave", &JoinLeave { info });
+        let n = self
+            .hub
+            .broadcast_join_leave(channel, &Shared::new(&encode));
         self.metrics.sent_join_leave.inc_by(n as u64);
     }
 }

@@ -13,6 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use chorus_protocol::Protocol;
+
 use crate::listener::FdBudgetListener;
 use crate::node::Node;
 
@@ -64,7 +66,8 @@ async fn websocket(
     }
     let ws_cfg = &node.config.websocket;
     let limit = ws_cfg.message_size_limit;
-    ws.read_buffer_size(ws_cfg.read_buffer_size)
+    let ws = ws
+        .read_buffer_size(ws_cfg.read_buffer_size)
         // Frames are batched by the connection task; tungstenite should write them at once.
         .write_buffer_size(0)
         .max_write_buffer_size(
@@ -76,7 +79,13 @@ async fn websocket(
         )
         .max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| crate::client::connection::serve(node, socket))
+        // Centrifugo's Protobuf protocol is asked for by subprotocol; without it, JSON.
+        .protocols([Protocol::PROTOBUF_SUBPROTOCOL]);
+    let protocol = match ws.selected_protocol() {
+        Some(p) if p == Protocol::PROTOBUF_SUBPROTOCOL => Protocol::Protobuf,
+        _ => Protocol::Json,
+    };
+    ws.on_upgrade(move |socket| crate::client::connection::serve(node, socket, protocol))
 }
 
 /// Centrifugo's rule: no Origin (not a browser) or the same host passes; otherwise the origin

@@ -79,6 +79,8 @@ pub enum Scenario {
 pub enum Protocol {
     /// Centrifugo client protocol v2 (JSON): Chorus, Centrifugo.
     Centrifugo,
+    /// The same protocol in Protobuf (the `centrifuge-protobuf` subprotocol).
+    CentrifugoProtobuf,
     /// Pusher Channels protocol 7: Sockudo, Soketi, Pusher.
     Pusher,
 }

@@ -32,6 +32,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Protocol errors and unparsable messages after subscribing.
     pub garbled: AtomicU64,
+    /// Bytes of the WebSocket messages received after subscribing (payloads, not framing).
+    pub bytes_received: AtomicU64,
     pub trackers: Vec<Mutex<Tracker>>,
     pub stop: watch::Sender<bool>,
 }
@@ -43,6 +45,7 @@ impl Shared {
             plan,
             stats: Stats::default(),
             garbled: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
             trackers,
             stop: watch::channel(false).0,
         }
@@ -83,8 +86,8 @@ pub async fn run(shared: std::sync::Arc<Shared>, local: usize) {
             }
             msg = ws.next() => msg,
         };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
+        let msg = match msg {
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
             Some(Ok(Message::Close(frame))) => {
                 let code = frame.map_or("none".to_string(), |f| u16::from(f.code).to_string());
                 return shared.stats.disconnected(code);
@@ -93,7 +96,10 @@ pub async fn run(shared: std::sync::Arc<Shared>, local: usize) {
             Some(Err(e)) => return shared.stats.disconnected(error_kind(&e)),
             None => return shared.stats.disconnected("reset".into()),
         };
-        wire.on_text(text.as_str(), &mut events, &mut replies);
+        shared
+            .bytes_received
+            .fetch_add(msg.len() as u64, Ordering::Relaxed);
+        wire.on_message(&msg, &mut events, &mut replies);
         for event in events.drain(..) {
             match event {
                 Event::Publication(p) => {
@@ -109,7 +115,7 @@ pub async fn run(shared: std::sync::Arc<Shared>, local: usize) {
             }
         }
         for reply in replies.drain(..) {
-            if ws.send(Message::text(reply)).await.is_err() {
+            if ws.send(reply).await.is_err() {
                 break;
             }
         }
@@ -121,10 +127,16 @@ async fn open(plan: &WorkerPlan, local: usize) -> Result<(Socket, Wire), String>
     let global = plan.first_conn + local;
     let base = &plan.urls[global % plan.urls.len()];
     let url = Wire::url(plan.protocol, base, plan.pusher_key.as_deref());
-    let request = url
+    let mut request = url
         .as_str()
         .into_client_request()
         .map_err(|e| format!("bad url: {e}"))?;
+    if let Some(sub) = Wire::subprotocol(plan.protocol) {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            tokio_tungstenite::tungstenite::http::HeaderValue::from_static(sub),
+        );
+    }
     let host = request.uri().host().unwrap_or("127.0.0.1").to_string();
     let port = request.uri().port_u16().unwrap_or(80);
     let addr = tokio::net::lookup_host((host.as_str(), port))
@@ -151,14 +163,12 @@ async fn open(plan: &WorkerPlan, local: usize) -> Result<(Socket, Wire), String>
         .map(|secret| crate::token::mint(secret, global));
     let mut wire = Wire::new(plan.protocol, token, channel);
     if let Some(first) = wire.opening() {
-        ws.send(Message::text(first))
-            .await
-            .map_err(|e| error_kind(&e))?;
+        ws.send(first).await.map_err(|e| error_kind(&e))?;
     }
     let (mut events, mut replies) = (Vec::new(), Vec::new());
     loop {
-        let text = match ws.next().await {
-            Some(Ok(Message::Text(t))) => t,
+        let msg = match ws.next().await {
+            Some(Ok(m @ (Message::Text(_) | Message::Binary(_)))) => m,
             Some(Ok(Message::Close(frame))) => {
                 return Err(format!(
                     "closed {}",
@@ -169,11 +179,9 @@ async fn open(plan: &WorkerPlan, local: usize) -> Result<(Socket, Wire), String>
             Some(Err(e)) => return Err(error_kind(&e)),
             None => return Err("reset".into()),
         };
-        wire.on_text(text.as_str(), &mut events, &mut replies);
+        wire.on_message(&msg, &mut events, &mut replies);
         for reply in replies.drain(..) {
-            ws.send(Message::text(reply))
-                .await
-                .map_err(|e| error_kind(&e))?;
+            ws.send(reply).await.map_err(|e| error_kind(&e))?;
         }
         for event in events.drain(..) {
             match event {

@@ -178,7 +178,7 @@ fn publisher(scenario: Scenario, args: &RunArgs) -> anyhow::Result<Option<Arc<dy
         .as_deref()
         .context("--api-url is required to publish")?;
     Ok(Some(match args.protocol {
-        Protocol::Centrifugo => Arc::new(CentrifugoApi::new(
+        Protocol::Centrifugo | Protocol::CentrifugoProtobuf => Arc::new(CentrifugoApi::new(
             http,
             api,
             args.api_key

@@ -72,6 +72,9 @@ pub struct WorkerResult {
     pub reordered: u64,
     /// Unparsable or refused server messages after subscribing.
     pub protocol_errors: u64,
+    /// Bytes of the messages received after subscribing.
+    #[serde(default)]
+    pub bytes_received: u64,
     /// Close codes of connections that ended before the run closed them ("reset" if none).
     pub unexpected_disconnects: BTreeMap<String, u64>,
     pub first_delivery_us: u64,

@@ -156,6 +156,7 @@ fn result(shared: &Shared, published: &[u64], expected: u64) -> WorkerResult {
         duplicated,
         reordered,
         protocol_errors: shared.garbled.load(Ordering::Relaxed),
+        bytes_received: shared.bytes_received.load(Ordering::Relaxed),
         unexpected_disconnects: snap.disconnects,
         first_delivery_us: snap.first_delivery_us,
         last_delivery_us: snap.last_delivery_us,

@@ -158,6 +158,34 @@ async fn broadcast_delivers_every_publication_to_every_subscriber_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_clients_get_every_publication_in_fewer_bytes_than_json() {
+    let hub = start_hub().await;
+    let args = [
+        "--connections",
+        "100",
+        "--publish-rate",
+        "20",
+        "--duration",
+        "30",
+        "--messages",
+        "10",
+    ];
+    let json = loadtest(&hub, "broadcast", &args).await;
+    let mut with_protobuf = args.to_vec();
+    with_protobuf.extend(["--protocol", "centrifugo-protobuf"]);
+    let protobuf = loadtest(&hub, "broadcast", &with_protobuf).await;
+    assert_clean(&json, 100, 1000);
+    assert_clean(&protobuf, 100, 1000);
+    assert_eq!(protobuf["protocol"], "centrifugo_protobuf", "{protobuf:#}");
+    // The same publications; Protobuf frames them in fewer bytes (bytes, not time: exact).
+    let (j, p) = (
+        json["bytes_received"].as_u64().unwrap(),
+        protobuf["bytes_received"].as_u64().unwrap(),
+    );
+    assert!(p > 0 && p < j, "protobuf {p} bytes, json {j} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_deliver_each_room_its_own_messages_in_order() {
     let hub = start_hub().await;
     let r = loadtest(

@@ -1,4 +1,4 @@
-//! Centrifugo client protocol v2, JSON flavour.
+//! Centrifugo client protocol v2, JSON flavour (the Protobuf one is [`crate::proto`]).
 //!
 //! A WebSocket message carries one or more commands separated by `\n`; the server answers
 //! with replies and pushes framed the same way. A command sets `id` and exactly one method
@@ -25,6 +25,11 @@ pub enum DecodeError {
     UnknownMethod(u32),
     #[error("frame is not utf-8")]
     NotUtf8,
+    #[error("malformed protobuf command: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+    /// Chorus carries payloads as JSON; a Protobuf client's must be a JSON document too.
+    #[error("{0} is not a JSON document")]
+    NotJson(&'static str),
 }
 
 /// One decoded client command.
@@ -108,6 +113,9 @@ pub struct SubscribeRequest {
     /// Bit flags; see [`SUBSCRIBE_FLAG_REJECT_UNRECOVERED`].
     #[serde(default)]
     pub flag: u64,
+    /// The delta encoding asked for (`fossil`); empty for none.
+    #[serde(default)]
+    pub delta: String,
 }
 
 /// Subscribe flag: fail the subscription with error 112 instead of replying `recovered: false`.

@@ -2,6 +2,8 @@
 //!
 //! - [`frame`]: Centrifugo client protocol v2 (JSON) commands and replies, and the
 //!   newline-delimited framing that lets one WebSocket message carry several of them.
+//! - [`proto`]: the same protocol in Protobuf (`centrifuge-protobuf`), decoding into the
+//!   same commands and encoding the same results.
 //! - [`codes`]: the error and disconnect codes, a written contract with client SDKs.
 //! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
 //! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
@@ -12,8 +14,32 @@ pub mod channel;
 pub mod codes;
 pub mod event;
 pub mod frame;
+pub mod proto;
 pub mod secret;
 pub mod state;
 
 pub use codes::{Disconnect, ProtocolError};
 pub use frame::{decode_commands, Command, DecodeError, Method};
+
+/// The client protocol a connection speaks, chosen by its WebSocket subprotocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// JSON text, newline-delimited (no subprotocol).
+    #[default]
+    Json,
+    /// Binary, varint-length-delimited Protobuf (`centrifuge-protobuf`).
+    Protobuf,
+}
+
+impl Protocol {
+    /// The WebSocket subprotocol that asks for Protobuf.
+    pub const PROTOBUF_SUBPROTOCOL: &'static str = "centrifuge-protobuf";
+
+    /// Decodes every command in one message of this protocol.
+    pub fn decode_commands(self, frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
+        match self {
+            Protocol::Json => frame::decode_commands(frame),
+            Protocol::Protobuf => proto::decode_commands(frame),
+        }
+    }
+}

@@ -258,4 +258,9 @@ transcriber = os.path.join("docs", "benchmarks", "transcriber.md")
 if os.path.exists(transcriber):
     w("")
     w(open(transcriber).read().rstrip())
+# And JSON against Protobuf (scripts/bench-protocols).
+protocols = os.path.join("docs", "benchmarks", "protocols.md")
+if os.path.exists(protocols):
+    w("")
+    w(open(protocols).read().rstrip())
 print("\n".join(out))

@@ -1,11 +1,12 @@
 # cargo-fuzz (crates.io) on the protocol's decoders of untrusted bytes (protocol/fuzz): client
-# frames, chat events and state events. cargo-fuzz is installed once into the tools cache; the
-# targets build with libFuzzer and AddressSanitizer under RUSTC_BOOTSTRAP (the machine has one
-# stable toolchain), into a target dir outside the clone. Each run reads the seeds kept in the
-# repo (protocol/fuzz/seeds/<target>) and grows a working corpus in .run/fuzz/<target>.
+# frames (JSON and Protobuf), chat events and state events. cargo-fuzz is installed once into
+# the tools cache; the targets build with libFuzzer and AddressSanitizer under RUSTC_BOOTSTRAP
+# (the machine has one stable toolchain), into a target dir outside the clone. Each run
+# reads the seeds kept in the repo (protocol/fuzz/seeds/<target>) and grows a working corpus
+# in .run/fuzz/<target>.
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.1}"
 CARGO_FUZZ_ROOT="${CHORUS_TOOLS:-$HOME/.cache/chorus/tools}/cargo-fuzz-$CARGO_FUZZ_VERSION"
-FUZZ_TARGETS=(decode_frame decode_chat_event decode_state_event)
+FUZZ_TARGETS=(decode_frame decode_protobuf_frame decode_chat_event decode_state_event)
 
 fuzz_install() {
   [ -x "$CARGO_FUZZ_ROOT/bin/cargo-fuzz" ] && return 0

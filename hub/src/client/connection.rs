@@ -3,7 +3,8 @@
 //! One task per connection, never one per subscription. It waits on three things: the socket,
 //! the client's outbound queue (which is also how shutdown and server-side disconnects reach
 //! it, see [`super::roster`]) and a single timer (ping, pong deadline, stale connect). Queued
-//! frames are written in one WebSocket message, newline-separated, as the protocol allows;
+//! frames are written in one WebSocket message (newline-separated JSON, or Protobuf replies
+//! one after another), as the protocol allows;
 //! that is what keeps a busy fan-out cheap in syscalls. Command handling is
 //! boxed so the idle task stays small.
 
@@ -12,9 +13,10 @@ use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use chorus_protocol::codes::{self, Disconnect};
-use chorus_protocol::frame::{decode_commands, PING_FRAME};
+use chorus_protocol::Protocol;
 use tokio::time::{sleep_until, timeout, Instant};
 
+use super::frame::{self, Frame};
 use super::queue::Out;
 use super::session::Session;
 use super::ClientHandle;
@@ -26,10 +28,15 @@ use crate::node::Node;
 /// keeps its by-value arguments as upvars *and* as locals, so the 368-byte socket would sit
 /// in every idle connection's task twice. Captured once here, it is stored once.
 #[allow(clippy::manual_async_fn)] // see above: the async fn form stores the socket twice
-pub fn serve(node: Arc<Node>, mut socket: WebSocket) -> impl Future<Output = ()> + Send {
+pub fn serve(
+    node: Arc<Node>,
+    mut socket: WebSocket,
+    protocol: Protocol,
+) -> impl Future<Output = ()> + Send {
     async move {
         let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-        let handle = Arc::new(ClientHandle::new(id, node.config.client.queue_max_size));
+        let queue_max = node.config.client.queue_max_size;
+        let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
         // The roster is the open-connection count: enrolling checks the limit and holds the
         // slot however the task ends.
         let Some(_enrolled) = node.roster.enroll(&handle, node.max_connections) else {
@@ -100,17 +107,21 @@ async fn run(
                 }
             }
             msg = socket.recv() => {
-                let text = match msg {
-                    None | Some(Ok(Message::Close(_))) => return None,
-                    Some(Err(e)) => return too_big(e).then_some(codes::DISCONNECT_MESSAGE_TOO_BIG),
-                    Some(Ok(Message::Text(t))) => t,
-                    // This is the JSON protocol: binary frames are a client bug.
-                    Some(Ok(Message::Binary(_))) => return Some(codes::DISCONNECT_BAD_REQUEST),
-                    Some(Ok(_)) => continue,
+                let protocol = handle.protocol;
+                let data = match (msg, protocol) {
+                    (None | Some(Ok(Message::Close(_))), _) => return None,
+                    (Some(Err(e)), _) => return too_big(e).then_some(codes::DISCONNECT_MESSAGE_TOO_BIG),
+                    (Some(Ok(Message::Text(t))), Protocol::Json) => t.into(),
+                    (Some(Ok(Message::Binary(b))), Protocol::Protobuf) => b,
+                    // Text on a Protobuf connection or binary on a JSON one: a client bug.
+                    (Some(Ok(Message::Text(_) | Message::Binary(_))), _) => {
+                        return Some(codes::DISCONNECT_BAD_REQUEST)
+                    }
+                    (Some(Ok(_)), _) => continue,
                 };
                 // Any message proves the client is alive, a pong included.
                 pong_deadline = None;
-                let commands = match decode_commands(text.as_bytes()) {
+                let commands = match protocol.decode_commands(&data) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::info!(client = %handle.id, error = %e, "bad request from client");
@@ -137,7 +148,7 @@ async fn run(
                 if now >= next_ping {
                     next_ping = now + ping_every;
                     if session.connected() {
-                        handle.send(Utf8Bytes::from_static(PING_FRAME));
+                        handle.send(frame::ping(handle.protocol));
                         pong_deadline = Some(now + cfg.pong_timeout.0);
                         if let Err(d) = Box::pin(session.check_expiry()).await {
                             return Some(d);
@@ -197,36 +208,16 @@ async fn flush(
     }
 }
 
-/// Joins queued frames into one WebSocket message, newline-separated; controls go aside.
-/// A lone frame is sent as it is, without a copy or an allocation.
-fn batch(
-    items: impl Iterator<Item = Out>,
-    controls: &mut Vec<super::Control>,
-) -> Option<Utf8Bytes> {
-    let mut single: Option<Utf8Bytes> = None;
-    let mut joined: Option<String> = None;
+/// Joins queued frames into one WebSocket message; controls go aside.
+fn batch(items: impl Iterator<Item = Out>, controls: &mut Vec<super::Control>) -> Option<Message> {
+    let mut frames: Vec<Frame> = Vec::new();
     for item in items {
-        let frame = match item {
-            Out::Frame(f) => f,
-            Out::Control(c) => {
-                controls.push(*c);
-                continue;
-            }
-        };
-        if let Some(j) = joined.as_mut() {
-            j.push('\n');
-            j.push_str(frame.as_str());
-        } else if let Some(prev) = single.take() {
-            let mut j = String::with_capacity(prev.len() + frame.len() + 256);
-            j.push_str(prev.as_str());
-            j.push('\n');
-            j.push_str(frame.as_str());
-            joined = Some(j);
-        } else {
-            single = Some(frame);
+        match item {
+            Out::Frame(f) => frames.push(f),
+            Out::Control(c) => controls.push(*c),
         }
     }
-    joined.map(Utf8Bytes::from).or(single)
+    frame::message(frames)
 }
 
 /// A write that timed out because the queue overflowed meanwhile is a slow client.
@@ -237,13 +228,8 @@ fn handle_write_error(handle: &ClientHandle, d: Disconnect) -> Disconnect {
     }
 }
 
-async fn write(node: &Node, socket: &mut WebSocket, message: Utf8Bytes) -> Result<(), Disconnect> {
-    match timeout(
-        node.config.websocket.write_timeout.0,
-        socket.send(Message::Text(message)),
-    )
-    .await
-    {
+async fn write(node: &Node, socket: &mut WebSocket, message: Message) -> Result<(), Disconnect> {
+    match timeout(node.config.websocket.write_timeout.0, socket.send(message)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) | Err(_) => Err(codes::DISCONNECT_WRITE_ERROR),
     }

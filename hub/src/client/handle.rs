@@ -7,13 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::Disconnect;
+use chorus_protocol::Protocol;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 
 use super::queue::{Out, OutQueue, Pushed, Taken};
 use super::signal::Signal;
+use super::Frame;
 
 /// Actions other parts of the node ask a connection to take.
 #[derive(Debug)]
@@ -34,7 +35,7 @@ pub enum Control {
 #[derive(Debug)]
 struct SyncBuffer {
     channel: Arc<str>,
-    items: Vec<(u64, Utf8Bytes)>,
+    items: Vec<(u64, Frame)>,
 }
 
 /// Who the client turned out to be, known from its connection token.
@@ -50,6 +51,8 @@ pub struct ClientHandle {
     /// Node-local number, cheaper than the id as a map key.
     pub seq: u64,
     pub id: Arc<str>,
+    /// JSON or Protobuf, fixed when the connection opens.
+    pub protocol: Protocol,
     /// Set once, when the connect command is accepted.
     identity: OnceLock<Identity>,
     queue_max: usize,
@@ -69,9 +72,15 @@ impl std::fmt::Debug for ClientHandle {
 
 impl ClientHandle {
     pub fn new(id: Arc<str>, queue_max: usize) -> Self {
+        Self::speaking(id, queue_max, Protocol::Json)
+    }
+
+    /// A client of `protocol`.
+    pub fn speaking(id: Arc<str>, queue_max: usize, protocol: Protocol) -> Self {
         ClientHandle {
             seq: NEXT_SEQ.fetch_add(1, Ordering::Relaxed),
             id,
+            protocol,
             identity: OnceLock::new(),
             queue_max,
             queue: Mutex::new(OutQueue::default()),
@@ -101,13 +110,13 @@ impl ClientHandle {
     }
 
     /// Queues a frame; returns false when the client is gone or just overflowed.
-    pub fn send(&self, frame: Utf8Bytes) -> bool {
+    pub fn send(&self, frame: Frame) -> bool {
         self.push(Out::Frame(frame), None)
     }
 
     /// Queues a publication that reached the node at `reached`; the connection task times
     /// its delivery from then to the socket write.
-    pub fn send_publication(&self, frame: Utf8Bytes, reached: Instant) -> bool {
+    pub fn send_publication(&self, frame: Frame, reached: Instant) -> bool {
         self.push(Out::Frame(frame), Some(reached))
     }
 
@@ -168,7 +177,7 @@ impl ClientHandle {
 
     /// Delivery for a subscriber still being set up: held back if the setup is running,
     /// queued directly if it just finished.
-    pub(crate) fn send_syncing(&self, channel: &str, offset: u64, frame: Utf8Bytes) {
+    pub(crate) fn send_syncing(&self, channel: &str, offset: u64, frame: Frame) {
         let mut syncing = self.syncing.lock();
         if let Some(buf) = syncing.iter_mut().find(|b| &*b.channel == channel) {
             buf.items.push((offset, frame));
@@ -186,7 +195,7 @@ impl ClientHandle {
     /// Queues `reply`, then the held-back frames newer than `top` (all of them when the
     /// channel has no offsets), and stops holding back. Returns the highest offset the
     /// client now has.
-    pub(crate) fn finish_sync(&self, channel: &str, reply: Option<Utf8Bytes>, top: u64) -> u64 {
+    pub(crate) fn finish_sync(&self, channel: &str, reply: Option<Frame>, top: u64) -> u64 {
         let mut syncing = self.syncing.lock();
         let held = match syncing.iter().position(|b| &*b.channel == channel) {
             Some(i) => syncing.swap_remove(i).items,

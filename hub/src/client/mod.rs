@@ -1,5 +1,6 @@
 //! One WebSocket client.
 //!
+//! - [`frame`]: replies and pushes encoded in the client's protocol (JSON or Protobuf).
 //! - [`queue`]: the bounded outbound queue; a client that cannot keep up is disconnected.
 //! - [`signal`]: wakes the connection task when its queue fills (a flag and a waker).
 //! - [`roster`]: every open connection, so shutdown reaches each one.
@@ -9,6 +10,7 @@
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
 
 pub mod connection;
+pub mod frame;
 pub mod handle;
 pub mod queue;
 pub mod roster;
@@ -16,4 +18,5 @@ pub mod session;
 pub mod signal;
 pub mod subscribe;
 
+pub use frame::Frame;
 pub use handle::{ClientHandle, Control};

@@ -1,21 +1,21 @@
 //! A connection's outbound queue, bounded in bytes.
 //!
-//! Fan-out pushes shared frames ([`Utf8Bytes`] clones, no copy) from other tasks; the
+//! Fan-out pushes shared frames ([`Frame`] clones, no copy) from other tasks; the
 //! connection task drains them. Past `max_bytes` the queue closes itself with the slow-client
 //! disconnect and drops what it held, so a stalled reader costs at most `max_bytes`.
 
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::{Disconnect, DISCONNECT_SLOW};
 
 use super::handle::Control;
+use super::Frame;
 
 /// An item for the connection task.
 #[derive(Debug)]
 pub enum Out {
-    Frame(Utf8Bytes),
+    Frame(Frame),
     /// A server-side action (API unsubscribe, disconnect, ...), run by the connection task.
     Control(Box<Control>),
 }
@@ -122,7 +122,7 @@ mod tests {
     use super::*;
 
     fn frame(n: usize) -> Out {
-        Out::Frame(Utf8Bytes::from("x".repeat(n)))
+        Out::Frame(Frame::from("x".repeat(n)))
     }
 
     #[test]
@@ -157,13 +157,13 @@ mod tests {
     #[test]
     fn take_returns_items_in_order_and_leaves_the_queue_reusable() {
         let mut q = OutQueue::default();
-        q.push(Out::Frame(Utf8Bytes::from("a")), 100);
-        q.push(Out::Frame(Utf8Bytes::from("b")), 100);
-        q.push(Out::Frame(Utf8Bytes::from("c")), 100);
+        q.push(Out::Frame(Frame::from("a")), 100);
+        q.push(Out::Frame(Frame::from("b")), 100);
+        q.push(Out::Frame(Frame::from("c")), 100);
         let taken = q.take();
         assert_eq!(taken.closed, None);
         let out: Vec<Out> = taken.into_items().collect();
-        q.push(Out::Frame(Utf8Bytes::from("d")), 100);
+        q.push(Out::Frame(Frame::from("d")), 100);
         assert_eq!(q.bytes(), 1);
         let after: Vec<Out> = q.take().into_items().collect();
         assert_eq!(after.len(), 1);
@@ -171,7 +171,7 @@ mod tests {
             .iter()
             .map(|o| {
                 if let Out::Frame(f) = o {
-                    f.as_str()
+                    std::str::from_utf8(f.as_bytes()).unwrap()
                 } else {
                     ""
                 }
@@ -186,11 +186,11 @@ mod tests {
         let mut q = OutQueue::default();
         let first = Instant::now();
         let later = first + std::time::Duration::from_millis(5);
-        q.push(Out::Frame(Utf8Bytes::from("reply")), 100);
+        q.push(Out::Frame(Frame::from("reply")), 100);
         assert_eq!(q.take().oldest_publication, None, "a reply is not timed");
-        q.push(Out::Frame(Utf8Bytes::from("p1")), 100);
+        q.push(Out::Frame(Frame::from("p1")), 100);
         q.mark_publication(first);
-        q.push(Out::Frame(Utf8Bytes::from("p2")), 100);
+        q.push(Out::Frame(Frame::from("p2")), 100);
         q.mark_publication(later);
         assert_eq!(q.take().oldest_publication, Some(first));
         assert_eq!(q.take().oldest_publication, None);

@@ -7,16 +7,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::codes::{self, Disconnect, ProtocolError};
 use chorus_protocol::frame::{
-    encode_error, encode_push, encode_reply, ChannelRequest, ClientInfo, Command, ConnectRequest,
-    ConnectResult, Empty, HistoryRequest, HistoryResult, Method, PresenceResult,
-    PresenceStatsResult, PublishRequest, RefreshRequest, RefreshResult, SubRefreshRequest,
-    SubRefreshResult, UnsubscribePush,
+    ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, Empty, HistoryRequest,
+    HistoryResult, Method, PresenceResult, PresenceStatsResult, PublishRequest, RefreshRequest,
+    RefreshResult, SubRefreshRequest, SubRefreshResult, UnsubscribePush,
 };
+use chorus_protocol::proto::ToReply;
 use serde_json::value::RawValue;
 
+use super::frame;
 use super::subscribe::server_spec;
 use super::{ClientHandle, Control};
 use crate::auth::{ConnectClaims, TokenError};
@@ -71,15 +71,15 @@ impl Session {
         self.connected
     }
 
-    fn reply<T: serde::Serialize>(&self, id: u32, method: &str, result: &T) {
+    fn reply<T: serde::Serialize + ToReply>(&self, id: u32, method: &str, result: &T) {
         self.node.metrics.sent_reply.inc();
-        self.handle
-            .send(Utf8Bytes::from(encode_reply(id, method, result)));
+        let p = self.handle.protocol;
+        self.handle.send(frame::reply(p, id, method, result));
     }
 
     fn reply_error(&self, id: u32, e: &ProtocolError) {
         self.node.metrics.sent_reply.inc();
-        self.handle.send(Utf8Bytes::from(encode_error(id, e)));
+        self.handle.send(frame::error(self.handle.protocol, id, e));
     }
 
     pub(super) fn client_info(&self, chan_info: Option<Arc<RawValue>>) -> ClientInfo {
@@ -393,8 +393,9 @@ impl Session {
 
     /// Tells the client a subscription ended; codes from 2500 make the SDK resubscribe.
     fn push_unsubscribe(&self, channel: &str, (code, reason): (u32, &str)) {
-        let push = encode_push(channel, "unsubscribe", &UnsubscribePush { code, reason });
-        self.handle.send(Utf8Bytes::from(push));
+        let body = UnsubscribePush { code, reason };
+        let push = frame::push(self.handle.protocol, channel, "unsubscribe", &body);
+        self.handle.send(push);
     }
 
     /// Closes an expired connection and drops expired subscriptions (the SDK resubscribes
@@ -438,7 +439,8 @@ impl Session {
                 let spec = server_spec(&channel, &opts, None);
                 match self.setup_subscription(&opts, spec).await {
                     Ok((result, point)) => {
-                        let push = Utf8Bytes::from(encode_push(&channel, "subscribe", &result));
+                        let push =
+                            frame::push(self.handle.protocol, &channel, "subscribe", &result);
                         self.node.hub.finish_sync(
                             &channel,
                             &self.handle,

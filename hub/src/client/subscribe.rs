@@ -11,11 +11,10 @@
 
 use std::sync::Arc;
 
-use axum::extract::ws::Utf8Bytes;
 use chorus_protocol::channel::ChannelName;
 use chorus_protocol::codes::{self, ProtocolError};
 use chorus_protocol::frame::{
-    encode_reply, SubscribeRequest, SubscribeResult, SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
+    SubscribeRequest, SubscribeResult, SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
 };
 
 use super::session::{ttl, Session, Sub};
@@ -74,7 +73,7 @@ impl Session {
             grant,
         };
         let (result, point) = self.setup_subscription(&opts, spec).await?;
-        let reply = Utf8Bytes::from(encode_reply(id, "subscribe", &result));
+        let reply = super::frame::reply(self.handle.protocol, id, "subscribe", &result);
         self.node.metrics.sent_reply.inc();
         self.node.hub.finish_sync(
             &req.channel,

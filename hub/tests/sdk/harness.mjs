@@ -6,8 +6,23 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Centrifuge } from 'centrifuge';
+import { Centrifuge as JsonCentrifuge } from 'centrifuge';
+import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
 import WebSocket from 'ws';
+
+// CHORUS_SDK_PROTOCOL=protobuf runs the same scenarios with the SDK's Protobuf build (the
+// `centrifuge-protobuf` subprotocol); payloads are then bytes, which `payload` and `data`
+// turn to and from the JSON documents the tests compare.
+export const PROTOCOL = process.env.CHORUS_SDK_PROTOCOL === 'protobuf' ? 'protobuf' : 'json';
+const Centrifuge = PROTOCOL === 'protobuf' ? ProtobufCentrifuge : JsonCentrifuge;
+
+export function payload(doc) {
+  return PROTOCOL === 'protobuf' ? new TextEncoder().encode(JSON.stringify(doc)) : doc;
+}
+
+export function data(ctx) {
+  return PROTOCOL === 'protobuf' ? JSON.parse(new TextDecoder().decode(ctx.data)) : ctx.data;
+}
 
 export const SECRET = 'sdk-test-secret';
 export const API_KEY = 'sdk-test-api-key';

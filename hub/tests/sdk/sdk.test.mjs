@@ -2,7 +2,7 @@
 // started from a Centrifugo-style config file. Nothing here is Chorus-specific client code.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { client, jwt, now, once, sleep, startHub } from './harness.mjs';
+import { client, data, jwt, now, once, payload, sleep, startHub } from './harness.mjs';
 
 let hub;
 before(async () => {
@@ -74,7 +74,7 @@ test('subscribe, then a server API publish reaches the client', async () => {
   const res = await hub.api('publish', { channel: 'news', data: { text: 'hello' } });
   assert.deepEqual(res, { result: {} });
   const ctx = await got;
-  assert.deepEqual(ctx.data, { text: 'hello' });
+  assert.deepEqual(data(ctx), { text: 'hello' });
   c.disconnect();
 });
 
@@ -87,9 +87,9 @@ test('client publish is allowed or denied per namespace', async () => {
   ro.subscribe();
   await Promise.all([chat.ready(5000), ro.ready(5000)]);
   const own = once(chat, 'publication');
-  await chat.publish({ m: 1 });
-  assert.deepEqual((await own).data, { m: 1 });
-  await assert.rejects(ro.publish({ m: 2 }), (e) => e.code === 103);
+  await chat.publish(payload({ m: 1 }));
+  assert.deepEqual(data(await own), { m: 1 });
+  await assert.rejects(ro.publish(payload({ m: 2 })), (e) => e.code === 103);
   c.disconnect();
 });
 
@@ -97,7 +97,7 @@ test('after a forced reconnect, recovery delivers the missed publications', asyn
   const c = client(hub, { token: jwt({ sub: 'frank' }), minReconnectDelay: 1500, maxReconnectDelay: 2000 });
   const sub = c.newSubscription('chat:recovery');
   const seen = [];
-  sub.on('publication', (ctx) => seen.push(ctx.data.n));
+  sub.on('publication', (ctx) => seen.push(data(ctx).n));
   c.connect();
   sub.subscribe();
   await sub.ready(5000);
@@ -164,7 +164,7 @@ test('server-side subscriptions from the token channels claim', async () => {
   await subscribed;
   const got = once(c, 'publication', (ctx) => ctx.channel === 'chat:server');
   await hub.api('publish', { channel: 'chat:server', data: { s: 1 } });
-  assert.deepEqual((await got).data, { s: 1 });
+  assert.deepEqual(data(await got), { s: 1 });
   c.disconnect();
 });
 
@@ -175,7 +175,7 @@ test('an oversized message gets the message-size-limit error', async () => {
   sub.subscribe();
   await sub.ready(5000);
   const disconnected = once(c, 'disconnected');
-  sub.publish({ blob: 'x'.repeat(10000) }).catch(() => {});
+  sub.publish(payload({ blob: 'x'.repeat(10000) })).catch(() => {});
   const ctx = await disconnected;
   assert.equal(ctx.code, 3, 'messageSizeLimit: the hub closed with 1009');
   assert.equal(c.state, 'disconnected');

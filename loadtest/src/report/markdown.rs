@@ -67,6 +67,12 @@ pub fn render(r: &Report) -> String {
         if let Some(d) = r.deliveries_per_server_cpu_sec {
             row("deliveries per server CPU-second", format!("{d:.0}"));
         }
+        if r.delivered > 0 && r.bytes_received > 0 {
+            row(
+                "bytes received per delivery",
+                format!("{:.1}", r.bytes_received as f64 / r.delivered as f64),
+            );
+        }
         let l = &r.latency_ms;
         row(
             "latency p50 / p90 / p99 / p99.9 / max",

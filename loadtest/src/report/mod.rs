@@ -91,6 +91,9 @@ pub struct Report {
     pub duplicated: u64,
     pub reordered: u64,
     pub protocol_errors: u64,
+    /// Bytes of WebSocket messages the clients received after subscribing.
+    #[serde(default)]
+    pub bytes_received: u64,
     pub unexpected_disconnects: u64,
     pub unexpected_disconnects_by_code: BTreeMap<String, u64>,
     pub server: Option<ServerFigures>,
@@ -123,6 +126,7 @@ impl Report {
         let mut disconnects = BTreeMap::new();
         let (mut connections, mut expected, mut delivered) = (0, 0, 0);
         let (mut lost, mut duplicated, mut reordered, mut protocol_errors) = (0, 0, 0, 0);
+        let mut bytes_received = 0;
         let mut last_delivery_us = 0;
         for r in &i.results {
             latency
@@ -148,6 +152,7 @@ impl Report {
             duplicated += r.duplicated;
             reordered += r.reordered;
             protocol_errors += r.protocol_errors;
+            bytes_received += r.bytes_received;
             last_delivery_us = last_delivery_us.max(r.last_delivery_us);
         }
         let start_s = i.run_started_unix_us as f64 / 1e6;
@@ -220,6 +225,7 @@ impl Report {
             duplicated,
             reordered,
             protocol_errors,
+            bytes_received,
             unexpected_disconnects: disconnects.values().sum(),
             unexpected_disconnects_by_code: disconnects,
             server,

@@ -1,11 +1,14 @@
-//! The client side of the two protocols the harness speaks.
+//! The client side of the protocols the harness speaks.
 //!
 //! Each protocol is a small state machine: [`Wire::opening`] is what to send once the socket
-//! is open, [`Wire::on_text`] turns one WebSocket text message into [`Event`]s and may ask to
+//! is open, [`Wire::on_message`] turns one WebSocket message into [`Event`]s and may ask to
 //! send replies (a subscribe after Pusher's handshake, an answer to an application ping).
 
 pub mod centrifugo;
+pub mod centrifugo_protobuf;
 pub mod pusher;
+
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::cli::Protocol;
 use crate::payload::Payload;
@@ -25,6 +28,7 @@ pub enum Event {
 /// One connection's protocol state.
 pub enum Wire {
     Centrifugo(centrifugo::State),
+    CentrifugoProtobuf(centrifugo_protobuf::State),
     Pusher(pusher::State),
 }
 
@@ -32,6 +36,9 @@ impl Wire {
     pub fn new(protocol: Protocol, token: Option<String>, channel: String) -> Self {
         match protocol {
             Protocol::Centrifugo => Wire::Centrifugo(centrifugo::State::new(token, channel)),
+            Protocol::CentrifugoProtobuf => {
+                Wire::CentrifugoProtobuf(centrifugo_protobuf::State::new(token, channel))
+            }
             Protocol::Pusher => Wire::Pusher(pusher::State::new(channel)),
         }
     }
@@ -39,24 +46,44 @@ impl Wire {
     /// The URL to dial for `base`.
     pub fn url(protocol: Protocol, base: &str, pusher_key: Option<&str>) -> String {
         match protocol {
-            Protocol::Centrifugo => base.to_string(),
+            Protocol::Centrifugo | Protocol::CentrifugoProtobuf => base.to_string(),
             Protocol::Pusher => pusher::url(base, pusher_key.unwrap_or("app-key")),
         }
     }
 
+    /// The WebSocket subprotocol to ask for.
+    pub fn subprotocol(protocol: Protocol) -> Option<&'static str> {
+        (protocol == Protocol::CentrifugoProtobuf).then_some("centrifuge-protobuf")
+    }
+
     /// What to send as soon as the WebSocket is open.
-    pub fn opening(&mut self) -> Option<String> {
+    pub fn opening(&mut self) -> Option<Message> {
         match self {
-            Wire::Centrifugo(s) => Some(s.opening()),
+            Wire::Centrifugo(s) => Some(Message::text(s.opening())),
+            Wire::CentrifugoProtobuf(s) => Some(Message::binary(s.opening())),
             Wire::Pusher(_) => None,
         }
     }
 
-    /// Handles one text message; events go to `events`, replies to `replies`.
-    pub fn on_text(&mut self, text: &str, events: &mut Vec<Event>, replies: &mut Vec<String>) {
-        match self {
-            Wire::Centrifugo(s) => s.on_text(text, events, replies),
-            Wire::Pusher(s) => s.on_text(text, events, replies),
+    /// Handles one data message; events go to `events`, replies to `replies`. A message of
+    /// the wrong kind (binary for JSON, text for Protobuf) is garbled.
+    pub fn on_message(
+        &mut self,
+        msg: &Message,
+        events: &mut Vec<Event>,
+        replies: &mut Vec<Message>,
+    ) {
+        let mut texts = Vec::new();
+        match (self, msg) {
+            (Wire::Centrifugo(s), Message::Text(t)) => s.on_text(t.as_str(), events, &mut texts),
+            (Wire::Pusher(s), Message::Text(t)) => s.on_text(t.as_str(), events, &mut texts),
+            (Wire::CentrifugoProtobuf(s), Message::Binary(b)) => {
+                let mut binary = Vec::new();
+                s.on_binary(b, events, &mut binary);
+                replies.extend(binary.into_iter().map(Message::binary));
+            }
+            (_, other) => events.push(Event::Garbled(format!("unexpected {} bytes", other.len()))),
         }
+        replies.extend(texts.into_iter().map(Message::text));
     }
 }

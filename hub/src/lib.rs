@@ -1,4 +1,4 @@
-//! Chorus hub: a Centrifugo-compatible WebSocket hub (client protocol v2, JSON).
+//! Chorus hub: a Centrifugo-compatible WebSocket hub (client protocol v2, JSON and Protobuf).
 //!
 //! Map of the crate:
 //! - [`config`]: Centrifugo v6 config keys from JSON/YAML/TOML plus environment, validated.
@@ -21,6 +21,8 @@
 //! - [`api`]: the server HTTP API (`POST /api/<method>`): keys, bodies, batches, error modes.
 //! - [`consumer`]: Kafka consumers that publish records into channels.
 //! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
+//! - [`uni_transport`]: the unidirectional endpoints (uni_websocket, uni_sse,
+//!   uni_http_stream) over [`client::uni`].
 //! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
 //! - [`metrics`]: Prometheus metrics (logs are `chorus_runtime::process`'s).
 
@@ -46,6 +48,7 @@ pub mod recovery;
 pub mod redis_link;
 pub mod server;
 pub mod subscribers;
+pub mod uni_transport;
 
 pub use config::Config;
 pub use node::{Node, NodeParts};

@@ -10,18 +10,35 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use chorus_protocol::Protocol;
 
 use crate::listener::FdBudgetListener;
 use crate::node::Node;
+use crate::uni_transport;
 
 /// What a node serves on `http_server.port`, for `axum::serve` or for `oneshot` tests: the
 /// client endpoint, and the internal routes too unless `internal_port` takes them.
 pub fn app(node: Arc<Node>) -> Router {
     let mut router = Router::new().route("/connection/websocket", get(websocket));
+    let cfg = &node.config;
+    if cfg.uni_websocket.enabled {
+        router = router.route("/connection/uni_websocket", get(uni_transport::websocket));
+    }
+    if cfg.uni_sse.enabled {
+        router = router.route(
+            "/connection/uni_sse",
+            get(uni_transport::sse_get).post(uni_transport::sse_post),
+        );
+    }
+    if cfg.uni_http_stream.enabled {
+        router = router.route(
+            "/connection/uni_http_stream",
+            post(uni_transport::http_stream),
+        );
+    }
     if node.config.http_server.internal_port == 0 {
         router = router.merge(internal_routes(&node));
     }
@@ -90,7 +107,7 @@ async fn websocket(
 
 /// Centrifugo's rule: no Origin (not a browser) or the same host passes; otherwise the origin
 /// must match `client.allowed_origins`, where `*` matches any run of characters.
-fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
+pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };

@@ -8,6 +8,8 @@
 //! - [`session`]: protocol state and command handling (connect, publish, history, ...).
 //! - [`subscribe`]: the subscribe pipeline: authorize, hold back, position and recover, release.
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
+//! - [`uni`]: the session of a unidirectional connection (uni_websocket, uni_sse,
+//!   uni_http_stream): one connect request, then bare pushes.
 
 pub mod connection;
 pub mod frame;
@@ -17,6 +19,7 @@ pub mod roster;
 pub mod session;
 pub mod signal;
 pub mod subscribe;
+pub mod uni;
 
 pub use frame::Frame;
 pub use handle::{ClientHandle, Control};

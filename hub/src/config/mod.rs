@@ -27,6 +27,10 @@ pub struct Config {
     pub channel: Channel,
     pub http_api: HttpApi,
     pub websocket: WebSocket,
+    /// Centrifugo's unidirectional transports, each off by default.
+    pub uni_websocket: UniWebSocket,
+    pub uni_sse: UniStream,
+    pub uni_http_stream: UniStream,
     pub health: Toggle,
     pub prometheus: Toggle,
     pub shutdown: Shutdown,
@@ -326,6 +330,41 @@ impl Default for WebSocket {
             message_size_limit: 65_536,
             read_buffer_size: 512,
             write_timeout: HumanDuration::secs(1),
+        }
+    }
+}
+
+/// `uni_websocket`: the connect request as the first message, pushes back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniWebSocket {
+    pub enabled: bool,
+    /// Largest message a client may send (its connect request), in bytes.
+    pub message_size_limit: usize,
+}
+
+impl Default for UniWebSocket {
+    fn default() -> Self {
+        UniWebSocket {
+            enabled: false,
+            message_size_limit: 65_536,
+        }
+    }
+}
+
+/// `uni_sse` and `uni_http_stream`: the connect request in the body (or `cf_connect`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UniStream {
+    pub enabled: bool,
+    pub max_request_body_size: usize,
+}
+
+impl Default for UniStream {
+    fn default() -> Self {
+        UniStream {
+            enabled: false,
+            max_request_body_size: 65_536,
         }
     }
 }

@@ -64,6 +64,9 @@ function centrifugoConfig(port) {
     },
     http_api: { key: API_KEY },
     websocket: { message_size_limit: 4096 },
+    uni_websocket: { enabled: true },
+    uni_sse: { enabled: true },
+    uni_http_stream: { enabled: true },
     channel: {
       without_namespace: { allow_subscribe_for_client: true },
       namespaces: [
@@ -118,6 +121,7 @@ export async function startHub(extra = {}, port = undefined) {
   return {
     port,
     url: `ws://127.0.0.1:${port}/connection/websocket`,
+    base,
     async kill() {
       proc.kill('SIGKILL');
       await new Promise((r) => (proc.exitCode !== null || proc.signalCode ? r() : proc.once('exit', r)));

@@ -1,0 +1,210 @@
+//! The HTTP side of the unidirectional transports (see [`crate::client::uni`] for the
+//! session): `/connection/uni_sse` (GET with the connect request in `cf_connect`, as a
+//! browser's `EventSource` must, or POST with it as the body), `/connection/uni_http_stream`
+//! (POST, newline-delimited JSON back) and `/connection/uni_websocket` (the connect request
+//! as the first message, one push per message back). Each is off unless its
+//! `uni_*.enabled` is set, as in Centrifugo.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chorus_protocol::codes;
+use chorus_protocol::frame::ConnectRequest;
+use tokio::sync::mpsc;
+
+use crate::client::uni::{self, UniOut};
+use crate::node::Node;
+
+/// How a transport frames one push line.
+#[derive(Clone, Copy)]
+enum Framing {
+    /// `data: <json>\n\n`
+    Sse,
+    /// `<json>\n`
+    Lines,
+}
+
+fn frame_lines(framing: Framing, lines: Vec<Bytes>) -> Bytes {
+    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 8).sum());
+    for l in lines {
+        match framing {
+            Framing::Sse => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&l);
+                out.extend_from_slice(b"\n\n");
+            }
+            Framing::Lines => {
+                out.extend_from_slice(&l);
+                out.push(b'\n');
+            }
+        }
+    }
+    Bytes::from(out)
+}
+
+/// Starts the session and streams what it hands over as the response body.
+fn stream(node: Arc<Node>, req: ConnectRequest, framing: Framing) -> Response {
+    // One batch in flight: a reader that does not keep up backs up the session's own
+    // bounded queue, which closes it as slow.
+    let (tx, rx) = mpsc::channel::<UniOut>(1);
+    tokio::spawn(uni::run(node, req, tx));
+    let body = futures_util::stream::unfold(Some(rx), move |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await? {
+            UniOut::Lines(lines) => {
+                Some((Ok::<_, Infallible>(frame_lines(framing, lines)), Some(rx)))
+            }
+            // The disconnect push is the last thing the stream carries.
+            UniOut::Close(d) => Some((
+                Ok(frame_lines(framing, vec![uni::disconnect_line(d)])),
+                None,
+            )),
+        }
+    });
+    let content_type = match framing {
+        Framing::Sse => "text/event-stream",
+        Framing::Lines => "application/json",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+/// Why a connect request was refused before any session began.
+enum BadConnect {
+    Json(String),
+    TooLarge,
+}
+
+impl IntoResponse for BadConnect {
+    fn into_response(self) -> Response {
+        match self {
+            BadConnect::Json(why) => (
+                StatusCode::BAD_REQUEST,
+                format!("bad connect request: {why}\n"),
+            )
+                .into_response(),
+            BadConnect::TooLarge => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "connect request too large\n").into_response()
+            }
+        }
+    }
+}
+
+fn parse(body: &[u8]) -> Result<ConnectRequest, BadConnect> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ConnectRequest::default());
+    }
+    serde_json::from_slice(body).map_err(|e| BadConnect::Json(e.to_string()))
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<ConnectRequest, BadConnect> {
+    let body = axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| BadConnect::TooLarge)?;
+    parse(&body)
+}
+
+#[derive(serde::Deserialize)]
+pub struct SseQuery {
+    #[serde(default)]
+    cf_connect: String,
+}
+
+pub async fn sse_get(State(node): State<Arc<Node>>, Query(q): Query<SseQuery>) -> Response {
+    match parse(q.cf_connect.as_bytes()) {
+        Ok(req) => stream(node, req, Framing::Sse),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn sse_post(State(node): State<Arc<Node>>, req: Request) -> Response {
+    let limit = node.config.uni_sse.max_request_body_size;
+    match read_body(req, limit).await {
+        Ok(req) => stream(node, req, Framing::Sse),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
+    let limit = node.config.uni_http_stream.max_request_body_size;
+    match read_body(req, limit).await {
+        Ok(req) => stream(node, req, Framing::Lines),
+        Err(r) => r.into_response(),
+    }
+}
+
+pub async fn websocket(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    if !crate::server::origin_allowed(&node.config.client.allowed_origins, &headers) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let limit = node.config.uni_websocket.message_size_limit;
+    ws.max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| serve_websocket(node, socket))
+}
+
+async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket) {
+    let first = tokio::time::timeout(node.config.client.stale_close_delay.0, socket.recv()).await;
+    let req = match first {
+        Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ConnectRequest>(t.as_str()).ok(),
+        Ok(Some(Ok(Message::Close(_))) | None) => return,
+        _ => None,
+    };
+    let Some(req) = req else {
+        close(&node, &mut socket, codes::DISCONNECT_BAD_REQUEST).await;
+        return;
+    };
+    let (tx, mut rx) = mpsc::channel::<UniOut>(1);
+    tokio::spawn(uni::run(node.clone(), req, tx));
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(UniOut::Lines(lines)) => {
+                    for l in lines {
+                        let Ok(text) = Utf8Bytes::try_from(l) else { continue };
+                        if socket.send(Message::Text(text)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Some(UniOut::Close(d)) => {
+                    close(&node, &mut socket, d).await;
+                    return;
+                }
+                None => return,
+            },
+            // The client only ever closes; anything else it sends is ignored.
+            msg = socket.recv() => match msg {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+async fn close(node: &Node, socket: &mut WebSocket, d: codes::Disconnect) {
+    let frame = CloseFrame {
+        code: d.code,
+        reason: Utf8Bytes::from_static(d.reason),
+    };
+    let _ = tokio::time::timeout(
+        node.config.websocket.write_timeout.0,
+        socket.send(Message::Close(Some(frame))),
+    )
+    .await;
+}

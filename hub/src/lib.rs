@@ -15,6 +15,8 @@
 //! - [`cluster`]: other nodes over the engine's control channel, transport only (info,
 //!   actions, surveys).
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
+//! - [`proxy`]: Centrifugo's HTTP proxies (connect, refresh, subscribe, publish,
+//!   sub_refresh, rpc, named), one caller for all.
 //! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
 //! - [`command`]: server API commands, parsed from a method and its JSON params and run by the
 //!   node; shared by the HTTP API and the Kafka consumer's API mode.
@@ -44,6 +46,7 @@ pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod presence;
+pub mod proxy;
 pub mod recovery;
 pub mod redis_link;
 pub mod server;

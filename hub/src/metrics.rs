@@ -26,6 +26,8 @@ pub struct Metrics {
     pub api_command_duration: HistogramVec,
     pub disconnects: IntCounterVec,
     pub connections_refused: IntCounter,
+    /// Proxy calls with no usable answer (down, slow, garbage), by proxy kind.
+    pub proxy_failures: IntCounterVec,
     /// Pre-resolved children of `messages_sent`, for the fan-out hot path.
     pub sent_publication: IntCounter,
     pub sent_join_leave: IntCounter,
@@ -115,6 +117,14 @@ impl Metrics {
                 "Connections closed by the server, by close code",
             ),
             &["code"],
+        )
+        .expect("invariant: valid metric");
+        let proxy_failures = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_proxy_failures_total",
+                "Proxy calls that got no usable answer (the client got a temporary error), by proxy",
+            ),
+            &["proxy"],
         )
         .expect("invariant: valid metric");
         let connections_refused = IntCounter::new(
@@ -234,6 +244,7 @@ impl Metrics {
             Box::new(api_command_duration.clone()),
             Box::new(disconnects.clone()),
             Box::new(connections_refused.clone()),
+            Box::new(proxy_failures.clone()),
         ] {
             registry
                 .register(c)
@@ -252,6 +263,7 @@ impl Metrics {
             api_command_duration,
             disconnects,
             connections_refused,
+            proxy_failures,
             consumer_records,
             consumer_failures,
             consumer_lag,

@@ -38,6 +38,8 @@ pub struct Node {
     pub broker: Arc<dyn Broker>,
     pub presence: Arc<dyn PresenceManager>,
     pub authorizer: Arc<dyn SubscribeAuthorizer>,
+    /// Every configured proxy (connect, refresh, channel, rpc, named).
+    pub proxies: Arc<crate::proxy::Proxies>,
     pub connect_tokens: TokenVerifier,
     pub subscribe_tokens: TokenVerifier,
     pub metrics: Arc<Metrics>,
@@ -187,11 +189,13 @@ impl Node {
             0 => usize::MAX,
             n => n,
         };
+        let proxies = Arc::new(crate::proxy::Proxies::new(&config)?);
+        let subscribe_proxied = std::iter::once(&config.channel.without_namespace)
+            .chain(config.channel.namespaces.iter().map(|n| &n.options))
+            .any(|o| o.subscribe_proxy_enabled);
         let authorizer: Arc<dyn SubscribeAuthorizer> = match parts.authorizer {
             Some(a) => a,
-            None if !config.channel.proxy.subscribe.endpoint.is_empty() => {
-                SubscribeProxy::new(&config.channel.proxy.subscribe)?
-            }
+            None if subscribe_proxied => SubscribeProxy::new(proxies.clone()),
             None => Arc::new(NamespacePermissions),
         };
         let uid = uuid::Uuid::new_v4().to_string();
@@ -208,6 +212,7 @@ impl Node {
                 .presence
                 .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
             authorizer,
+            proxies,
             connect_tokens,
             subscribe_tokens,
             metrics,

@@ -102,7 +102,8 @@ async fn websocket(
         Some(p) if p == Protocol::PROTOBUF_SUBPROTOCOL => Protocol::Protobuf,
         _ => Protocol::Json,
     };
-    ws.on_upgrade(move |socket| crate::client::connection::serve(node, socket, protocol))
+    let kept = node.proxies.keep_headers(&headers);
+    ws.on_upgrade(move |socket| crate::client::connection::serve(node, socket, protocol, kept))
 }
 
 /// Centrifugo's rule: no Origin (not a browser) or the same host passes; otherwise the origin

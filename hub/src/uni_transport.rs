@@ -48,11 +48,16 @@ fn frame_lines(framing: Framing, lines: Vec<Bytes>) -> Bytes {
 }
 
 /// Starts the session and streams what it hands over as the response body.
-fn stream(node: Arc<Node>, req: ConnectRequest, framing: Framing) -> Response {
+fn stream(node: Arc<Node>, req: ConnectRequest, framing: Framing, headers: &HeaderMap) -> Response {
     // One batch in flight: a reader that does not keep up backs up the session's own
     // bounded queue, which closes it as slow.
     let (tx, rx) = mpsc::channel::<UniOut>(1);
-    tokio::spawn(uni::run(node, req, tx));
+    let transport = match framing {
+        Framing::Sse => "uni_sse",
+        Framing::Lines => "uni_http_stream",
+    };
+    let kept = node.proxies.keep_headers(headers);
+    tokio::spawn(uni::run(node, req, transport, kept, tx));
     let body = futures_util::stream::unfold(Some(rx), move |rx| async move {
         let mut rx = rx?;
         match rx.recv().await? {
@@ -121,25 +126,31 @@ pub struct SseQuery {
     cf_connect: String,
 }
 
-pub async fn sse_get(State(node): State<Arc<Node>>, Query(q): Query<SseQuery>) -> Response {
+pub async fn sse_get(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Query(q): Query<SseQuery>,
+) -> Response {
     match parse(q.cf_connect.as_bytes()) {
-        Ok(req) => stream(node, req, Framing::Sse),
+        Ok(req) => stream(node, req, Framing::Sse, &headers),
         Err(r) => r.into_response(),
     }
 }
 
 pub async fn sse_post(State(node): State<Arc<Node>>, req: Request) -> Response {
     let limit = node.config.uni_sse.max_request_body_size;
+    let headers = req.headers().clone();
     match read_body(req, limit).await {
-        Ok(req) => stream(node, req, Framing::Sse),
+        Ok(req) => stream(node, req, Framing::Sse, &headers),
         Err(r) => r.into_response(),
     }
 }
 
 pub async fn http_stream(State(node): State<Arc<Node>>, req: Request) -> Response {
     let limit = node.config.uni_http_stream.max_request_body_size;
+    let headers = req.headers().clone();
     match read_body(req, limit).await {
-        Ok(req) => stream(node, req, Framing::Lines),
+        Ok(req) => stream(node, req, Framing::Lines, &headers),
         Err(r) => r.into_response(),
     }
 }
@@ -153,12 +164,13 @@ pub async fn websocket(
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let limit = node.config.uni_websocket.message_size_limit;
+    let kept = node.proxies.keep_headers(&headers);
     ws.max_message_size(limit)
         .max_frame_size(limit)
-        .on_upgrade(move |socket| serve_websocket(node, socket))
+        .on_upgrade(move |socket| serve_websocket(node, socket, kept))
 }
 
-async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket) {
+async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket, headers: Option<Arc<HeaderMap>>) {
     let first = tokio::time::timeout(node.config.client.stale_close_delay.0, socket.recv()).await;
     let req = match first {
         Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<ConnectRequest>(t.as_str()).ok(),
@@ -170,7 +182,7 @@ async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket) {
         return;
     };
     let (tx, mut rx) = mpsc::channel::<UniOut>(1);
-    tokio::spawn(uni::run(node.clone(), req, tx));
+    tokio::spawn(uni::run(node.clone(), req, "uni_websocket", headers, tx));
     loop {
         tokio::select! {
             out = rx.recv() => match out {

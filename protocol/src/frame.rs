@@ -355,6 +355,12 @@ pub struct SubRefreshResult {
     pub ttl: u32,
 }
 
+#[derive(Debug, Default, Serialize)]
+pub struct RpcResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Data>,
+}
+
 /// An empty result object: `{}`.
 #[derive(Debug, Default, Serialize)]
 pub struct Empty {}

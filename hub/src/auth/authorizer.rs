@@ -10,16 +10,32 @@ use async_trait::async_trait;
 use chorus_protocol::codes::{ProtocolError, ERROR_PERMISSION_DENIED};
 use serde_json::value::RawValue;
 
+use axum::http::HeaderMap;
+use chorus_protocol::Protocol;
+
 use crate::config::ChannelOptions;
+use crate::proxy::calls::Common;
 
 /// What the authorizer knows about the request.
 #[derive(Debug)]
 pub struct SubscribeContext<'a> {
     pub client: &'a str,
+    /// `websocket`, `uni_sse`, ...: what a proxy request says the client came over.
+    pub transport: &'a str,
+    pub protocol: Protocol,
     pub user: &'a str,
     pub channel: &'a str,
     pub data: Option<&'a RawValue>,
     pub options: &'a ChannelOptions,
+    /// The client's request headers a proxy passes on (`http_headers`).
+    pub headers: Option<&'a HeaderMap>,
+}
+
+impl<'a> SubscribeContext<'a> {
+    /// The fields every proxy request starts with.
+    pub fn common(&self) -> Common<'a> {
+        crate::proxy::calls::common(self.client, self.transport, self.protocol)
+    }
 }
 
 /// A granted subscription.

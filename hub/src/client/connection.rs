@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::http::HeaderMap;
 use chorus_protocol::codes::{self, Disconnect};
 use chorus_protocol::Protocol;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -32,6 +33,7 @@ pub fn serve(
     node: Arc<Node>,
     mut socket: WebSocket,
     protocol: Protocol,
+    headers: Option<Arc<HeaderMap>>,
 ) -> impl Future<Output = ()> + Send {
     async move {
         let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
@@ -55,6 +57,7 @@ pub fn serve(
         }
         node.metrics.connections.inc();
         let mut session = Session::new(node.clone(), handle.clone());
+        session.headers = headers;
         let reason = run(&node, &mut socket, &mut session, &handle).await;
         Box::pin(session.close()).await;
         node.metrics.connections.dec();

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::HeaderMap;
 use chorus_protocol::codes::{self, Disconnect, ProtocolError};
 use chorus_protocol::frame::{
     ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, Empty, HistoryRequest,
@@ -23,6 +24,7 @@ use crate::auth::{ConnectClaims, TokenError};
 use crate::broker::HistoryFilter;
 use crate::metrics::Source;
 use crate::node::{Node, VERSION};
+use crate::proxy::calls::{self, Common};
 
 /// One subscription of this client.
 pub(super) struct Sub {
@@ -31,6 +33,8 @@ pub(super) struct Sub {
     pub(super) presence: bool,
     pub(super) join_leave: bool,
     pub(super) chan_info: Option<Arc<RawValue>>,
+    /// The sub_refresh proxy extends it: the client is not asked to refresh.
+    pub(super) proxy_refreshed: bool,
 }
 
 pub struct Session {
@@ -39,6 +43,29 @@ pub struct Session {
     pub(super) connected: bool,
     pub(super) expire_at: Option<i64>,
     pub(super) subs: Vec<Sub>,
+    /// What proxy requests name as the transport.
+    pub(crate) transport: &'static str,
+    /// The client's request headers some proxy passes on (`http_headers`); `None` when no
+    /// proxy wants any.
+    pub(crate) headers: Option<Arc<HeaderMap>>,
+}
+
+/// Why a command was refused: an error reply, or (a proxy's answer) closing the connection.
+pub(super) enum Refusal {
+    Error(ProtocolError),
+    Disconnect(Disconnect),
+}
+
+impl From<ProtocolError> for Refusal {
+    fn from(e: ProtocolError) -> Self {
+        Refusal::Error(e)
+    }
+}
+
+impl From<codes::StaticError> for Refusal {
+    fn from(e: codes::StaticError) -> Self {
+        Refusal::Error(e.into())
+    }
 }
 
 fn now_unix() -> i64 {
@@ -64,6 +91,23 @@ impl Session {
             connected: false,
             expire_at: None,
             subs: Vec::new(),
+            transport: "websocket",
+            headers: None,
+        }
+    }
+
+    /// The fields every proxy request of this client starts with.
+    pub(super) fn proxy_common(&self) -> Common<'_> {
+        calls::common(&self.handle.id, self.transport, self.handle.protocol)
+    }
+
+    /// What a client is told about its connection's expiry: nothing when the refresh proxy
+    /// extends it on the server side.
+    fn connection_ttl(&self) -> (bool, u32) {
+        if self.node.proxies.refresh.is_some() {
+            (false, 0)
+        } else {
+            ttl(self.expire_at)
         }
     }
 
@@ -71,7 +115,7 @@ impl Session {
         self.connected
     }
 
-    fn reply<T: serde::Serialize + ToReply>(&self, id: u32, method: &str, result: &T) {
+    pub(super) fn reply<T: serde::Serialize + ToReply>(&self, id: u32, method: &str, result: &T) {
         self.node.metrics.sent_reply.inc();
         let p = self.handle.protocol;
         self.handle.send(frame::reply(p, id, method, result));
@@ -108,36 +152,36 @@ impl Session {
             return Err(codes::DISCONNECT_BAD_REQUEST);
         }
         let id = cmd.id;
-        let result = match cmd.method {
+        let result: Result<(), Refusal> = match cmd.method {
             Method::Pong => Ok(()),
             Method::Connect(req) => return self.connect(id, req).await,
-            Method::Subscribe(req) => self.subscribe(id, req).await,
+            Method::Subscribe(req) => self.subscribe(id, req).await.map_err(Refusal::from),
             Method::Unsubscribe(req) => {
                 self.unsubscribe(&req.channel).await;
                 self.reply(id, "unsubscribe", &Empty {});
                 Ok(())
             }
             Method::Publish(req) => self.publish(id, req).await,
-            Method::Presence(req) => self.presence(id, req, false).await,
-            Method::PresenceStats(req) => self.presence(id, req, true).await,
-            Method::History(req) => self.history(id, req).await,
+            Method::Presence(req) => self.presence(id, req, false).await.map_err(Refusal::from),
+            Method::PresenceStats(req) => self.presence(id, req, true).await.map_err(Refusal::from),
+            Method::History(req) => self.history(id, req).await.map_err(Refusal::from),
             Method::Refresh(req) => return self.refresh(id, req),
-            Method::SubRefresh(req) => self.sub_refresh(id, req),
+            Method::SubRefresh(req) => self.sub_refresh(id, req).map_err(Refusal::from),
             // No asynchronous message handler is configured: the client cannot be told by a
             // reply (send has none), so it is told by the close code.
             Method::Send(_) => return Err(codes::DISCONNECT_NOT_AVAILABLE),
-            Method::Rpc(_) => Err(codes::ERROR_METHOD_NOT_FOUND.into()),
+            Method::Rpc(req) => self.rpc(id, req).await,
         };
         self.node
             .metrics
             .command_duration
             .with_label_values(&[name])
             .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = result {
-            if id == 0 {
-                return Err(codes::DISCONNECT_BAD_REQUEST);
-            }
-            self.reply_error(id, &e);
+        match result {
+            Ok(()) => {}
+            Err(Refusal::Disconnect(d)) => return Err(d),
+            Err(Refusal::Error(_)) if id == 0 => return Err(codes::DISCONNECT_BAD_REQUEST),
+            Err(Refusal::Error(e)) => self.reply_error(id, &e),
         }
         Ok(())
     }
@@ -147,7 +191,20 @@ impl Session {
             return Err(codes::DISCONNECT_BAD_REQUEST);
         }
         let cfg = &self.node.config.client;
-        let mut claims = if req.token.is_empty() {
+        let mut connect_data = None;
+        let mut claims = if req.token.is_empty() && self.node.proxies.connect.is_some() {
+            match self.connect_proxy(&req).await {
+                Ok((claims, data)) => {
+                    connect_data = data;
+                    claims
+                }
+                Err(Refusal::Error(e)) => {
+                    self.reply_error(id, &e);
+                    return Ok(());
+                }
+                Err(Refusal::Disconnect(d)) => return Err(d),
+            }
+        } else if req.token.is_empty() {
             if !(cfg.insecure || cfg.allow_anonymous_connect_without_token) {
                 tracing::info!(client = %self.handle.id, "client credentials not found");
                 return Err(codes::DISCONNECT_BAD_REQUEST);
@@ -207,12 +264,13 @@ impl Session {
                 }
             }
         }
-        let (expires, ttl) = ttl(self.expire_at);
+        let (expires, ttl) = self.connection_ttl();
         let result = ConnectResult {
             client: self.handle.id.to_string(),
             version: VERSION.into(),
             expires,
             ttl,
+            data: connect_data,
             subs,
             ping: self.node.config.ping_interval().as_secs().max(1) as u32,
             pong: true,
@@ -242,9 +300,20 @@ impl Session {
             || (for_subscriber && self.subscribed(channel))
     }
 
-    async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), ProtocolError> {
-        let opts = self.node.channel_options(&req.channel)?;
-        if !self.allowed(
+    async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), Refusal> {
+        let opts = self.node.channel_options(&req.channel)?.clone();
+        let mut data = req
+            .data
+            .ok_or(ProtocolError::from(codes::ERROR_BAD_REQUEST))?;
+        let mut skip_history = false;
+        if opts.publish_proxy_enabled {
+            // The backend decides instead of the allow_publish_* options, and may rewrite.
+            let result = self.publish_proxy(&opts, &req.channel, &data).await?;
+            if let Some(rewritten) = result.data {
+                data = rewritten;
+            }
+            skip_history = result.skip_history;
+        } else if !self.allowed(
             opts.allow_publish_for_client,
             opts.allow_publish_for_subscriber,
             opts.allow_publish_for_anonymous,
@@ -252,9 +321,6 @@ impl Session {
         ) {
             return Err(codes::ERROR_PERMISSION_DENIED.into());
         }
-        let data = req
-            .data
-            .ok_or(ProtocolError::from(codes::ERROR_BAD_REQUEST))?;
         let chan_info = self
             .subs
             .iter()
@@ -269,7 +335,7 @@ impl Session {
                 Some(info),
                 None,
                 None,
-                false,
+                skip_history,
             )
             .await?;
         self.reply(id, "publish", &Empty {});
@@ -360,7 +426,7 @@ impl Session {
         match self.node.connect_tokens.verify::<ConnectClaims>(&req.token) {
             Ok(claims) if claims.sub == self.handle.user() => {
                 self.expire_at = claims.expires_at();
-                let (expires, ttl) = ttl(self.expire_at);
+                let (expires, ttl) = self.connection_ttl();
                 let result = RefreshResult {
                     client: self.handle.id.to_string(),
                     version: VERSION.into(),
@@ -392,7 +458,7 @@ impl Session {
     }
 
     /// Tells the client a subscription ended; codes from 2500 make the SDK resubscribe.
-    fn push_unsubscribe(&self, channel: &str, (code, reason): (u32, &str)) {
+    pub(super) fn push_unsubscribe(&self, channel: &str, (code, reason): (u32, &str)) {
         let body = UnsubscribePush { code, reason };
         let push = frame::push(self.handle.protocol, channel, "unsubscribe", &body);
         self.handle.send(push);
@@ -402,18 +468,22 @@ impl Session {
     /// with a fresh token). Called on the connection's timer.
     pub async fn check_expiry(&mut self) -> Outcome {
         let now = now_unix();
-        let cfg = &self.node.config.client;
-        if self
-            .expire_at
-            .is_some_and(|t| now >= t + cfg.expired_close_delay.0.as_secs() as i64)
-        {
+        if self.node.proxies.refresh.is_some() {
+            // The backend extends the connection; the client is never asked.
+            if self.expire_at.is_some_and(|t| now >= t) {
+                self.refresh_proxy().await?;
+            }
+        } else if self.expire_at.is_some_and(|t| {
+            now >= t + self.node.config.client.expired_close_delay.0.as_secs() as i64
+        }) {
             return Err(codes::DISCONNECT_EXPIRED);
         }
-        let delay = cfg.expired_sub_close_delay.0.as_secs() as i64;
+        self.sub_refresh_proxies(now).await?;
+        let delay = self.node.config.client.expired_sub_close_delay.0.as_secs() as i64;
         let expired: Vec<Arc<str>> = self
             .subs
             .iter()
-            .filter(|s| s.expire_at.is_some_and(|t| now >= t + delay))
+            .filter(|s| !s.proxy_refreshed && s.expire_at.is_some_and(|t| now >= t + delay))
             .map(|s| s.channel.clone())
             .collect();
         for channel in expired {

@@ -116,10 +116,13 @@ impl Session {
         }
         let ctx = SubscribeContext {
             client: &self.handle.id,
+            transport: self.transport,
+            protocol: self.handle.protocol,
             user,
             channel: &req.channel,
             data: req.data.as_deref(),
             options: opts,
+            headers: self.headers.as_deref(),
         };
         self.node.authorizer.authorize(&ctx).await
     }
@@ -181,7 +184,12 @@ impl Session {
             self.node.engine_release(&channel).await;
             return Err(e);
         }
-        (result.expires, result.ttl) = ttl(spec.grant.expire_at);
+        // With the sub_refresh proxy the server extends the subscription; the client is not
+        // told it expires.
+        let proxy_refreshed = opts.sub_refresh_proxy_enabled && spec.grant.expire_at.is_some();
+        if !proxy_refreshed {
+            (result.expires, result.ttl) = ttl(spec.grant.expire_at);
+        }
         let info = self.client_info(spec.grant.info.clone());
         if opts.presence {
             if let Err(e) = self.node.presence.add(&channel, &info).await {
@@ -201,6 +209,7 @@ impl Session {
             presence: opts.presence,
             join_leave: opts.join_leave,
             chan_info: spec.grant.info,
+            proxy_refreshed,
         });
         self.node.metrics.subscriptions.inc();
         Ok((result, point))

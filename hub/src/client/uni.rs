@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
 use bytes::Bytes;
 use chorus_protocol::codes::{self, Disconnect};
 use chorus_protocol::frame::{Command, ConnectRequest, Method};
@@ -68,7 +69,15 @@ pub fn disconnect_line(d: Disconnect) -> Bytes {
 
 /// Runs one unidirectional session until the client goes away (`tx` closed), the server
 /// closes it, or the node shuts down.
-pub async fn run(node: Arc<Node>, req: ConnectRequest, tx: mpsc::Sender<UniOut>) {
+/// `transport` is what proxy requests call it (`uni_sse`, ...); `headers` the client's request
+/// headers a proxy passes on.
+pub async fn run(
+    node: Arc<Node>,
+    req: ConnectRequest,
+    transport: &'static str,
+    headers: Option<Arc<HeaderMap>>,
+    tx: mpsc::Sender<UniOut>,
+) {
     let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let queue_max = node.config.client.queue_max_size;
     let handle = Arc::new(ClientHandle::speaking(id, queue_max, Protocol::Json));
@@ -84,6 +93,8 @@ pub async fn run(node: Arc<Node>, req: ConnectRequest, tx: mpsc::Sender<UniOut>)
     }
     node.metrics.connections.inc();
     let mut session = Session::new(node.clone(), handle.clone());
+    session.transport = transport;
+    session.headers = headers;
     let reason = serve(&node, &mut session, &handle, req, &tx).await;
     Box::pin(session.close()).await;
     node.metrics.connections.dec();

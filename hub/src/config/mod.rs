@@ -35,6 +35,10 @@ pub struct Config {
     pub prometheus: Toggle,
     pub shutdown: Shutdown,
     pub consumers: Vec<consumers::Consumer>,
+    /// Client `rpc` calls, routed to a proxy by method namespace.
+    pub rpc: Rpc,
+    /// Named proxies that namespaces refer to by `*_proxy_name`.
+    pub proxies: Vec<NamedProxy>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,7 +184,87 @@ pub struct Client {
     pub presence_update_interval: HumanDuration,
     /// Clock skew forgiven on `exp` and `nbf` of every token. A Chorus extension.
     pub token_leeway: HumanDuration,
+    /// The connect and refresh proxies.
+    pub proxy: ClientProxy,
 }
+
+/// Centrifugo v6 `client.proxy`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientProxy {
+    /// Authenticates a connection that brings no token.
+    pub connect: ToggledProxy,
+    /// Extends (or ends) an expiring connection on the server side; the client is then not
+    /// asked to refresh.
+    pub refresh: ToggledProxy,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToggledProxy {
+    pub enabled: bool,
+    #[serde(flatten)]
+    pub proxy: ProxyEndpoint,
+}
+
+/// Centrifugo v6 `proxies[]`: a proxy namespaces name in `*_proxy_name`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NamedProxy {
+    pub name: String,
+    #[serde(flatten)]
+    pub proxy: ProxyEndpoint,
+}
+
+/// Centrifugo v6 `rpc`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Rpc {
+    /// The proxy `proxy_name: "default"` means.
+    pub proxy: ProxyEndpoint,
+    pub without_namespace: RpcOptions,
+    pub namespaces: Vec<RpcNamespace>,
+    /// Splits a method into namespace and name: `billing:charge`.
+    pub namespace_boundary: String,
+}
+
+impl Default for Rpc {
+    fn default() -> Self {
+        Rpc {
+            proxy: ProxyEndpoint::default(),
+            without_namespace: RpcOptions::default(),
+            namespaces: Vec::new(),
+            namespace_boundary: ":".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcOptions {
+    pub proxy_enabled: bool,
+    pub proxy_name: String,
+}
+
+impl Default for RpcOptions {
+    fn default() -> Self {
+        RpcOptions {
+            proxy_enabled: false,
+            proxy_name: DEFAULT_PROXY.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RpcNamespace {
+    pub name: String,
+    #[serde(flatten)]
+    pub options: RpcOptions,
+}
+
+/// The name that means "the kind's own proxy" (`channel.proxy.publish`, `rpc.proxy`, ...).
+pub const DEFAULT_PROXY: &str = "default";
 
 impl Default for Client {
     fn default() -> Self {
@@ -203,6 +287,7 @@ impl Default for Client {
             history_max_publication_limit: 300,
             recovery_max_publication_limit: 300,
             presence_update_interval: HumanDuration::secs(27),
+            proxy: ClientProxy::default(),
             token_leeway: HumanDuration::secs(5),
         }
     }
@@ -236,6 +321,15 @@ pub struct ChannelOptions {
     /// Ask `channel.proxy.subscribe` (the backend) whether a client may subscribe, instead of
     /// the `allow_subscribe_*` options. A subscription token still wins.
     pub subscribe_proxy_enabled: bool,
+    /// Ask the publish proxy whether a client publication goes out (and in what form),
+    /// instead of the `allow_publish_*` options.
+    pub publish_proxy_enabled: bool,
+    /// Ask the sub_refresh proxy to extend an expiring subscription.
+    pub sub_refresh_proxy_enabled: bool,
+    /// Which proxy: `default` is `channel.proxy.<kind>`, anything else a `proxies[]` name.
+    pub subscribe_proxy_name: String,
+    pub publish_proxy_name: String,
+    pub sub_refresh_proxy_name: String,
 }
 
 impl ChannelOptions {
@@ -280,6 +374,8 @@ impl Default for Channel {
 #[serde(default)]
 pub struct ChannelProxy {
     pub subscribe: ProxyEndpoint,
+    pub publish: ProxyEndpoint,
+    pub sub_refresh: ProxyEndpoint,
 }
 
 /// One HTTP proxy hook: Centrifugo's `endpoint`, `timeout` and `static_http_headers`.
@@ -290,8 +386,19 @@ pub struct ProxyEndpoint {
     pub endpoint: String,
     /// Past this the call counts as failed and the client gets a temporary error.
     pub timeout: HumanDuration,
-    /// Sent with every call, e.g. a key the backend checks.
+    /// Sent with every call, e.g. a key the backend checks (the name Centrifugo v5 used).
     pub static_http_headers: std::collections::BTreeMap<String, String>,
+    /// Centrifugo v6's place for the same: `http.static_headers`.
+    pub http: ProxyHttp,
+    /// Headers of the client's own HTTP request (the WebSocket upgrade, the stream request)
+    /// copied onto every call: `Cookie` lets a backend authenticate a browser by its session.
+    pub http_headers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ProxyHttp {
+    pub static_headers: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for ProxyEndpoint {
@@ -300,6 +407,8 @@ impl Default for ProxyEndpoint {
             endpoint: String::new(),
             timeout: HumanDuration::secs(1),
             static_http_headers: Default::default(),
+            http: ProxyHttp::default(),
+            http_headers: Vec::new(),
         }
     }
 }

@@ -140,25 +140,7 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         );
     }
 
-    let proxied = std::iter::once(&config.channel.without_namespace)
-        .chain(config.channel.namespaces.iter().map(|n| &n.options))
-        .any(|o| o.subscribe_proxy_enabled);
-    let proxy = &config.channel.proxy.subscribe;
-    if proxied && proxy.endpoint.is_empty() {
-        errors.push("subscribe_proxy_enabled needs channel.proxy.subscribe.endpoint".into());
-    }
-    if !proxy.endpoint.is_empty()
-        && !proxy.endpoint.starts_with("http://")
-        && !proxy.endpoint.starts_with("https://")
-    {
-        errors.push(format!(
-            "channel.proxy.subscribe.endpoint {:?} must be an http:// or https:// URL",
-            proxy.endpoint
-        ));
-    }
-    if !proxy.endpoint.is_empty() && proxy.timeout.is_zero() {
-        errors.push("channel.proxy.subscribe.timeout must be positive".into());
-    }
+    check_proxies(config, &mut errors);
 
     let mut names = std::collections::HashSet::new();
     let mut chat_consumers = 0;
@@ -218,6 +200,114 @@ fn check_options(at: &str, o: &ChannelOptions, errors: &mut Vec<String>) {
     }
 }
 
+/// Every configured proxy endpoint is an http(s) URL with a positive timeout, named proxies
+/// are named once, and each `*_proxy_enabled` points at a proxy that exists.
+fn check_proxies(config: &Config, errors: &mut Vec<String>) {
+    use super::{ProxyEndpoint, DEFAULT_PROXY};
+    let endpoint = |path: &str, p: &ProxyEndpoint, errors: &mut Vec<String>| {
+        if p.endpoint.is_empty() {
+            return;
+        }
+        if !p.endpoint.starts_with("http://") && !p.endpoint.starts_with("https://") {
+            errors.push(format!(
+                "{path}.endpoint {:?} must be an http:// or https:// URL",
+                p.endpoint
+            ));
+        }
+        if p.timeout.is_zero() {
+            errors.push(format!("{path}.timeout must be positive"));
+        }
+    };
+    let cp = &config.client.proxy;
+    for (path, t) in [
+        ("client.proxy.connect", &cp.connect),
+        ("client.proxy.refresh", &cp.refresh),
+    ] {
+        endpoint(path, &t.proxy, errors);
+        if t.enabled && t.proxy.endpoint.is_empty() {
+            errors.push(format!("{path}.enabled needs {path}.endpoint"));
+        }
+    }
+    let ch = &config.channel.proxy;
+    endpoint("channel.proxy.subscribe", &ch.subscribe, errors);
+    endpoint("channel.proxy.publish", &ch.publish, errors);
+    endpoint("channel.proxy.sub_refresh", &ch.sub_refresh, errors);
+    endpoint("rpc.proxy", &config.rpc.proxy, errors);
+    let mut named = std::collections::HashSet::new();
+    for (i, n) in config.proxies.iter().enumerate() {
+        endpoint(&format!("proxies[{i}]"), &n.proxy, errors);
+        if n.name.is_empty() || n.name == DEFAULT_PROXY || n.proxy.endpoint.is_empty() {
+            errors.push(format!(
+                "proxies[{i}] needs a name (not {DEFAULT_PROXY:?}) and an endpoint"
+            ));
+        } else if !named.insert(n.name.as_str()) {
+            errors.push(format!("proxies[{i}].name {:?} is defined twice", n.name));
+        }
+    }
+    // (enabled, proxy name, the kind's default endpoint, what to call it)
+    let exists = |name: &str, default: &ProxyEndpoint| {
+        if name.is_empty() || name == DEFAULT_PROXY {
+            !default.endpoint.is_empty()
+        } else {
+            config.proxies.iter().any(|n| n.name == name)
+        }
+    };
+    let namespaces = std::iter::once((
+        "channel.without_namespace".to_string(),
+        &config.channel.without_namespace,
+    ))
+    .chain(
+        config
+            .channel
+            .namespaces
+            .iter()
+            .map(|n| (format!("channel.namespaces ({})", n.name), &n.options)),
+    );
+    for (path, o) in namespaces {
+        for (enabled, name, default, kind) in [
+            (
+                o.subscribe_proxy_enabled,
+                &o.subscribe_proxy_name,
+                &ch.subscribe,
+                "subscribe",
+            ),
+            (
+                o.publish_proxy_enabled,
+                &o.publish_proxy_name,
+                &ch.publish,
+                "publish",
+            ),
+            (
+                o.sub_refresh_proxy_enabled,
+                &o.sub_refresh_proxy_name,
+                &ch.sub_refresh,
+                "sub_refresh",
+            ),
+        ] {
+            if enabled && !exists(name, default) {
+                errors.push(format!(
+                    "{path}: {kind}_proxy_enabled needs channel.proxy.{kind}.endpoint or a proxies[] entry named {name:?}"
+                ));
+            }
+        }
+    }
+    let rpc = &config.rpc;
+    let rpc_namespaces =
+        std::iter::once(("rpc.without_namespace".to_string(), &rpc.without_namespace)).chain(
+            rpc.namespaces
+                .iter()
+                .map(|n| (format!("rpc.namespaces ({})", n.name), &n.options)),
+        );
+    for (path, o) in rpc_namespaces {
+        if o.proxy_enabled && !exists(&o.proxy_name, &rpc.proxy) {
+            errors.push(format!(
+                "{path}: proxy_enabled needs rpc.proxy.endpoint or a proxies[] entry named {:?}",
+                o.proxy_name
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +351,22 @@ mod tests {
             (
                 r#"{"channel": {"namespaces": [{"name": "chat", "subscribe_proxy_enabled": true}]}}"#,
                 "needs channel.proxy.subscribe.endpoint",
+            ),
+            (
+                r#"{"channel": {"namespaces": [{"name": "chat", "publish_proxy_enabled": true, "publish_proxy_name": "nope"}]}}"#,
+                "a proxies[] entry named \"nope\"",
+            ),
+            (
+                r#"{"client": {"proxy": {"connect": {"enabled": true}}}}"#,
+                "client.proxy.connect.enabled needs client.proxy.connect.endpoint",
+            ),
+            (
+                r#"{"rpc": {"without_namespace": {"proxy_enabled": true}}}"#,
+                "proxy_enabled needs rpc.proxy.endpoint",
+            ),
+            (
+                r#"{"proxies": [{"name": "a", "endpoint": "http://x/a"}, {"name": "a", "endpoint": "http://x/b"}]}"#,
+                "defined twice",
             ),
             (
                 r#"{"channel": {"proxy": {"subscribe": {"endpoint": "localhost:3000/x"}}}}"#,

@@ -49,6 +49,24 @@ impl Client {
         }
     }
 
+    /// Opens with extra request headers (a browser's `Cookie`, say).
+    pub async fn open_with_headers(url: &str, headers: &[(&str, &str)]) -> Client {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut req = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            req.headers_mut().insert(
+                tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes())
+                    .unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        Client {
+            ws,
+            pending: Default::default(),
+        }
+    }
+
     pub async fn send(&mut self, v: Value) {
         self.ws
             .send(Message::Text(v.to_string().into()))

@@ -24,7 +24,7 @@ use crate::codes::ProtocolError;
 use crate::frame::{
     ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, Data, DecodeError, Empty,
     HistoryRequest, HistoryResult, JoinLeave, Method, PresenceResult, PresenceStatsResult,
-    Publication, PublishRequest, RefreshRequest, RefreshResult, RpcRequest, SendRequest,
+    Publication, PublishRequest, RefreshRequest, RefreshResult, RpcRequest, RpcResult, SendRequest,
     StreamPosition, SubRefreshRequest, SubRefreshResult, SubscribeRequest, SubscribeResult,
     UnsubscribePush,
 };
@@ -273,6 +273,14 @@ impl ToReply for SubRefreshResult {
             expires: self.expires,
             ttl: self.ttl,
             ..Default::default()
+        });
+    }
+}
+
+impl ToReply for RpcResult {
+    fn set(&self, _: &str, reply: &mut client::Reply) {
+        reply.rpc = Some(client::RpcResult {
+            data: opt_bytes(self.data.as_ref()),
         });
     }
 }

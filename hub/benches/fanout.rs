@@ -18,7 +18,7 @@ fn fanout(c: &mut Criterion) {
     let clients: Vec<Arc<ClientHandle>> = (0..SUBSCRIBERS)
         .map(|i| {
             let h = Arc::new(ClientHandle::new(format!("client-{i}").into(), 1 << 30));
-            hub.subscribe(&channel, &h, false, false);
+            hub.subscribe(&channel, &h, false, false, false);
             h
         })
         .collect();
@@ -27,6 +27,7 @@ fn fanout(c: &mut Criterion) {
         info: None,
         offset: 42,
         tags: None,
+        delta: false,
     };
     let mut g = c.benchmark_group("fanout");
     g.throughput(Throughput::Elements(SUBSCRIBERS as u64));

@@ -7,11 +7,12 @@
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_protocol::codes::DISCONNECT_INSUFFICIENT_STATE;
+use chorus_protocol::frame::Publication;
 use parking_lot::RwLock;
 
 use crate::client::frame::Shared;
@@ -26,6 +27,11 @@ struct Channel {
     /// The stream epoch positioned subscribers hold; a publication from another epoch
     /// means the stream was lost (Redis restarted empty) and they must resync.
     epoch: Option<Arc<str>>,
+    /// Subscribers that negotiated delta compression.
+    delta_subs: u32,
+    /// The last publication broadcast, the base of the next delta: kept only while the
+    /// channel has delta subscribers, one per channel however many there are.
+    prev: parking_lot::Mutex<Option<Arc<Publication>>>,
 }
 
 type ChannelShard = RwLock<HashMap<Arc<str>, Channel>>;
@@ -99,21 +105,27 @@ impl Hub {
         client: &Arc<ClientHandle>,
         join_leave: bool,
         syncing: bool,
+        delta: bool,
     ) {
         if syncing {
             client.begin_sync(channel.clone());
         }
         let mut shard = self.shard(channel).write();
-        shard.entry(channel.clone()).or_default().subs.insert(
+        let ch = shard.entry(channel.clone()).or_default();
+        let replaced = ch.subs.get_mut(client.seq).is_some_and(|s| s.delta);
+        ch.subs.insert(
             client.seq,
             Subscriber {
                 client: client.clone(),
                 syncing,
                 join_leave,
                 positioned: false,
+                delta,
+                delta_ready: AtomicBool::new(false),
                 floor: AtomicU64::new(0),
             },
         );
+        ch.delta_subs = ch.delta_subs - u32::from(replaced) + u32::from(delta);
     }
 
     /// Ends the hold-back started by `subscribe(.., syncing: true)`; see
@@ -186,7 +198,14 @@ impl Hub {
         let Some(ch) = shard.get_mut(channel) else {
             return false;
         };
+        let was_delta = ch.subs.get_mut(client.seq).is_some_and(|s| s.delta);
         let removed = ch.subs.remove(client.seq);
+        if was_delta {
+            ch.delta_subs -= 1;
+            if ch.delta_subs == 0 {
+                *ch.prev.get_mut() = None;
+            }
+        }
         if ch.subs.is_empty() {
             shard.remove(channel);
         }
@@ -214,9 +233,19 @@ impl Hub {
             return 0;
         };
         let stale_epoch = offset != 0 && ch.epoch.as_deref().is_some_and(|e| e != epoch);
+        let base = if ch.delta_subs > 0 {
+            ch.prev.lock().clone()
+        } else {
+            None
+        };
         for sub in ch.subs.values() {
-            let frame = frames.get(sub.client.protocol);
+            let p = sub.client.protocol;
             if sub.syncing {
+                let frame = if sub.delta {
+                    frames.get_delta(p, None)
+                } else {
+                    frames.get(p)
+                };
                 sub.client.send_syncing(channel, offset, frame);
                 continue;
             }
@@ -227,13 +256,26 @@ impl Hub {
                     continue;
                 }
                 if offset <= held {
+                    // It has this one from its subscribe reply: the next goes whole.
+                    sub.delta_ready.store(false, Ordering::Relaxed);
                     continue;
                 }
                 if sub.positioned {
                     sub.floor.store(offset, Ordering::Relaxed);
                 }
             }
+            let frame = if sub.delta {
+                let ready = sub.delta_ready.swap(true, Ordering::Relaxed);
+                frames.get_delta(p, base.as_deref().filter(|_| ready))
+            } else {
+                frames.get(p)
+            };
             sub.client.send_publication(frame, reached);
+        }
+        if ch.delta_subs > 0 {
+            if let Some(publication) = frames.publication() {
+                *ch.prev.lock() = Some(publication.clone());
+            }
         }
         ch.subs.len()
     }
@@ -324,8 +366,8 @@ mod tests {
         let hub = Hub::default();
         let ch: Arc<str> = "news".into();
         let (a, b) = (client("a"), client("b"));
-        hub.subscribe(&ch, &a, false, false);
-        hub.subscribe(&ch, &b, false, false);
+        hub.subscribe(&ch, &a, false, false, false);
+        hub.subscribe(&ch, &b, false, false, false);
         assert_eq!(
             hub.broadcast(
                 "news",
@@ -369,7 +411,7 @@ mod tests {
             })
             .collect();
         for c in json.iter().chain(&proto) {
-            hub.subscribe(&ch, c, false, false);
+            hub.subscribe(&ch, c, false, false, false);
         }
         let calls = std::cell::Cell::new(0);
         let encode = |p: Protocol| {
@@ -395,11 +437,107 @@ mod tests {
     }
 
     #[test]
+    fn delta_subscribers_get_fossil_deltas_against_the_previous_publication() {
+        use chorus_protocol::Protocol;
+        use serde_json::value::RawValue;
+        let hub = Hub::default();
+        let ch: Arc<str> = "doc".into();
+        let plain = client("plain");
+        let json = client("json");
+        let proto = Arc::new(ClientHandle::speaking(
+            "proto".into(),
+            1 << 20,
+            Protocol::Protobuf,
+        ));
+        hub.subscribe(&ch, &plain, false, false, false);
+        hub.subscribe(&ch, &json, false, false, true);
+        hub.subscribe(&ch, &proto, false, false, true);
+        let doc = |n: u64| {
+            let body = format!(
+                r#"{{"title":"a slowly changing document","body":"{}","version":{n}}}"#,
+                "x".repeat(200)
+            );
+            Arc::new(Publication {
+                data: RawValue::from_string(body).unwrap(),
+                info: None,
+                offset: n,
+                tags: None,
+                delta: false,
+            })
+        };
+        let docs: Vec<_> = (1..=3).map(doc).collect();
+        for p in &docs {
+            let encode = |pr| crate::client::frame::push(pr, "doc", "pub", &**p);
+            let frames = Shared::new(&encode).with_delta("doc", p, true);
+            hub.broadcast("doc", p.offset, p.offset - 1, "", &frames, Instant::now());
+        }
+        let plain_pubs: Vec<serde_json::Value> = frames(&plain)
+            .iter()
+            .map(|f| serde_json::from_str::<serde_json::Value>(f).unwrap()["push"]["pub"].clone())
+            .collect();
+        assert!(plain_pubs
+            .iter()
+            .all(|p| p["data"].is_object() && p.get("delta").is_none()));
+        // JSON: every data is a string; the first whole, the next two deltas that apply.
+        let json_pubs: Vec<serde_json::Value> = frames(&json)
+            .iter()
+            .map(|f| serde_json::from_str::<serde_json::Value>(f).unwrap()["push"]["pub"].clone())
+            .collect();
+        assert_eq!(json_pubs[0].get("delta"), None);
+        let mut value = json_pubs[0]["data"].as_str().unwrap().as_bytes().to_vec();
+        assert_eq!(value, docs[0].data.get().as_bytes());
+        for (i, p) in json_pubs.iter().enumerate().skip(1) {
+            assert_eq!(p["delta"], true, "publication {i} as a delta");
+            let delta = p["data"].as_str().unwrap().as_bytes();
+            assert!(
+                delta.len() < docs[i].data.get().len() / 4,
+                "a small delta: {}",
+                delta.len()
+            );
+            value = fossil_delta::apply(&value, delta).unwrap();
+            assert_eq!(value, docs[i].data.get().as_bytes());
+        }
+        // Protobuf: the same, in bytes.
+        let proto_frames: Vec<_> = proto
+            .take_queued()
+            .into_items()
+            .filter_map(|o| match o {
+                Out::Frame(Frame::Binary(b)) => Some(b),
+                _ => None,
+            })
+            .collect();
+        let mut value = Vec::new();
+        for (i, b) in proto_frames.iter().enumerate() {
+            use prost::Message;
+            let reply =
+                chorus_protocol::proto::client::Reply::decode_length_delimited(&b[..]).unwrap();
+            let publication = reply.push.unwrap().r#pub.unwrap();
+            assert_eq!(publication.delta, i > 0);
+            value = if publication.delta {
+                fossil_delta::apply(&value, &publication.data).unwrap()
+            } else {
+                publication.data.to_vec()
+            };
+            assert_eq!(value, docs[i].data.get().as_bytes());
+        }
+        // The base is one per channel, and gone with the last delta subscriber.
+        assert!(hub.unsubscribe("doc", &json) && hub.unsubscribe("doc", &proto));
+        assert!(hub
+            .shard("doc")
+            .read()
+            .get("doc")
+            .unwrap()
+            .prev
+            .lock()
+            .is_none());
+    }
+
+    #[test]
     fn syncing_subscriber_gets_reply_first_and_no_duplicates() {
         let hub = Hub::default();
         let ch: Arc<str> = "c".into();
         let a = client("a");
-        hub.subscribe(&ch, &a, false, true);
+        hub.subscribe(&ch, &a, false, true, false);
         // Offsets 5 and 6 arrive while the subscribe reply (recovered up to 5) is being built.
         hub.broadcast(
             "c",
@@ -435,9 +573,9 @@ mod tests {
         let hub = Hub::default();
         let ch: Arc<str> = "c".into();
         let (a, b) = (client("a"), client("b"));
-        hub.subscribe(&ch, &a, false, true);
+        hub.subscribe(&ch, &a, false, true, false);
         hub.finish_sync("c", &a, None, 3, Some("e1"));
-        hub.subscribe(&ch, &b, false, true);
+        hub.subscribe(&ch, &b, false, true, false);
         hub.finish_sync("c", &b, None, 0, None);
         hub.broadcast(
             "c",
@@ -470,7 +608,7 @@ mod tests {
         );
 
         let c = client("c");
-        hub.subscribe(&ch, &c, false, true);
+        hub.subscribe(&ch, &c, false, true, false);
         hub.finish_sync("c", &c, None, 6, Some("e1"));
         // Redis restarted empty: a new epoch starting at offset 1.
         hub.broadcast(
@@ -488,7 +626,7 @@ mod tests {
         );
         let other: Arc<str> = "d".into();
         let d = client("d");
-        hub.subscribe(&other, &d, false, true);
+        hub.subscribe(&other, &d, false, true, false);
         hub.finish_sync("d", &d, None, 9, Some("e1"));
         assert_eq!(hub.check_position("d", 9, "e1"), 0, "holds the top");
         assert_eq!(hub.check_position("d", 10, "e1"), 1, "missed the tail");

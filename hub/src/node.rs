@@ -100,14 +100,15 @@ impl BrokerEventHandler for Delivery {
         let reached = Instant::now();
         self.metrics.publications_delivered.inc();
         let encode = |p| frame::push(p, channel, "pub", &**publication);
-        let n = self.hub.broadcast(
-            channel,
-            publication.offset,
-            prev,
-            epoch,
-            &Shared::new(&encode),
-            reached,
-        );
+        // Whether subscribers with delta compression may get this one as a delta.
+        let delta_publish = self
+            .node
+            .upgrade()
+            .is_some_and(|n| n.channel_options(channel).is_ok_and(|o| o.delta_publish));
+        let frames = Shared::new(&encode).with_delta(channel, publication, delta_publish);
+        let n = self
+            .hub
+            .broadcast(channel, publication.offset, prev, epoch, &frames, reached);
         self.metrics.sent_publication.inc_by(n as u64);
     }
 

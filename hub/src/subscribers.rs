@@ -6,7 +6,7 @@
 //! a linear removal would be too slow for a broadcast channel, and the set becomes a map.
 
 use std::collections::{hash_map, HashMap};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use crate::client::ClientHandle;
@@ -23,6 +23,11 @@ pub struct Subscriber {
     /// Whether the client tracks the stream position (offset and epoch): then a publication
     /// it missed must end in a recovery, never a silent gap.
     pub positioned: bool,
+    /// Negotiated delta compression: publications go as deltas against the previous one.
+    pub delta: bool,
+    /// For a delta subscriber: it got the channel's previous publication, so the next one
+    /// may be a delta against it. Cleared when it misses one (held back, skipped).
+    pub delta_ready: AtomicBool,
     /// The last offset this subscriber has: publications at or below it are not sent. Set
     /// to the stream's top when the subscription is set up (a returning client may be ahead
     /// of what a restarted hub has re-read from Kafka, see `broker::SourcePosition`), and
@@ -140,6 +145,8 @@ mod tests {
             syncing: false,
             join_leave: false,
             positioned: false,
+            delta: false,
+            delta_ready: AtomicBool::new(false),
             floor: AtomicU64::new(0),
         }
     }

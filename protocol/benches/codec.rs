@@ -31,6 +31,7 @@ fn encode(c: &mut Criterion) {
         info: None,
         offset: 123456,
         tags: None,
+        delta: false,
     };
     c.bench_function("encode/publication_push", |b| {
         b.iter(|| encode_push(black_box("chat:room-42"), "pub", &p))

@@ -268,6 +268,10 @@ pub struct Publication {
     pub offset: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<BTreeMap<String, String>>,
+    /// Set only on a push to a subscriber that negotiated delta compression: `data` is a
+    /// fossil delta against the previous publication, not the document.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -314,6 +318,9 @@ pub struct SubscribeResult {
     pub data: Option<Data>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub was_recovering: bool,
+    /// Delta compression was negotiated (`fossil`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub delta: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -519,6 +526,7 @@ mod tests {
             info: None,
             offset: 9,
             tags: None,
+            delta: false,
         };
         assert_eq!(
             encode_push("news", "pub", &p),

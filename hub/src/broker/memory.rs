@@ -307,6 +307,7 @@ impl Broker for MemoryBroker {
                 info,
                 offset: src.offset,
                 tags,
+                delta: false,
             });
             prev = if fresh { 0 } else { stream.top };
             stream.append(now, opts, publication.clone());
@@ -323,6 +324,7 @@ impl Broker for MemoryBroker {
                 info,
                 offset: stream.top + 1,
                 tags,
+                delta: false,
             });
             stream.append(now, opts, publication.clone());
             (
@@ -339,6 +341,7 @@ impl Broker for MemoryBroker {
                     info,
                     offset: 0,
                     tags,
+                    delta: false,
                 }),
                 StreamPosition::default(),
             )

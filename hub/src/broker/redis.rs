@@ -233,6 +233,7 @@ impl Broker for RedisBroker {
             info,
             offset: 0,
             tags,
+            delta: false,
         })
         .expect("invariant: publications serialize");
         let client = self.link.pool.next();

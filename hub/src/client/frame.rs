@@ -6,13 +6,16 @@
 //! bytes queued for every subscriber of that protocol.
 
 use std::cell::OnceCell;
+use std::sync::Arc;
 
 use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use chorus_protocol::codes::ProtocolError;
+use chorus_protocol::frame::Publication;
 use chorus_protocol::proto::{ToPush, ToReply};
 use chorus_protocol::{frame as json, proto, Protocol};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 /// One encoded reply or push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,11 +122,38 @@ pub fn ping(p: Protocol) -> Frame {
     }
 }
 
+/// A copy of `p` whose data is `text` as a JSON string: how a JSON subscriber that
+/// negotiated delta compression reads every publication (the document, or a delta).
+pub fn as_string_data(p: &Publication, text: &str, delta: bool) -> Publication {
+    let quoted = serde_json::to_string(text).expect("invariant: a string serializes");
+    Publication {
+        data: RawValue::from_string(quoted).expect("invariant: a JSON string is JSON"),
+        info: p.info.clone(),
+        offset: p.offset,
+        tags: p.tags.clone(),
+        delta,
+    }
+}
+
 /// A push for many clients, encoded at most once per protocol.
 pub struct Shared<'a> {
     encode: &'a dyn Fn(Protocol) -> Frame,
     json: OnceCell<Frame>,
     protobuf: OnceCell<Frame>,
+    delta: Option<DeltaSource<'a>>,
+}
+
+/// The publication behind a [`Shared`] push, for subscribers that negotiated deltas. Each
+/// form is made at most once per broadcast: all of them share the channel's previous
+/// publication as the base.
+struct DeltaSource<'a> {
+    channel: &'a str,
+    publication: &'a Arc<Publication>,
+    /// The channel sends deltas (`delta_publish`); otherwise only whole documents.
+    capable: bool,
+    json_full: OnceCell<Frame>,
+    json_delta: OnceCell<Option<Frame>>,
+    protobuf_delta: OnceCell<Option<Frame>>,
 }
 
 impl<'a> Shared<'a> {
@@ -132,6 +162,59 @@ impl<'a> Shared<'a> {
             encode,
             json: OnceCell::new(),
             protobuf: OnceCell::new(),
+            delta: None,
+        }
+    }
+
+    /// A publication push that subscribers with delta compression can get as a delta.
+    pub fn with_delta(
+        mut self,
+        channel: &'a str,
+        publication: &'a Arc<Publication>,
+        capable: bool,
+    ) -> Self {
+        self.delta = Some(DeltaSource {
+            channel,
+            publication,
+            capable,
+            json_full: OnceCell::new(),
+            json_delta: OnceCell::new(),
+            protobuf_delta: OnceCell::new(),
+        });
+        self
+    }
+
+    /// The publication, when this push is one: the next base for deltas.
+    pub fn publication(&self) -> Option<&'a Arc<Publication>> {
+        self.delta.as_ref().map(|d| d.publication)
+    }
+
+    /// The frame for a subscriber that negotiated delta compression: a fossil delta against
+    /// `base` (the publication it got last) when the channel sends deltas and one is smaller,
+    /// else the whole document (for JSON, as a string, which is how such a subscriber reads
+    /// data).
+    pub fn get_delta(&self, p: Protocol, base: Option<&Publication>) -> Frame {
+        let Some(d) = &self.delta else {
+            return self.get(p);
+        };
+        if let (true, Some(base)) = (d.capable, base) {
+            let cell = match p {
+                Protocol::Json => &d.json_delta,
+                Protocol::Protobuf => &d.protobuf_delta,
+            };
+            if let Some(f) = cell.get_or_init(|| delta_frame(p, d, base)) {
+                return f.clone();
+            }
+        }
+        match p {
+            Protocol::Json => d
+                .json_full
+                .get_or_init(|| {
+                    let whole = as_string_data(d.publication, d.publication.data.get(), false);
+                    push(p, d.channel, "pub", &whole)
+                })
+                .clone(),
+            Protocol::Protobuf => self.get(p),
         }
     }
 
@@ -144,8 +227,34 @@ impl<'a> Shared<'a> {
         cell.get_or_init(|| (self.encode)(p)).clone()
     }
 
-    /// How many encodings were made, for tests.
+    /// How many encodings were made (whole documents), for tests.
     pub fn encodings(&self) -> usize {
         usize::from(self.json.get().is_some()) + usize::from(self.protobuf.get().is_some())
     }
+}
+
+/// `cur` as a fossil delta against `base`, or `None` when that is not smaller, or (JSON,
+/// where a delta travels as a string) not UTF-8.
+fn delta_frame(p: Protocol, d: &DeltaSource<'_>, base: &Publication) -> Option<Frame> {
+    let cur = d.publication.data.get().as_bytes();
+    // fossil_delta's argument order: the target first, then the source.
+    let delta = fossil_delta::delta(cur, base.data.get().as_bytes());
+    if delta.len() >= cur.len() {
+        return None;
+    }
+    Some(match p {
+        Protocol::Json => {
+            let text = std::str::from_utf8(&delta).ok()?;
+            push(
+                p,
+                d.channel,
+                "pub",
+                &as_string_data(d.publication, text, true),
+            )
+        }
+        Protocol::Protobuf => Frame::Binary(
+            proto::encode_publication_push(d.channel, d.publication, Bytes::from(delta), true)
+                .into(),
+        ),
+    })
 }

@@ -46,6 +46,8 @@ pub(super) struct SubscribeSpec<'a> {
     positioned: bool,
     join_leave: bool,
     reject_unrecovered: bool,
+    /// Delta compression negotiated (fossil).
+    delta: bool,
     grant: SubscribeGrant,
 }
 
@@ -59,6 +61,12 @@ impl Session {
         if self.subscribed(&req.channel) {
             return Err(codes::ERROR_ALREADY_SUBSCRIBED.into());
         }
+        let delta = match req.delta.as_str() {
+            "" => false,
+            t if opts.allowed_delta_types.iter().any(|a| a == t) => true,
+            // Centrifugo's answer to a delta type the namespace does not allow.
+            _ => return Err(codes::ERROR_BAD_REQUEST.into()),
+        };
         let grant = self.authorize(&req, &opts).await?;
         let recoverable = opts.force_recovery || (opts.allow_recovery && req.recoverable);
         let spec = SubscribeSpec {
@@ -70,6 +78,7 @@ impl Session {
                 || (opts.allow_positioning && req.positioned),
             join_leave: opts.join_leave && (opts.force_push_join_leave || req.join_leave),
             reject_unrecovered: req.flag & SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0,
+            delta,
             grant,
         };
         let (result, point) = self.setup_subscription(&opts, spec).await?;
@@ -161,7 +170,7 @@ impl Session {
         let channel: Arc<str> = spec.channel.into();
         self.node
             .hub
-            .subscribe(&channel, &self.handle, spec.join_leave, true);
+            .subscribe(&channel, &self.handle, spec.join_leave, true, spec.delta);
         let mut result = SubscribeResult::default();
         let mut point = SyncPoint::default();
         // The engine delivers the channel here before its position is read, so nothing
@@ -186,6 +195,18 @@ impl Session {
         }
         // With the sub_refresh proxy the server extends the subscription; the client is not
         // told it expires.
+        if spec.delta {
+            result.delta = true;
+            if self.handle.protocol == chorus_protocol::Protocol::Json {
+                // A JSON subscriber with delta reads every publication's data as a string
+                // (the document, or a delta); recovered ones are documents.
+                result.publications = result
+                    .publications
+                    .iter()
+                    .map(|p| Arc::new(super::frame::as_string_data(p, p.data.get(), false)))
+                    .collect();
+            }
+        }
         let proxy_refreshed = opts.sub_refresh_proxy_enabled && spec.grant.expire_at.is_some();
         if !proxy_refreshed {
             (result.expires, result.ttl) = ttl(spec.grant.expire_at);
@@ -325,6 +346,7 @@ pub(super) fn server_spec<'a>(
         positioned: recoverable || opts.force_positioning,
         join_leave: opts.join_leave && opts.force_push_join_leave,
         reject_unrecovered: false,
+        delta: false,
         grant: SubscribeGrant::default(),
     }
 }

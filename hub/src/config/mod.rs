@@ -326,6 +326,11 @@ pub struct ChannelOptions {
     pub publish_proxy_enabled: bool,
     /// Ask the sub_refresh proxy to extend an expiring subscription.
     pub sub_refresh_proxy_enabled: bool,
+    /// Delta encodings a subscriber may ask for: `["fossil"]` or none.
+    pub allowed_delta_types: Vec<String>,
+    /// Publications go to subscribers that negotiated a delta as deltas against the
+    /// previous publication of the channel.
+    pub delta_publish: bool,
     /// Which proxy: `default` is `channel.proxy.<kind>`, anything else a `proxies[]` name.
     pub subscribe_proxy_name: String,
     pub publish_proxy_name: String,

@@ -183,6 +183,13 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
 }
 
 fn check_options(at: &str, o: &ChannelOptions, errors: &mut Vec<String>) {
+    for t in &o.allowed_delta_types {
+        if t != "fossil" {
+            errors.push(format!(
+                "{at}: allowed_delta_types: {t:?} is not a delta type (fossil)"
+            ));
+        }
+    }
     if (o.history_size > 0) == o.history_ttl.is_zero() {
         errors.push(format!(
             "{at}: history_size and history_ttl must be set together"

@@ -84,6 +84,15 @@ function centrifugoConfig(port) {
           allow_history_for_subscriber: true,
         },
         { name: 'readonly', allow_subscribe_for_client: true },
+        {
+          name: 'delta',
+          allow_subscribe_for_client: true,
+          allowed_delta_types: ['fossil'],
+          delta_publish: true,
+          history_size: 10,
+          history_ttl: '300s',
+          force_recovery: true,
+        },
       ],
     },
   };
@@ -159,5 +168,7 @@ export function once(emitter, name, pred = () => true, ms = 10000) {
     emitter.on(name, h);
   });
 }
+
+export { WebSocket };
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -2,7 +2,7 @@
 // started from a Centrifugo-style config file. Nothing here is Chorus-specific client code.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { client, data, jwt, now, once, payload, sleep, startHub } from './harness.mjs';
+import { PROTOCOL, WebSocket, client, data, jwt, now, once, payload, sleep, startHub } from './harness.mjs';
 
 let hub;
 before(async () => {
@@ -179,4 +179,42 @@ test('an oversized message gets the message-size-limit error', async () => {
   const ctx = await disconnected;
   assert.equal(ctx.code, 3, 'messageSizeLimit: the hub closed with 1009');
   assert.equal(c.state, 'disconnected');
+});
+
+test('delta compression: fossil deltas decode to the published documents', async () => {
+  const c = client(hub, { token: jwt({ sub: 'delta-user' }) });
+  c.connect();
+  const sub = c.newSubscription('delta:doc', { delta: 'fossil' });
+  const got = [];
+  sub.on('publication', (ctx) => got.push(data(ctx)));
+  sub.subscribe();
+  await sub.ready(5000);
+  // What the SDK saw on the wire, in JSON: deltas after the first whole document.
+  let raw;
+  if (PROTOCOL === 'json') {
+    raw = new WebSocket(hub.url);
+    raw.frames = [];
+    raw.on('message', (m) => raw.frames.push(...m.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+    await once(raw, 'open');
+    raw.send(`${JSON.stringify({ id: 1, connect: { token: jwt({ sub: 'delta-raw' }) } })}\n${JSON.stringify({ id: 2, subscribe: { channel: 'delta:doc', delta: 'fossil' } })}`);
+    while (!raw.frames.some((f) => f.id === 2)) await sleep(20);
+    assert.equal(raw.frames.find((f) => f.id === 2).subscribe.delta, true, 'negotiated');
+  }
+  const docs = [1, 2, 3, 4].map((v) => ({ title: 'a slowly changing document', body: 'x'.repeat(300), version: v }));
+  for (const d of docs) await hub.api('publish', { channel: 'delta:doc', data: d });
+  while (got.length < docs.length) await sleep(20);
+  assert.deepEqual(got, docs, 'every delta applied to the right base');
+  if (raw) {
+    while (raw.frames.filter((f) => f.push?.pub).length < docs.length) await sleep(20);
+    const pubs = raw.frames.filter((f) => f.push?.pub).map((f) => f.push.pub);
+    assert.deepEqual(pubs.map((p) => Boolean(p.delta)), [false, true, true, true]);
+    assert.ok(pubs[1].data.length < 60, `a delta, not the document: ${pubs[1].data}`);
+    raw.close();
+  }
+  // A delta type the namespace does not allow is refused.
+  const other = c.newSubscription('chat:nodelta', { delta: 'fossil' });
+  const refused = once(other, 'unsubscribed');
+  other.subscribe();
+  assert.equal((await refused).code, 107);
+  c.disconnect();
 });

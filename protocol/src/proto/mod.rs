@@ -156,6 +156,7 @@ pub fn publication(p: &Publication) -> client::Publication {
             .as_ref()
             .map(|t| t.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
             .unwrap_or_default(),
+        delta: p.delta,
         ..Default::default()
     }
 }
@@ -172,6 +173,7 @@ fn subscribe_result(r: &SubscribeResult) -> client::SubscribeResult {
         positioned: r.positioned,
         data: opt_bytes(r.data.as_ref()),
         was_recovering: r.was_recovering,
+        delta: r.delta,
         ..Default::default()
     }
 }
@@ -366,6 +368,27 @@ pub fn encode_push<T: ToPush + ?Sized>(channel: &str, kind: &str, body: &T) -> V
     })
 }
 
+/// A publication push whose data is `data` (a fossil delta when `delta`), not the
+/// publication's own document.
+pub fn encode_publication_push(
+    channel: &str,
+    p: &Publication,
+    data: Bytes,
+    delta: bool,
+) -> Vec<u8> {
+    let mut publication = publication(p);
+    publication.data = data;
+    publication.delta = delta;
+    delimited(&client::Reply {
+        push: Some(client::Push {
+            channel: channel.to_owned(),
+            r#pub: Some(publication),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
 /// The server ping: an empty `Reply`, length 0.
 pub const PING_FRAME: &[u8] = &[0];
 
@@ -488,6 +511,7 @@ mod tests {
             info: Some(info),
             offset: 9,
             tags: None,
+            delta: false,
         };
         let push = client::Reply::decode_length_delimited(&encode_push("news", "pub", &p)[..])
             .unwrap()

@@ -494,7 +494,7 @@ mod tests {
                 "a small delta: {}",
                 delta.len()
             );
-            value = fossil_delta::apply(&value, delta).unwrap();
+            value = chorus_protocol::fossil::apply(&value, delta).unwrap();
             assert_eq!(value, docs[i].data.get().as_bytes());
         }
         // Protobuf: the same, in bytes.
@@ -514,7 +514,7 @@ mod tests {
             let publication = reply.push.unwrap().r#pub.unwrap();
             assert_eq!(publication.delta, i > 0);
             value = if publication.delta {
-                fossil_delta::apply(&value, &publication.data).unwrap()
+                chorus_protocol::fossil::apply(&value, &publication.data).unwrap()
             } else {
                 publication.data.to_vec()
             };

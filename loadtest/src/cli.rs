@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Chorus/Centrifugo server API key.
     #[arg(long)]
     pub api_key: Option<String>,
+    /// Subscribe with fossil delta compression (Centrifugo protocols; the server's namespace
+    /// must allow it): publications arrive as deltas the harness applies.
+    #[arg(long)]
+    pub delta: bool,
     /// Pusher app id, key and secret (for --protocol pusher).
     #[arg(long)]
     pub pusher_app_id: Option<String>,

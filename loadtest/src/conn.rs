@@ -161,7 +161,7 @@ async fn open(plan: &WorkerPlan, local: usize) -> Result<(Socket, Wire), String>
         .hmac_secret
         .as_deref()
         .map(|secret| crate::token::mint(secret, global));
-    let mut wire = Wire::new(plan.protocol, token, channel);
+    let mut wire = Wire::new(plan.protocol, token, channel, plan.delta);
     if let Some(first) = wire.opening() {
         ws.send(first).await.map_err(|e| error_kind(&e))?;
     }

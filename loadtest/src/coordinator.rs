@@ -296,6 +296,7 @@ impl Fleet {
                 hmac_secret: args.hmac_secret.clone(),
                 pusher_key: args.pusher_key.clone(),
                 source_ips: args.source_ips,
+                delta: args.delta,
             };
             let mut child = tokio::process::Command::new(&exe)
                 .args(["--threads", &args.worker_threads.to_string(), "worker"])

@@ -26,6 +26,9 @@ pub struct WorkerPlan {
     pub hmac_secret: Option<String>,
     pub pusher_key: Option<String>,
     pub source_ips: u8,
+    /// Subscribe with fossil delta compression.
+    #[serde(default)]
+    pub delta: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

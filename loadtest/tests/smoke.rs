@@ -25,7 +25,8 @@ async fn start_hub() -> Hub {
     let json = format!(
         r#"{{"client": {{"token": {{"hmac_secret_key": "{SECRET}"}}}},
             "http_api": {{"key": "{KEY}"}},
-            "channel": {{"without_namespace": {{"allow_subscribe_for_client": true}}}}}}"#
+            "channel": {{"without_namespace": {{"allow_subscribe_for_client": true,
+                "allowed_delta_types": ["fossil"], "delta_publish": true}}}}}}"#
     );
     let config = load_str(&json, Format::Json, "smoke", Vec::new())
         .unwrap()
@@ -183,6 +184,38 @@ async fn protobuf_clients_get_every_publication_in_fewer_bytes_than_json() {
         protobuf["bytes_received"].as_u64().unwrap(),
     );
     assert!(p > 0 && p < j, "protobuf {p} bytes, json {j} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delta_compression_delivers_every_document_in_fewer_bytes() {
+    let hub = start_hub().await;
+    let args = [
+        "--connections",
+        "100",
+        "--publish-rate",
+        "20",
+        "--duration",
+        "30",
+        "--messages",
+        "10",
+        "--payload-size",
+        "512",
+    ];
+    let whole = loadtest(&hub, "broadcast", &args).await;
+    assert_clean(&whole, 100, 1000);
+    for protocol in ["centrifugo", "centrifugo-protobuf"] {
+        let mut with_delta = args.to_vec();
+        with_delta.extend(["--delta", "--protocol", protocol]);
+        let r = loadtest(&hub, "broadcast", &with_delta).await;
+        // Every document rebuilt from its delta: right sequence, nothing garbled.
+        assert_clean(&r, 100, 1000);
+        let (w, d) = (
+            whole["bytes_received"].as_u64().unwrap(),
+            r["bytes_received"].as_u64().unwrap(),
+        );
+        // The first of the ten is whole; the other nine are deltas of a few dozen bytes.
+        assert!(d * 2 < w, "{protocol}: {d} bytes with deltas, {w} without");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,6 +4,7 @@
 //!   newline-delimited framing that lets one WebSocket message carry several of them.
 //! - [`proto`]: the same protocol in Protobuf (`centrifuge-protobuf`), decoding into the
 //!   same commands and encoding the same results.
+//! - [`fossil`]: fossil deltas (delta compression), and a decoder safe on untrusted input.
 //! - [`codes`]: the error and disconnect codes, a written contract with client SDKs.
 //! - [`channel`]: channel names: namespaces, private (`$`) and user-limited (`#`) channels.
 //! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
@@ -13,6 +14,7 @@
 pub mod channel;
 pub mod codes;
 pub mod event;
+pub mod fossil;
 pub mod frame;
 pub mod proto;
 pub mod secret;

@@ -237,8 +237,7 @@ impl<'a> Shared<'a> {
 /// where a delta travels as a string) not UTF-8.
 fn delta_frame(p: Protocol, d: &DeltaSource<'_>, base: &Publication) -> Option<Frame> {
     let cur = d.publication.data.get().as_bytes();
-    // fossil_delta's argument order: the target first, then the source.
-    let delta = fossil_delta::delta(cur, base.data.get().as_bytes());
+    let delta = chorus_protocol::fossil::delta(base.data.get().as_bytes(), cur);
     if delta.len() >= cur.len() {
         return None;
     }

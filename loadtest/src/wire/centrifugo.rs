@@ -5,7 +5,9 @@
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
+use super::delta::Base;
 use super::Event;
 use crate::payload::Payload;
 
@@ -15,6 +17,8 @@ const SUBSCRIBE_ID: u32 = 2;
 pub struct State {
     token: Option<String>,
     channel: String,
+    /// With delta compression: every publication's data is a string (a document or a delta).
+    delta: Option<Base>,
 }
 
 #[derive(Deserialize)]
@@ -42,12 +46,18 @@ struct Push {
 
 #[derive(Deserialize)]
 struct Publication {
-    data: Payload,
+    data: Box<RawValue>,
+    #[serde(default)]
+    delta: bool,
 }
 
 impl State {
-    pub fn new(token: Option<String>, channel: String) -> Self {
-        Self { token, channel }
+    pub fn new(token: Option<String>, channel: String, delta: bool) -> Self {
+        Self {
+            token,
+            channel,
+            delta: delta.then(Base::default),
+        }
     }
 
     pub fn opening(&mut self) -> String {
@@ -58,7 +68,11 @@ impl State {
         format!(
             "{}\n{}",
             serde_json::json!({"id": CONNECT_ID, "connect": connect}),
-            serde_json::json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": self.channel}}),
+            if self.delta.is_some() {
+                serde_json::json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": self.channel, "delta": "fossil"}})
+            } else {
+                serde_json::json!({"id": SUBSCRIBE_ID, "subscribe": {"channel": self.channel}})
+            },
         )
     }
 
@@ -75,7 +89,10 @@ impl State {
                 events.push(Event::Refused(format!("{} {}", err.code, err.message)));
             } else if let Some(push) = frame.push {
                 if let Some(p) = push.publication {
-                    events.push(Event::Publication(p.data));
+                    events.push(match self.payload(&p) {
+                        Ok(payload) => Event::Publication(payload),
+                        Err(e) => Event::Garbled(e),
+                    });
                 }
             } else if frame.id == SUBSCRIBE_ID && frame.subscribe.is_some() {
                 events.push(Event::Subscribed);
@@ -84,6 +101,17 @@ impl State {
                 replies.push("{}".into());
             }
         }
+    }
+}
+
+impl State {
+    fn payload(&mut self, p: &Publication) -> Result<Payload, String> {
+        let Some(base) = self.delta.as_mut() else {
+            return serde_json::from_str(p.data.get()).map_err(|e| e.to_string());
+        };
+        let text: String =
+            serde_json::from_str(p.data.get()).map_err(|e| format!("delta data: {e}"))?;
+        base.next(text.as_bytes(), p.delta)
     }
 }
 
@@ -97,7 +125,7 @@ mod tests {
     use super::*;
 
     fn feed(text: &str) -> (Vec<Event>, Vec<String>) {
-        let mut s = State::new(None, "c".into());
+        let mut s = State::new(None, "c".into(), false);
         let (mut ev, mut re) = (Vec::new(), Vec::new());
         s.on_text(text, &mut ev, &mut re);
         (ev, re)
@@ -105,7 +133,7 @@ mod tests {
 
     #[test]
     fn opening_sends_connect_then_subscribe() {
-        let mut s = State::new(Some("jwt".into()), "lt-room-1".into());
+        let mut s = State::new(Some("jwt".into()), "lt-room-1".into(), false);
         let text = s.opening();
         let lines: Vec<serde_json::Value> = text
             .lines()

@@ -6,6 +6,7 @@
 use chorus_protocol::proto::client::{Command, ConnectRequest, Reply, SubscribeRequest};
 use prost::Message as _;
 
+use super::delta::Base;
 use super::Event;
 use crate::payload::Payload;
 
@@ -15,14 +16,19 @@ const SUBSCRIBE_ID: u32 = 2;
 pub struct State {
     token: Option<String>,
     channel: String,
+    delta: Option<Base>,
 }
 
 /// One empty command, length-delimited: the answer to a server ping.
 pub const PONG: &[u8] = &[0];
 
 impl State {
-    pub fn new(token: Option<String>, channel: String) -> Self {
-        Self { token, channel }
+    pub fn new(token: Option<String>, channel: String, delta: bool) -> Self {
+        Self {
+            token,
+            channel,
+            delta: delta.then(Base::default),
+        }
     }
 
     pub fn opening(&mut self) -> Vec<u8> {
@@ -39,6 +45,11 @@ impl State {
             id: SUBSCRIBE_ID,
             subscribe: Some(SubscribeRequest {
                 channel: self.channel.clone(),
+                delta: if self.delta.is_some() {
+                    "fossil".into()
+                } else {
+                    String::new()
+                },
                 ..Default::default()
             }),
             ..Default::default()
@@ -66,7 +77,13 @@ impl State {
                 events.push(Event::Refused(format!("{} {}", err.code, err.message)));
             } else if let Some(push) = reply.push {
                 if let Some(p) = push.r#pub {
-                    match serde_json::from_slice::<Payload>(&p.data) {
+                    let payload = match self.delta.as_mut() {
+                        Some(base) => base.next(&p.data, p.delta),
+                        None => {
+                            serde_json::from_slice::<Payload>(&p.data).map_err(|e| e.to_string())
+                        }
+                    };
+                    match payload {
                         Ok(payload) => events.push(Event::Publication(payload)),
                         Err(e) => events.push(Event::Garbled(format!("publication data: {e}"))),
                     }
@@ -87,7 +104,7 @@ mod tests {
 
     #[test]
     fn reads_batched_replies_pushes_and_pings() {
-        let mut s = State::new(Some("jwt".into()), "c".into());
+        let mut s = State::new(Some("jwt".into()), "c".into(), false);
         let opening = s.opening();
         let mut buf = &opening[..];
         let connect = Command::decode_length_delimited(&mut buf).expect("connect");

@@ -6,6 +6,7 @@
 
 pub mod centrifugo;
 pub mod centrifugo_protobuf;
+pub mod delta;
 pub mod pusher;
 
 use tokio_tungstenite::tungstenite::Message;
@@ -33,11 +34,12 @@ pub enum Wire {
 }
 
 impl Wire {
-    pub fn new(protocol: Protocol, token: Option<String>, channel: String) -> Self {
+    /// `delta`: subscribe with fossil delta compression (Centrifugo protocols).
+    pub fn new(protocol: Protocol, token: Option<String>, channel: String, delta: bool) -> Self {
         match protocol {
-            Protocol::Centrifugo => Wire::Centrifugo(centrifugo::State::new(token, channel)),
+            Protocol::Centrifugo => Wire::Centrifugo(centrifugo::State::new(token, channel, delta)),
             Protocol::CentrifugoProtobuf => {
-                Wire::CentrifugoProtobuf(centrifugo_protobuf::State::new(token, channel))
+                Wire::CentrifugoProtobuf(centrifugo_protobuf::State::new(token, channel, delta))
             }
             Protocol::Pusher => Wire::Pusher(pusher::State::new(channel)),
         }

@@ -22,6 +22,7 @@
 //!   node; shared by the HTTP API and the Kafka consumer's API mode.
 //! - [`api`]: the server HTTP API (`POST /api/<method>`): keys, bodies, batches, error modes.
 //! - [`consumer`]: Kafka consumers that publish records into channels.
+//! - [`origin`]: the `client.allowed_origins` check every client transport makes.
 //! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
 //! - [`uni_transport`]: the unidirectional endpoints (uni_websocket, uni_sse,
 //!   uni_http_stream) over [`client::uni`].
@@ -45,6 +46,7 @@ pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod node;
+pub mod origin;
 pub mod presence;
 pub mod proxy;
 pub mod recovery;

@@ -386,6 +386,27 @@ impl Node {
         self.roster.len()
     }
 
+    /// Takes a new connection of any transport, or refuses it at the connection limit (the
+    /// caller closes it with 3504). The roster is the open-connection count: the slot is held
+    /// however the connection's task ends.
+    pub fn admit(
+        &self,
+        handle: &Arc<crate::client::ClientHandle>,
+    ) -> Option<crate::client::roster::Admitted<'_>> {
+        let Some(enrolled) = self.roster.enroll(handle, self.max_connections) else {
+            self.metrics.connections_refused.inc();
+            return None;
+        };
+        // Enrolled first, checked second: a shutdown cannot slip between the two.
+        if self.shutdown.is_cancelled() {
+            handle.disconnect(codes::DISCONNECT_SHUTDOWN);
+        }
+        Some(crate::client::roster::Admitted::new(
+            enrolled,
+            &self.metrics.connections,
+        ))
+    }
+
     /// The options governing a channel, or the error a client or API caller should get.
     pub fn channel_options(&self, channel: &str) -> Result<&ChannelOptions, ProtocolError> {
         if channel.is_empty() {

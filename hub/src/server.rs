@@ -77,7 +77,7 @@ async fn websocket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !origin_allowed(&node.config.client.allowed_origins, &headers) {
+    if !crate::origin::allowed(&node.config.client.allowed_origins, &headers) {
         tracing::info!(origin = ?headers.get(header::ORIGIN), "websocket origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
@@ -104,25 +104,6 @@ async fn websocket(
     };
     let kept = node.proxies.keep_headers(&headers);
     ws.on_upgrade(move |socket| crate::client::connection::serve(node, socket, protocol, kept))
-}
-
-/// Centrifugo's rule: no Origin (not a browser) or the same host passes; otherwise the origin
-/// must match `client.allowed_origins`, where `*` matches any run of characters.
-pub(crate) fn origin_allowed(allowed: &[String], headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return true;
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let origin_host = origin.split("://").nth(1).unwrap_or(origin);
-    if !host.is_empty() && origin_host.eq_ignore_ascii_case(host) {
-        return true;
-    }
-    allowed.iter().any(|pattern| {
-        crate::glob::glob_match(&pattern.to_ascii_lowercase(), &origin.to_ascii_lowercase())
-    })
 }
 
 /// `ok`, or `degraded` (still 200: clients are served) while a consumer cannot reach Kafka
@@ -202,30 +183,5 @@ pub async fn run(
             );
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn origins() {
-        let mut h = HeaderMap::new();
-        assert!(origin_allowed(&[], &h), "no origin: not a browser");
-        h.insert(header::HOST, HeaderValue::from_static("chat.example:8000"));
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://chat.example:8000"),
-        );
-        assert!(origin_allowed(&[], &h), "same origin");
-        h.insert(
-            header::ORIGIN,
-            HeaderValue::from_static("http://evil.example"),
-        );
-        assert!(!origin_allowed(&[], &h));
-        assert!(origin_allowed(&["http://*.example".into()], &h));
-        assert!(origin_allowed(&["*".into()], &h));
     }
 }

@@ -160,7 +160,7 @@ pub async fn websocket(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
-    if !crate::server::origin_allowed(&node.config.client.allowed_origins, &headers) {
+    if !crate::origin::allowed(&node.config.client.allowed_origins, &headers) {
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let limit = node.config.uni_websocket.message_size_limit;

@@ -39,10 +39,7 @@ pub fn serve(
         let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let queue_max = node.config.client.queue_max_size;
         let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
-        // The roster is the open-connection count: enrolling checks the limit and holds the
-        // slot however the task ends.
-        let Some(_enrolled) = node.roster.enroll(&handle, node.max_connections) else {
-            node.metrics.connections_refused.inc();
+        let Some(admitted) = node.admit(&handle) else {
             Box::pin(close(
                 &node,
                 &mut socket,
@@ -51,16 +48,11 @@ pub fn serve(
             .await;
             return;
         };
-        // Enrolled first, checked second: a shutdown cannot slip between the two.
-        if node.shutdown.is_cancelled() {
-            handle.disconnect(codes::DISCONNECT_SHUTDOWN);
-        }
-        node.metrics.connections.inc();
         let mut session = Session::new(node.clone(), handle.clone());
         session.headers = headers;
         let reason = run(&node, &mut socket, &mut session, &handle).await;
         Box::pin(session.close()).await;
-        node.metrics.connections.dec();
+        drop(admitted);
         match reason {
             Some(d) => {
                 tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");

@@ -28,6 +28,29 @@ pub struct Enrolled<'a> {
     slot: usize,
 }
 
+/// A connection the node took (see `Node::admit`): enrolled, and counted in the open
+/// connections gauge, until dropped however its task ends.
+pub struct Admitted<'a> {
+    _enrolled: Enrolled<'a>,
+    open: &'a prometheus::IntGauge,
+}
+
+impl<'a> Admitted<'a> {
+    pub fn new(enrolled: Enrolled<'a>, open: &'a prometheus::IntGauge) -> Self {
+        open.inc();
+        Admitted {
+            _enrolled: enrolled,
+            open,
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 impl Roster {
     /// Enrolls a connection unless `limit` connections are open already.
     pub fn enroll(&self, handle: &Arc<ClientHandle>, limit: usize) -> Option<Enrolled<'_>> {

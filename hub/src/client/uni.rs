@@ -81,23 +81,18 @@ pub async fn run(
     let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let queue_max = node.config.client.queue_max_size;
     let handle = Arc::new(ClientHandle::speaking(id, queue_max, Protocol::Json));
-    let Some(_enrolled) = node.roster.enroll(&handle, node.max_connections) else {
-        node.metrics.connections_refused.inc();
+    let Some(admitted) = node.admit(&handle) else {
         let _ = tx
             .send(UniOut::Close(codes::DISCONNECT_CONNECTION_LIMIT))
             .await;
         return;
     };
-    if node.shutdown.is_cancelled() {
-        handle.disconnect(codes::DISCONNECT_SHUTDOWN);
-    }
-    node.metrics.connections.inc();
     let mut session = Session::new(node.clone(), handle.clone());
     session.transport = transport;
     session.headers = headers;
     let reason = serve(&node, &mut session, &handle, req, &tx).await;
     Box::pin(session.close()).await;
-    node.metrics.connections.dec();
+    drop(admitted);
     if let Some(d) = reason {
         node.metrics
             .disconnects

@@ -54,6 +54,8 @@ pub struct Node {
     pub consumers: crate::consumer::status::Registry,
     /// The other nodes (Redis engine).
     pub cluster: Cluster,
+    /// Compiled `channel_regex` by namespace ("" for channels without one).
+    channel_regexes: std::collections::HashMap<String, regex::Regex>,
     /// Orders engine subscribe/unsubscribe per channel (striped), so a last subscriber
     /// leaving and a first one arriving cannot leave the node unsubscribed.
     engine_locks: Box<[tokio::sync::Mutex<()>]>,
@@ -120,7 +122,7 @@ impl BrokerEventHandler for Delivery {
 
     fn on_resubscribed(&self) {
         if let Some(node) = self.node.upgrade() {
-            tokio::spawn(async move { node.check_positions().await });
+            tokio::spawn(async move { node.check_positions(true).await });
         }
     }
 
@@ -199,6 +201,17 @@ impl Node {
             None if subscribe_proxied => SubscribeProxy::new(proxies.clone()),
             None => Arc::new(NamespacePermissions),
         };
+        let mut channel_regexes = std::collections::HashMap::new();
+        let namespaces = std::iter::once(("", &config.channel.without_namespace)).chain(
+            config
+                .channel
+                .namespaces
+                .iter()
+                .map(|n| (n.name.as_str(), &n.options)),
+        );
+        for (name, o) in namespaces.filter(|(_, o)| !o.channel_regex.is_empty()) {
+            channel_regexes.insert(name.to_owned(), regex::Regex::new(&o.channel_regex)?);
+        }
         let uid = uuid::Uuid::new_v4().to_string();
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "chorus".into());
         let node = Arc::new(Node {
@@ -214,6 +227,7 @@ impl Node {
                 .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
             authorizer,
             proxies,
+            channel_regexes,
             connect_tokens,
             subscribe_tokens,
             metrics,
@@ -230,7 +244,34 @@ impl Node {
             metrics: node.metrics.clone(),
             node: Arc::downgrade(&node),
         }));
+        node.spawn_position_checks();
         Ok(node)
+    }
+
+    /// Every `client.channel_position_check_delay`, checks positioned subscribers against
+    /// their streams (`Hub::check_lag`), as Centrifugo does; until the node is dropped or shut
+    /// down.
+    fn spawn_position_checks(self: &Arc<Self>) {
+        let every = self.config.client.channel_position_check_delay.0;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if every.is_zero() {
+            return;
+        }
+        let node = Arc::downgrade(self);
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(node) = node.upgrade() else { return };
+                if node.shutdown.is_cancelled() {
+                    return;
+                }
+                node.check_positions(false).await;
+            }
+        });
     }
 
     /// Joins the cluster (Redis engine): control messages, heartbeats.
@@ -330,27 +371,32 @@ impl Node {
         }
     }
 
-    /// After the engine's PUB/SUB link was broken: makes every positioned subscriber that
-    /// missed a publication meanwhile recover.
-    pub async fn check_positions(&self) {
+    /// Makes positioned subscribers that missed a publication recover: all that are behind
+    /// right after the engine's PUB/SUB link was broken (`at_once`), or, on the periodic
+    /// check, those behind twice in a row (`Hub::check_lag`).
+    pub async fn check_positions(&self, at_once: bool) {
         let position_only = HistoryFilter {
             limit: Some(0),
             ..Default::default()
         };
-        let meta_ttl = self.config.channel.history_meta_ttl.0;
         let mut resynced = 0;
         for channel in self.hub.positioned_channels() {
+            let meta_ttl = match self.channel_options(&channel) {
+                Ok(opts) => self.history_meta_ttl(opts),
+                Err(_) => self.config.channel.history_meta_ttl.0,
+            };
             match self
                 .broker
                 .history(&channel, &position_only, meta_ttl)
                 .await
             {
                 Ok(page) => {
-                    resynced += self.hub.check_position(
-                        &channel,
-                        page.position.offset,
-                        &page.position.epoch,
-                    )
+                    let (top, epoch) = (page.position.offset, &page.position.epoch);
+                    resynced += if at_once {
+                        self.hub.check_position(&channel, top, epoch)
+                    } else {
+                        self.hub.check_lag(&channel, top, epoch)
+                    }
                 }
                 Err(e) => tracing::warn!(%channel, error = %e, "position check failed"),
             }
@@ -420,6 +466,35 @@ impl Node {
             .ok_or_else(|| codes::ERROR_UNKNOWN_CHANNEL.into())
     }
 
+    /// The options of a channel a client names (subscribe, publish, presence, history): also
+    /// checks the namespace's `channel_regex` against the name after the namespace, as
+    /// Centrifugo does for client commands only.
+    pub fn client_channel_options(&self, channel: &str) -> Result<&ChannelOptions, ProtocolError> {
+        let opts = self.channel_options(channel)?;
+        let name = ChannelName::parse(channel);
+        if let Some(re) = self.channel_regexes.get(name.namespace) {
+            let body = channel.strip_prefix('$').unwrap_or(channel);
+            let rest = if name.namespace.is_empty() {
+                body
+            } else {
+                &body[name.namespace.len() + 1..]
+            };
+            if !re.is_match(rest) {
+                return Err(codes::ERROR_BAD_REQUEST.into());
+            }
+        }
+        Ok(opts)
+    }
+
+    /// How long an idle stream keeps its position: the namespace's, else the channel-wide.
+    pub fn history_meta_ttl(&self, opts: &ChannelOptions) -> std::time::Duration {
+        if opts.history_meta_ttl.is_zero() {
+            self.config.channel.history_meta_ttl.0
+        } else {
+            opts.history_meta_ttl.0
+        }
+    }
+
     /// How a publication into `channel` is stored: its namespace's history settings, or the
     /// error a publisher should get for the channel.
     fn publish_options(
@@ -432,7 +507,7 @@ impl Node {
         Ok(PublishOptions {
             history_size: if skip_history { 0 } else { opts.history_size },
             history_ttl: opts.history_ttl.0,
-            history_meta_ttl: self.config.channel.history_meta_ttl.0,
+            history_meta_ttl: self.history_meta_ttl(opts),
             idempotency_key: idempotency_key.filter(|k| !k.is_empty()),
             source: None,
         })
@@ -510,7 +585,7 @@ impl Node {
             return Err(codes::ERROR_NOT_AVAILABLE.into());
         }
         self.broker
-            .history(channel, filter, self.config.channel.history_meta_ttl.0)
+            .history(channel, filter, self.history_meta_ttl(opts))
             .await
             .map_err(broker_error)
     }

@@ -33,6 +33,10 @@ pub struct Subscriber {
     /// of what a restarted hub has re-read from Kafka, see `broker::SourcePosition`), and
     /// advanced by each delivery to a positioned subscriber.
     pub floor: AtomicU64,
+    /// The periodic position check found this subscriber behind the stream's top holding
+    /// `behind - 1`; still there at the next check, it missed the tail and must recover.
+    /// 0: not behind.
+    pub behind: AtomicU64,
 }
 
 /// Subscribers keyed by the client's node-local sequence number.
@@ -148,6 +152,7 @@ mod tests {
             delta: false,
             delta_ready: AtomicBool::new(false),
             floor: AtomicU64::new(0),
+            behind: AtomicU64::new(0),
         }
     }
 

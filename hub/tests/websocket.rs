@@ -559,3 +559,29 @@ async fn publications_are_counted_by_source_and_their_delivery_is_timed() {
         assert!(text.contains(name), "{name} missing");
     }
 }
+
+#[tokio::test]
+async fn channel_regex_refuses_other_names_to_clients_only() {
+    let config = common::config_json("").replace(
+        r#"{"name": "locked"}"#,
+        r#"{"name": "locked"}, {"name": "room", "allow_subscribe_for_client": true, "channel_regex": "^[a-z0-9]{1,8}$"}"#,
+    );
+    let hub = common::start_with(&config, usize::MAX).await;
+    let (mut c, _) = Client::connect(&hub.url, "1").await;
+    c.send(json!({"id": 2, "subscribe": {"channel": "room:abc123"}}))
+        .await;
+    assert!(c.reply(2).await.get("subscribe").is_some());
+    for (id, channel) in [(3, "room:Not-OK"), (4, "room:toolongname"), (5, "room:")] {
+        c.send(json!({"id": id, "subscribe": {"channel": channel}}))
+            .await;
+        assert_eq!(c.reply(id).await["error"]["code"], 107, "{channel}");
+    }
+    // The server API is not held to it, as in Centrifugo.
+    let (status, body) = api(
+        &hub,
+        "publish",
+        json!({"channel": "room:Not-OK", "data": {}}),
+    )
+    .await;
+    assert_eq!((status, body), (200, json!({"result": {}})));
+}

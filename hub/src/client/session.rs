@@ -301,7 +301,7 @@ impl Session {
     }
 
     async fn publish(&mut self, id: u32, req: PublishRequest) -> Result<(), Refusal> {
-        let opts = self.node.channel_options(&req.channel)?.clone();
+        let opts = self.node.client_channel_options(&req.channel)?.clone();
         let mut data = req
             .data
             .ok_or(ProtocolError::from(codes::ERROR_BAD_REQUEST))?;
@@ -348,7 +348,7 @@ impl Session {
         req: ChannelRequest,
         stats: bool,
     ) -> Result<(), ProtocolError> {
-        let opts = self.node.channel_options(&req.channel)?;
+        let opts = self.node.client_channel_options(&req.channel)?;
         if !opts.presence {
             return Err(codes::ERROR_NOT_AVAILABLE.into());
         }
@@ -392,7 +392,7 @@ impl Session {
     }
 
     async fn history(&mut self, id: u32, req: HistoryRequest) -> Result<(), ProtocolError> {
-        let opts = self.node.channel_options(&req.channel)?;
+        let opts = self.node.client_channel_options(&req.channel)?;
         if !self.allowed(
             opts.allow_history_for_client,
             opts.allow_history_for_subscriber,

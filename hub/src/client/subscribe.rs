@@ -57,7 +57,7 @@ impl Session {
         id: u32,
         req: SubscribeRequest,
     ) -> Result<(), ProtocolError> {
-        let opts = self.node.channel_options(&req.channel)?.clone();
+        let opts = self.node.client_channel_options(&req.channel)?.clone();
         if self.subscribed(&req.channel) {
             return Err(codes::ERROR_ALREADY_SUBSCRIBED.into());
         }
@@ -242,7 +242,10 @@ impl Session {
         result: &mut SubscribeResult,
         spec: &SubscribeSpec<'_>,
     ) -> Result<u64, ProtocolError> {
-        let meta_ttl = self.node.config.channel.history_meta_ttl.0;
+        let meta_ttl = match self.node.channel_options(spec.channel) {
+            Ok(opts) => self.node.history_meta_ttl(opts),
+            Err(_) => self.node.config.channel.history_meta_ttl.0,
+        };
         let max = self.node.config.client.recovery_max_publication_limit;
         let broker = &self.node.broker;
         result.recoverable = spec.recoverable;

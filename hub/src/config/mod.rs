@@ -186,6 +186,9 @@ pub struct Client {
     pub token_leeway: HumanDuration,
     /// The connect and refresh proxies.
     pub proxy: ClientProxy,
+    /// How often positioned subscriptions are checked against their stream's top, so a lost
+    /// last publication ends in a recovery too; zero turns the check off.
+    pub channel_position_check_delay: HumanDuration,
 }
 
 /// Centrifugo v6 `client.proxy`.
@@ -288,6 +291,7 @@ impl Default for Client {
             recovery_max_publication_limit: 300,
             presence_update_interval: HumanDuration::secs(27),
             proxy: ClientProxy::default(),
+            channel_position_check_delay: HumanDuration::secs(40),
             token_leeway: HumanDuration::secs(5),
         }
     }
@@ -326,6 +330,12 @@ pub struct ChannelOptions {
     pub publish_proxy_enabled: bool,
     /// Ask the sub_refresh proxy to extend an expiring subscription.
     pub sub_refresh_proxy_enabled: bool,
+    /// A client may only use channels whose name after the namespace matches this regex
+    /// (subscribe, publish, presence, history); others get 107. Empty: any name.
+    pub channel_regex: String,
+    /// How long an idle stream of this namespace keeps its epoch and top offset; zero: the
+    /// `channel.history_meta_ttl`.
+    pub history_meta_ttl: HumanDuration,
     /// Delta encodings a subscriber may ask for: `["fossil"]` or none.
     pub allowed_delta_types: Vec<String>,
     /// Publications go to subscribers that negotiated a delta as deltas against the

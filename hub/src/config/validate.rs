@@ -183,6 +183,11 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
 }
 
 fn check_options(at: &str, o: &ChannelOptions, errors: &mut Vec<String>) {
+    if !o.channel_regex.is_empty() {
+        if let Err(e) = regex::Regex::new(&o.channel_regex) {
+            errors.push(format!("{at}: channel_regex: {e}"));
+        }
+    }
     for t in &o.allowed_delta_types {
         if t != "fossil" {
             errors.push(format!(
@@ -362,6 +367,10 @@ mod tests {
             (
                 r#"{"channel": {"namespaces": [{"name": "chat", "publish_proxy_enabled": true, "publish_proxy_name": "nope"}]}}"#,
                 "a proxies[] entry named \"nope\"",
+            ),
+            (
+                r#"{"channel": {"namespaces": [{"name": "ab", "channel_regex": "^[a-z"}]}}"#,
+                "channel_regex",
             ),
             (
                 r#"{"client": {"proxy": {"connect": {"enabled": true}}}}"#,

@@ -153,9 +153,11 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
 /// After a loss, the logs of the processes that carry messages, beside the table (or in the
 /// temporary directory): the processes and their temporary files go with the run.
 fn keep_logs(stack: &Stack, row: &Row) {
+    // Beside the fault table, or in the soak's output folder, else in the temp dir.
     let dir = std::env::var("CHORUS_FAULTS_TABLE")
         .ok()
         .and_then(|t| Some(std::path::Path::new(&t).parent()?.to_owned()))
+        .or_else(|| std::env::var("CHORUS_SOAK_OUT").ok().map(Into::into))
         .unwrap_or_else(std::env::temp_dir)
         .join(row.fault.replace(|c: char| !c.is_ascii_alphanumeric(), "-"));
     std::fs::create_dir_all(&dir).unwrap();

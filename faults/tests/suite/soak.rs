@@ -200,6 +200,13 @@ pub async fn soak(stack: &mut Stack) {
         std::fs::write(format!("{dir}/rss.csv"), &csv).unwrap();
         std::fs::write(format!("{dir}/soak.md"), &report).unwrap();
     }
+    // A lossy soak keeps the processes' logs, as a lossy fault row does.
+    if let Some(r) = rows
+        .iter()
+        .find(|r| !r.lost.is_empty() || !r.duplicated.is_empty())
+    {
+        crate::keep_logs(stack, r);
+    }
     for r in &rows {
         assert!(
             r.acknowledged > 0 && r.voice > 0,

@@ -160,30 +160,13 @@ impl Hub {
         }
     }
 
-    /// Compares what positioned subscribers hold with the stream's current position (after
-    /// the broker's link was broken) and makes each that missed something resync.
-    pub fn check_position(&self, channel: &str, top: u64, epoch: &str) -> usize {
-        let shard = self.shard(channel).read();
-        let Some(ch) = shard.get(channel) else {
-            return 0;
-        };
-        let stale_epoch = ch.epoch.as_deref().is_some_and(|e| e != epoch);
-        let mut n = 0;
-        for sub in ch.subs.values().filter(|s| s.positioned && !s.syncing) {
-            if stale_epoch || sub.floor.load(Ordering::Relaxed) < top {
-                sub.client.disconnect(DISCONNECT_INSUFFICIENT_STATE);
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// The periodic check of positioned subscribers against the stream's `top`: a publication
-    /// lost on its way to this node is noticed by the next one (its `prev`), except when it
-    /// was the last; this catches that. A subscriber behind the top at two checks in a row,
-    /// holding the same offset, is made to recover; one behind only once may just have a
-    /// publication in flight. Returns how many were made to recover.
-    pub fn check_lag(&self, channel: &str, top: u64, epoch: &str) -> usize {
+    /// Compares what positioned subscribers hold with the stream's current position and makes
+    /// each that missed something resync; a stream of another epoch always does. `at_once`:
+    /// right after the broker's link was broken, any subscriber behind the top. Otherwise (the
+    /// periodic check) only one behind at two checks in a row holding the same offset: once
+    /// may just be a publication in flight, while a lost last publication stays behind. Returns
+    /// how many were made to recover.
+    pub fn check_position(&self, channel: &str, top: u64, epoch: &str, at_once: bool) -> usize {
         let shard = self.shard(channel).read();
         let Some(ch) = shard.get(channel) else {
             return 0;
@@ -192,11 +175,15 @@ impl Hub {
         let mut n = 0;
         for sub in ch.subs.values().filter(|s| s.positioned && !s.syncing) {
             let floor = sub.floor.load(Ordering::Relaxed);
-            if stale_epoch || floor >= top {
+            let missed = if stale_epoch {
+                true
+            } else if floor >= top {
                 sub.behind.store(0, Ordering::Relaxed);
-                continue;
-            }
-            if sub.behind.swap(floor + 1, Ordering::Relaxed) == floor + 1 {
+                false
+            } else {
+                at_once || sub.behind.swap(floor + 1, Ordering::Relaxed) == floor + 1
+            };
+            if missed {
                 sub.client.disconnect(DISCONNECT_INSUFFICIENT_STATE);
                 n += 1;
             }
@@ -655,17 +642,29 @@ mod tests {
         let d = client("d");
         hub.subscribe(&other, &d, false, true, false);
         hub.finish_sync("d", &d, None, 9, Some("e1"));
-        assert_eq!(hub.check_position("d", 9, "e1"), 0, "holds the top");
+        assert_eq!(hub.check_position("d", 9, "e1", true), 0, "holds the top");
         assert_eq!(
-            hub.check_lag("d", 10, "e1"),
+            hub.check_position("d", 10, "e1", false),
             0,
             "behind once: maybe in flight"
         );
         assert_eq!(
-            hub.check_lag("d", 10, "e1"),
+            hub.check_position("d", 10, "e1", false),
             1,
             "behind twice at 9: missed the tail"
         );
-        assert_eq!(hub.check_position("d", 10, "e1"), 1, "missed the tail");
+        assert_eq!(
+            hub.check_position("d", 10, "e1", true),
+            1,
+            "missed the tail"
+        );
+        let e = client("e");
+        hub.subscribe(&other, &e, false, true, false);
+        hub.finish_sync("d", &e, None, 9, Some("e1"));
+        assert_eq!(
+            hub.check_position("d", 9, "e2", false),
+            2,
+            "another epoch: the periodic check resyncs both at once, not on a second check"
+        );
     }
 }

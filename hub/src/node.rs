@@ -249,7 +249,7 @@ impl Node {
     }
 
     /// Every `client.channel_position_check_delay`, checks positioned subscribers against
-    /// their streams (`Hub::check_lag`), as Centrifugo does; until the node is dropped or shut
+    /// their streams (`Hub::check_position`), as Centrifugo does; until the node is dropped or shut
     /// down.
     fn spawn_position_checks(self: &Arc<Self>) {
         let every = self.config.client.channel_position_check_delay.0;
@@ -373,7 +373,7 @@ impl Node {
 
     /// Makes positioned subscribers that missed a publication recover: all that are behind
     /// right after the engine's PUB/SUB link was broken (`at_once`), or, on the periodic
-    /// check, those behind twice in a row (`Hub::check_lag`).
+    /// check, those behind twice in a row (`Hub::check_position`).
     pub async fn check_positions(&self, at_once: bool) {
         let position_only = HistoryFilter {
             limit: Some(0),
@@ -392,11 +392,7 @@ impl Node {
             {
                 Ok(page) => {
                     let (top, epoch) = (page.position.offset, &page.position.epoch);
-                    resynced += if at_once {
-                        self.hub.check_position(&channel, top, epoch)
-                    } else {
-                        self.hub.check_lag(&channel, top, epoch)
-                    }
+                    resynced += self.hub.check_position(&channel, top, epoch, at_once)
                 }
                 Err(e) => tracing::warn!(%channel, error = %e, "position check failed"),
             }

@@ -171,17 +171,43 @@ pub fn spec_for(limits: &crate::config::Limits) -> Value {
         {"name": "id", "in": "path", "required": true, "schema": id},
         idempotency
     ]);
-    let mut proxy = op(
-        "The hub's subscribe proxy (Centrifugo's request and result shapes)",
-        "200",
-        Some(body(
-            json!({"type": "object", "required": ["channel"], "properties": {"user": s, "channel": s, "client": s}}),
-        )),
-        &["400", "401"],
-        false,
+    // The hub's proxies: Centrifugo's request and result shapes, the proxy key in a header.
+    // Open objects: Centrifugo's requests carry more fields than these, and more may come.
+    let hub_proxy = |summary: &str, required: &[&str], properties: Value| {
+        let mut o = op(
+            summary,
+            "200",
+            Some(body(
+                json!({"type": "object", "required": required, "properties": properties}),
+            )),
+            &["400", "401"],
+            false,
+        );
+        o["parameters"] =
+            json!([{"name": "X-Chorus-Proxy-Key", "in": "header", "required": true, "schema": s}]);
+        o
+    };
+    let channel_request = json!({"user": s, "channel": s, "client": s});
+    let proxy = hub_proxy(
+        "The hub's subscribe proxy: members of chat <id> on chat:<id> and typing:<id>",
+        &["channel"],
+        channel_request.clone(),
     );
-    proxy["parameters"] =
-        json!([{"name": "X-Chorus-Proxy-Key", "in": "header", "required": true, "schema": s}]);
+    let publish_proxy = hub_proxy(
+        "The hub's publish proxy: members' typing indicators on typing:<id>",
+        &["channel"],
+        channel_request,
+    );
+    let connect_proxy = hub_proxy(
+        "The hub's connect proxy: the user of the chorus_access cookie",
+        &["client"],
+        json!({"client": s}),
+    );
+    let refresh_proxy = hub_proxy(
+        "The hub's refresh proxy: extended while the user has a live session",
+        &["client", "user"],
+        json!({"client": s, "user": s}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Chorus API", "version": env!("CARGO_PKG_VERSION")},
@@ -210,6 +236,9 @@ pub fn spec_for(limits: &crate::config::Limits) -> Value {
             "/config": {"get": op("What a browser needs: the hub's public WebSocket URL", "200", None, &[], false)},
             "/hub/connection-token": {"post": op("A connection token for the hub", "200", None, &["401", "503"], true)},
             "/hub/subscribe": {"post": proxy},
+            "/hub/publish": {"post": publish_proxy},
+            "/hub/connect": {"post": connect_proxy},
+            "/hub/refresh": {"post": refresh_proxy},
             "/chats": {
                 "post": create_chat,
                 "get": op("The caller's chats", "200", None, &["401"], true)

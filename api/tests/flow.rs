@@ -494,3 +494,173 @@ async fn schemathesis_finds_nothing_the_document_does_not_promise() {
     }
     stack.stop().await;
 }
+
+/// Opens a hub connection carrying `cookie` and connects with no token (the connect proxy
+/// asks the API); the connect reply, or how the hub closed the socket.
+async fn connect_by_cookie(url: &str, cookie: &str) -> (Client, Result<Value, String>) {
+    let mut c = Client::open_with_headers(url, &[("Cookie", cookie)]).await;
+    c.send(json!({"id": 1, "connect": {}})).await;
+    let r = match c.next().await {
+        Ok(v) => Ok(v),
+        Err(closed) => Err(format!("{closed:?}")),
+    };
+    (c, r)
+}
+
+/// A browser connects on its session cookie alone (the hub's connect proxy asks the API), and
+/// members, only they, publish and read typing indicators on `typing:<chat>` (the publish
+/// proxy). Every other way in is tried: no cookie, a forged one, an access token issued before
+/// a logout, a non-member, a member on another chat's typing channel, a client publish on the
+/// chat's message channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_session_cookie_connects_and_only_members_send_typing_indicators() {
+    let st = Stack::start().await;
+    let (_, alice) = st.user("cookie_alice").await;
+    let (_, mallory) = st.user("cookie_mallory").await;
+    // Bob registers and logs in once: his cookies, and his one session, which logout revokes.
+    let bob = json!({"username": "cookie_bob", "password": "password-1"});
+    let (s, b, _) = st
+        .http("POST", "/auth/register", None, Some(bob), &[])
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let bob_id = b["id"].as_str().unwrap().to_owned();
+    let (s, login, headers) = st
+        .http(
+            "POST",
+            "/auth/login",
+            None,
+            Some(json!({"username": "cookie_bob", "password": "password-1"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 200, "{login}");
+    let set: Vec<&str> = headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    let bob_cookie = set
+        .iter()
+        .find_map(|c| c.strip_prefix("chorus_access="))
+        .and_then(|c| c.split(';').next())
+        .map(|t| format!("chorus_access={t}"))
+        .unwrap_or_else(|| panic!("no access cookie in {set:?}"));
+    assert!(
+        set.iter().any(|c| c.starts_with("chorus_access=")
+            && c.contains("HttpOnly")
+            && c.contains("Path=/connection")),
+        "{set:?}"
+    );
+    let chat = st.chat_with(&alice, "typing", &bob_id).await;
+    let (_, carol) = st.user("cookie_carol").await;
+    let (s, b, _) = st
+        .http(
+            "POST",
+            "/chats",
+            Some(&carol),
+            Some(json!({"title": "other"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let other_chat = b["id"].as_str().unwrap().to_owned();
+    let typing = format!("typing:{chat}");
+
+    // Bob, on his cookie alone, reads typing indicators of his chat.
+    let (mut bob, r) = connect_by_cookie(&st.hub_ws, &bob_cookie).await;
+    let r = r.unwrap();
+    assert!(r.get("error").is_none(), "{r}");
+    let sub = subscribe(&mut bob, 2, &typing).await;
+    assert!(sub.get("error").is_none(), "{sub}");
+
+    // Alice, a member, types: Bob sees it, with her user id.
+    let (mut a, r) = connect_by_cookie(&st.hub_ws, &format!("chorus_access={alice}")).await;
+    assert!(r.unwrap().get("error").is_none());
+    a.send(json!({"id": 2, "publish": {"channel": typing, "data": {"typing": true}}}))
+        .await;
+    let r = a.reply(2).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let got = bob.next_pub().await;
+    assert_eq!(got["push"]["pub"]["data"], json!({"typing": true}));
+    // Not a member of the other chat: its typing channel refuses her.
+    let other_typing = format!("typing:{other_chat}");
+    a.send(json!({"id": 3, "publish": {"channel": other_typing, "data": {"typing": true}}}))
+        .await;
+    assert_eq!(a.reply(3).await["error"]["code"], 103);
+    // The chat's message channel takes no client publications: messages go through the API.
+    a.send(json!({"id": 4, "publish": {"channel": format!("chat:{chat}"), "data": {"text": "x"}}}))
+        .await;
+    assert_eq!(a.reply(4).await["error"]["code"], 103);
+
+    // Mallory, not a member, can neither read nor type there.
+    let (mut m, r) = connect_by_cookie(&st.hub_ws, &format!("chorus_access={mallory}")).await;
+    assert!(r.unwrap().get("error").is_none());
+    assert_eq!(subscribe(&mut m, 2, &typing).await["error"]["code"], 103);
+    m.send(json!({"id": 3, "publish": {"channel": typing, "data": {"typing": true}}}))
+        .await;
+    assert_eq!(m.reply(3).await["error"]["code"], 103);
+    assert!(
+        bob.quiet_for(std::time::Duration::from_millis(500))
+            .await
+            .is_empty(),
+        "nothing from a refused publish reaches a member"
+    );
+
+    // No cookie, a forged one: refused with 4501, no reconnect.
+    let (_, r) = connect_by_cookie(&st.hub_ws, "theme=dark").await;
+    assert_eq!(r.unwrap_err(), "Code(4501)");
+    let forged = {
+        use jsonwebtoken::{encode, EncodingKey, Header};
+        let claims = json!({"sub": bob_id, "iat": 0, "exp": 4_000_000_000u64, "typ": "access"});
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(b"not-the-secret"),
+        )
+        .unwrap()
+    };
+    let (_, r) = connect_by_cookie(&st.hub_ws, &format!("chorus_access={forged}")).await;
+    assert_eq!(r.unwrap_err(), "Code(4501)");
+
+    // The refresh proxy extends a user with a live session...
+    let key = [("X-Chorus-Proxy-Key", common::PROXY_KEY)];
+    let refresh = json!({"client": "c", "user": bob_id});
+    let (s, b, _) = st
+        .http("POST", "/hub/refresh", None, Some(refresh.clone()), &key)
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert!(
+        b["result"]["expire_at"].as_i64().unwrap() > common::client::now(),
+        "{b}"
+    );
+    // ...but not without the proxy key.
+    let (s, _, _) = st
+        .http("POST", "/hub/refresh", None, Some(refresh.clone()), &[])
+        .await;
+    assert_eq!(s, 401);
+
+    // Bob logs out: the access cookie he still holds no longer connects, and the refresh
+    // proxy ends the connection he has.
+    let refresh_token = login["refresh_token"].as_str().unwrap();
+    let (s, _, _) = st
+        .http(
+            "POST",
+            "/auth/logout",
+            None,
+            Some(json!({"refresh_token": refresh_token})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204);
+    let (_, r) = connect_by_cookie(&st.hub_ws, &bob_cookie).await;
+    assert_eq!(
+        r.unwrap_err(),
+        "Code(4501)",
+        "an access token issued before the logout"
+    );
+    let (s, b, _) = st
+        .http("POST", "/hub/refresh", None, Some(refresh), &key)
+        .await;
+    assert_eq!((s, &b["result"]["expired"]), (200, &json!(true)), "{b}");
+    st.stop().await;
+}

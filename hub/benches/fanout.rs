@@ -18,7 +18,7 @@ fn fanout(c: &mut Criterion) {
     let clients: Vec<Arc<ClientHandle>> = (0..SUBSCRIBERS)
         .map(|i| {
             let h = Arc::new(ClientHandle::new(format!("client-{i}").into(), 1 << 30));
-            hub.subscribe(&channel, &h, false, false, false);
+            hub.subscribe(&channel, &h, false, false, false, None);
             h
         })
         .collect();

@@ -57,6 +57,12 @@ pub enum Command {
         id: u64,
         channels: BTreeMap<String, usize>,
     },
+    /// An `/emulation` request this node received for a session the addressee holds;
+    /// `data` is the client's commands, base64 (Protobuf ones are bytes).
+    Emulation {
+        session: String,
+        data: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -70,6 +76,11 @@ struct Envelope {
 #[derive(Debug, PartialEq)]
 pub enum Inbound {
     Action(UserAction),
+    /// Commands for one of this node's emulated sessions.
+    Emulation {
+        session: String,
+        data: bytes::Bytes,
+    },
     /// Answer with [`Cluster::answer_survey`].
     Survey {
         id: u64,
@@ -106,6 +117,22 @@ impl Cluster {
 
     pub fn enabled(&self) -> bool {
         self.enabled
+    }
+
+    /// Whether `uid` is a live node of the cluster other than this one.
+    pub fn knows(&self, uid: &str) -> bool {
+        self.others().iter().any(|n| n.uid == uid)
+    }
+
+    /// Sends a client's commands to the node holding its emulated session.
+    pub async fn emulate(&self, node: &str, session: &str, data: &[u8]) {
+        use base64::Engine as _;
+        let data = base64::engine::general_purpose::STANDARD.encode(data);
+        let command = Command::Emulation {
+            session: session.to_owned(),
+            data,
+        };
+        self.send(command, Some(node)).await;
     }
 
     /// Every other node heard from within [`NODE_TTL`].
@@ -152,6 +179,19 @@ impl Cluster {
                 None
             }
             Command::Action(action) => Some(Inbound::Action(action)),
+            Command::Emulation { session, data } => {
+                use base64::Engine as _;
+                match base64::engine::general_purpose::STANDARD.decode(data) {
+                    Ok(data) => Some(Inbound::Emulation {
+                        session,
+                        data: data.into(),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "unreadable emulation request from another node");
+                        None
+                    }
+                }
+            }
             Command::Survey { id, pattern } => Some(Inbound::Survey {
                 id,
                 pattern,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chorus_protocol::codes::DISCONNECT_INSUFFICIENT_STATE;
+use chorus_protocol::filter::FilterNode;
 use chorus_protocol::frame::Publication;
 use parking_lot::RwLock;
 
@@ -106,6 +107,7 @@ impl Hub {
         join_leave: bool,
         syncing: bool,
         delta: bool,
+        filter: Option<Arc<FilterNode>>,
     ) {
         if syncing {
             client.begin_sync(channel.clone());
@@ -124,6 +126,7 @@ impl Hub {
                 delta_ready: AtomicBool::new(false),
                 floor: AtomicU64::new(0),
                 behind: AtomicU64::new(0),
+                filter,
             },
         );
         ch.delta_subs = ch.delta_subs - u32::from(replaced) + u32::from(delta);
@@ -252,13 +255,17 @@ impl Hub {
         } else {
             None
         };
+        let tags = frames.publication().and_then(|p| p.tags.as_ref());
         for sub in ch.subs.values() {
             let p = sub.client.protocol;
+            let passes = sub.filter.as_ref().is_none_or(|f| f.matches(tags));
             if sub.syncing {
-                let frame = if sub.delta {
-                    frames.get_delta(p, None)
+                let frame = if !passes {
+                    None
+                } else if sub.delta {
+                    Some(frames.get_delta(p, None))
                 } else {
-                    frames.get(p)
+                    Some(frames.get(p))
                 };
                 sub.client.send_syncing(channel, offset, frame);
                 continue;
@@ -277,6 +284,9 @@ impl Hub {
                 if sub.positioned {
                     sub.floor.store(offset, Ordering::Relaxed);
                 }
+            }
+            if !passes {
+                continue;
             }
             let frame = if sub.delta {
                 let ready = sub.delta_ready.swap(true, Ordering::Relaxed);
@@ -304,7 +314,7 @@ impl Hub {
         for sub in ch.subs.values().filter(|s| s.join_leave) {
             let frame = frames.get(sub.client.protocol);
             if sub.syncing {
-                sub.client.send_syncing(channel, 0, frame);
+                sub.client.send_syncing(channel, 0, Some(frame));
             } else {
                 sub.client.send(frame);
             }
@@ -380,8 +390,8 @@ mod tests {
         let hub = Hub::default();
         let ch: Arc<str> = "news".into();
         let (a, b) = (client("a"), client("b"));
-        hub.subscribe(&ch, &a, false, false, false);
-        hub.subscribe(&ch, &b, false, false, false);
+        hub.subscribe(&ch, &a, false, false, false, None);
+        hub.subscribe(&ch, &b, false, false, false, None);
         assert_eq!(
             hub.broadcast(
                 "news",
@@ -425,7 +435,7 @@ mod tests {
             })
             .collect();
         for c in json.iter().chain(&proto) {
-            hub.subscribe(&ch, c, false, false, false);
+            hub.subscribe(&ch, c, false, false, false, None);
         }
         let calls = std::cell::Cell::new(0);
         let encode = |p: Protocol| {
@@ -463,9 +473,9 @@ mod tests {
             1 << 20,
             Protocol::Protobuf,
         ));
-        hub.subscribe(&ch, &plain, false, false, false);
-        hub.subscribe(&ch, &json, false, false, true);
-        hub.subscribe(&ch, &proto, false, false, true);
+        hub.subscribe(&ch, &plain, false, false, false, None);
+        hub.subscribe(&ch, &json, false, false, true, None);
+        hub.subscribe(&ch, &proto, false, false, true, None);
         let doc = |n: u64| {
             let body = format!(
                 r#"{{"title":"a slowly changing document","body":"{}","version":{n}}}"#,
@@ -547,11 +557,50 @@ mod tests {
     }
 
     #[test]
+    fn a_tags_filter_skips_publications_without_leaving_a_gap() {
+        let hub = Hub::default();
+        let ch: Arc<str> = "c".into();
+        let (all, some) = (client("all"), client("some"));
+        let only_a = FilterNode {
+            key: "kind".into(),
+            cmp: "eq".into(),
+            val: "a".into(),
+            ..Default::default()
+        };
+        hub.subscribe(&ch, &all, false, true, false, None);
+        hub.subscribe(&ch, &some, false, true, false, Some(Arc::new(only_a)));
+        let publish = |offset: u64, kind: &str| {
+            let p = Arc::new(Publication {
+                data: serde_json::value::RawValue::from_string(format!("{offset}")).unwrap(),
+                info: None,
+                offset,
+                tags: Some([("kind".to_owned(), kind.to_owned())].into()),
+                delta: false,
+            });
+            let name = format!("{kind}{offset}");
+            let encode = |_| Frame::from(name.clone());
+            let frames = Shared::new(&encode).with_delta("c", &p, false);
+            hub.broadcast("c", offset, offset - 1, "e", &frames, Instant::now());
+        };
+        // While subscribing: b2 is held back for one, skipped for the other.
+        publish(2, "b");
+        hub.finish_sync("c", &all, None, 1, Some("e"));
+        hub.finish_sync("c", &some, None, 1, Some("e"));
+        for (offset, kind) in [(3, "a"), (4, "b"), (5, "b"), (6, "a")] {
+            publish(offset, kind);
+        }
+        assert_eq!(frames(&all), vec!["b2", "a3", "b4", "b5", "a6"]);
+        // No disconnect for the skipped ones: the filtered subscriber's position moved on.
+        assert_eq!(frames(&some), vec!["a3", "a6"]);
+        assert_eq!(hub.check_position("c", 6, "e", true), 0);
+    }
+
+    #[test]
     fn syncing_subscriber_gets_reply_first_and_no_duplicates() {
         let hub = Hub::default();
         let ch: Arc<str> = "c".into();
         let a = client("a");
-        hub.subscribe(&ch, &a, false, true, false);
+        hub.subscribe(&ch, &a, false, true, false, None);
         // Offsets 5 and 6 arrive while the subscribe reply (recovered up to 5) is being built.
         hub.broadcast(
             "c",
@@ -587,9 +636,9 @@ mod tests {
         let hub = Hub::default();
         let ch: Arc<str> = "c".into();
         let (a, b) = (client("a"), client("b"));
-        hub.subscribe(&ch, &a, false, true, false);
+        hub.subscribe(&ch, &a, false, true, false, None);
         hub.finish_sync("c", &a, None, 3, Some("e1"));
-        hub.subscribe(&ch, &b, false, true, false);
+        hub.subscribe(&ch, &b, false, true, false, None);
         hub.finish_sync("c", &b, None, 0, None);
         hub.broadcast(
             "c",
@@ -622,7 +671,7 @@ mod tests {
         );
 
         let c = client("c");
-        hub.subscribe(&ch, &c, false, true, false);
+        hub.subscribe(&ch, &c, false, true, false, None);
         hub.finish_sync("c", &c, None, 6, Some("e1"));
         // Redis restarted empty: a new epoch starting at offset 1.
         hub.broadcast(
@@ -640,7 +689,7 @@ mod tests {
         );
         let other: Arc<str> = "d".into();
         let d = client("d");
-        hub.subscribe(&other, &d, false, true, false);
+        hub.subscribe(&other, &d, false, true, false, None);
         hub.finish_sync("d", &d, None, 9, Some("e1"));
         assert_eq!(hub.check_position("d", 9, "e1", true), 0, "holds the top");
         assert_eq!(
@@ -659,7 +708,7 @@ mod tests {
             "missed the tail"
         );
         let e = client("e");
-        hub.subscribe(&other, &e, false, true, false);
+        hub.subscribe(&other, &e, false, true, false, None);
         hub.finish_sync("d", &e, None, 9, Some("e1"));
         assert_eq!(
             hub.check_position("d", 9, "e2", false),

@@ -17,7 +17,8 @@
 //! - [`auth`]: connection/subscription JWTs and the subscribe authorizer seam.
 //! - [`proxy`]: Centrifugo's HTTP proxies (connect, refresh, subscribe, publish,
 //!   sub_refresh, rpc, named), one caller for all.
-//! - [`client`]: one WebSocket client: queue, session (commands) and connection task.
+//! - [`client`]: one client connection: queue, session (commands) and connection task, for
+//!   WebSocket, emulated (HTTP-streaming, SSE) and unidirectional transports.
 //! - [`command`]: server API commands, parsed from a method and its JSON params and run by the
 //!   node; shared by the HTTP API and the Kafka consumer's API mode.
 //! - [`api`]: the server HTTP API (`POST /api/<method>`): keys, bodies, batches, error modes.
@@ -26,6 +27,9 @@
 //! - [`server`]: the HTTP app (WebSocket, API, health, metrics) and graceful run.
 //! - [`uni_transport`]: the unidirectional endpoints (uni_websocket, uni_sse,
 //!   uni_http_stream) over [`client::uni`].
+//! - [`emulation_transport`]: bidirectional emulation (`/connection/http_stream`,
+//!   `/connection/sse`, `/emulation`) over [`client::emulated`]; [`stream_body`]: how an
+//!   HTTP response carries a session's frames, for both.
 //! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
 //! - [`metrics`]: Prometheus metrics (logs are `chorus_runtime::process`'s).
 
@@ -38,6 +42,7 @@ pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod consumer;
+pub mod emulation_transport;
 pub mod engine;
 pub mod genconfig;
 pub mod glob;
@@ -52,6 +57,7 @@ pub mod proxy;
 pub mod recovery;
 pub mod redis_link;
 pub mod server;
+pub mod stream_body;
 pub mod subscribers;
 pub mod uni_transport;
 

@@ -54,6 +54,8 @@ pub struct Node {
     pub consumers: crate::consumer::status::Registry,
     /// The other nodes (Redis engine).
     pub cluster: Cluster,
+    /// This node's emulated (HTTP-streaming and SSE) sessions, for `/emulation` requests.
+    pub emulated: crate::client::emulated::Inboxes,
     /// Compiled `channel_regex` by namespace ("" for channels without one).
     channel_regexes: std::collections::HashMap<String, regex::Regex>,
     /// Orders engine subscribe/unsubscribe per channel (striped), so a last subscriber
@@ -234,6 +236,7 @@ impl Node {
             shutdown: CancellationToken::new(),
             roster: Default::default(),
             consumers: Default::default(),
+            emulated: Default::default(),
             engine_locks: (0..ENGINE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -321,6 +324,12 @@ impl Node {
             Some(Inbound::Action(action)) => {
                 action.apply(&self.hub);
             }
+            Some(Inbound::Emulation { session, data }) => {
+                let delivered = self.emulated.deliver_now(&session, data);
+                if !delivered {
+                    tracing::debug!(%session, "emulation request for a session that has ended");
+                }
+            }
             Some(Inbound::Survey { id, pattern, from }) => {
                 tokio::spawn(async move {
                     let channels = self.local_channels(&pattern);
@@ -328,6 +337,21 @@ impl Node {
                 });
             }
         }
+    }
+
+    /// Hands an `/emulation` request's commands to the session it names: here, or on the
+    /// node it names through the control channel (the node that received the request need
+    /// not be the one holding the client's stream). `false`: no such session here and no
+    /// such node in the cluster.
+    pub async fn emulate(&self, node: &str, session: &str, data: bytes::Bytes) -> bool {
+        if self.emulated.deliver(session, data.clone()).await {
+            return true;
+        }
+        if node == self.uid || !self.cluster.knows(node) {
+            return false;
+        }
+        self.cluster.emulate(node, session, &data).await;
+        true
     }
 
     /// This node's channels matching a `channels` pattern, with their subscriber counts.

@@ -17,7 +17,7 @@ use chorus_protocol::Protocol;
 
 use crate::listener::FdBudgetListener;
 use crate::node::Node;
-use crate::uni_transport;
+use crate::{emulation_transport, uni_transport};
 
 /// What a node serves on `http_server.port`, for `axum::serve` or for `oneshot` tests: the
 /// client endpoint, and the internal routes too unless `internal_port` takes them.
@@ -37,6 +37,26 @@ pub fn app(node: Arc<Node>) -> Router {
         router = router.route(
             "/connection/uni_http_stream",
             post(uni_transport::http_stream),
+        );
+    }
+    if cfg.http_stream.enabled {
+        router = router.route(
+            "/connection/http_stream",
+            post(emulation_transport::http_stream).options(emulation_transport::preflight),
+        );
+    }
+    if cfg.sse.enabled {
+        router = router.route(
+            "/connection/sse",
+            get(emulation_transport::sse_get)
+                .post(emulation_transport::sse_post)
+                .options(emulation_transport::preflight),
+        );
+    }
+    if cfg.http_stream.enabled || cfg.sse.enabled {
+        router = router.route(
+            "/emulation",
+            post(emulation_transport::emulation).options(emulation_transport::preflight),
         );
     }
     if node.config.http_server.internal_port == 0 {
@@ -103,7 +123,9 @@ async fn websocket(
         _ => Protocol::Json,
     };
     let kept = node.proxies.keep_headers(&headers);
-    ws.on_upgrade(move |socket| crate::client::connection::serve(node, socket, protocol, kept))
+    ws.on_upgrade(move |socket| {
+        crate::client::connection::serve_websocket(node, socket, protocol, kept)
+    })
 }
 
 /// `ok`, or `degraded` (still 200: clients are served) while a consumer cannot reach Kafka

@@ -9,6 +9,8 @@ use std::collections::{hash_map, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
+use chorus_protocol::filter::FilterNode;
+
 use crate::client::ClientHandle;
 
 /// Largest set kept as a vector.
@@ -37,6 +39,9 @@ pub struct Subscriber {
     /// `behind - 1`; still there at the next check, it missed the tail and must recover.
     /// 0: not behind.
     pub behind: AtomicU64,
+    /// Only publications whose tags pass this (`tf`, where `allow_tags_filter`); the others
+    /// are skipped but still move `floor`, so they are not a gap.
+    pub filter: Option<Arc<FilterNode>>,
 }
 
 /// Subscribers keyed by the client's node-local sequence number.
@@ -153,6 +158,7 @@ mod tests {
             delta_ready: AtomicBool::new(false),
             floor: AtomicU64::new(0),
             behind: AtomicU64::new(0),
+            filter: None,
         }
     }
 

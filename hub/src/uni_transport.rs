@@ -5,10 +5,8 @@
 //! as the first message, one push per message back). Each is off unless its
 //! `uni_*.enabled` is set, as in Centrifugo.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -17,70 +15,27 @@ use chorus_protocol::codes;
 use chorus_protocol::frame::ConnectRequest;
 use tokio::sync::mpsc;
 
-use crate::client::uni::{self, UniOut};
+use crate::client::{uni, Outbound};
 use crate::node::Node;
-
-/// How a transport frames one push line.
-#[derive(Clone, Copy)]
-enum Framing {
-    /// `data: <json>\n\n`
-    Sse,
-    /// `<json>\n`
-    Lines,
-}
-
-fn frame_lines(framing: Framing, lines: Vec<Bytes>) -> Bytes {
-    let mut out = Vec::with_capacity(lines.iter().map(|l| l.len() + 8).sum());
-    for l in lines {
-        match framing {
-            Framing::Sse => {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(&l);
-                out.extend_from_slice(b"\n\n");
-            }
-            Framing::Lines => {
-                out.extend_from_slice(&l);
-                out.push(b'\n');
-            }
-        }
-    }
-    Bytes::from(out)
-}
+use crate::stream_body::{self, ConnectQuery, Framing};
 
 /// Starts the session and streams what it hands over as the response body.
 fn stream(node: Arc<Node>, req: ConnectRequest, framing: Framing, headers: &HeaderMap) -> Response {
     // One batch in flight: a reader that does not keep up backs up the session's own
     // bounded queue, which closes it as slow.
-    let (tx, rx) = mpsc::channel::<UniOut>(1);
+    let (tx, rx) = mpsc::channel::<Outbound>(1);
     let transport = match framing {
         Framing::Sse => "uni_sse",
-        Framing::Lines => "uni_http_stream",
+        _ => "uni_http_stream",
     };
     let kept = node.proxies.keep_headers(headers);
     tokio::spawn(uni::run(node, req, transport, kept, tx));
-    let body = futures_util::stream::unfold(Some(rx), move |rx| async move {
-        let mut rx = rx?;
-        match rx.recv().await? {
-            UniOut::Lines(lines) => {
-                Some((Ok::<_, Infallible>(frame_lines(framing, lines)), Some(rx)))
-            }
-            // The disconnect push is the last thing the stream carries.
-            UniOut::Close(d) => Some((
-                Ok(frame_lines(framing, vec![uni::disconnect_line(d)])),
-                None,
-            )),
-        }
-    });
-    let content_type = match framing {
-        Framing::Sse => "text/event-stream",
-        Framing::Lines => "application/json",
-    };
     (
         [
-            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_TYPE, framing.content_type()),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        Body::from_stream(body),
+        stream_body::body(framing, rx, uni::disconnect_line),
     )
         .into_response()
 }
@@ -120,16 +75,10 @@ async fn read_body(req: Request, limit: usize) -> Result<ConnectRequest, BadConn
     parse(&body)
 }
 
-#[derive(serde::Deserialize)]
-pub struct SseQuery {
-    #[serde(default)]
-    cf_connect: String,
-}
-
 pub async fn sse_get(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    Query(q): Query<SseQuery>,
+    Query(q): Query<ConnectQuery>,
 ) -> Response {
     match parse(q.cf_connect.as_bytes()) {
         Ok(req) => stream(node, req, Framing::Sse, &headers),
@@ -181,12 +130,12 @@ async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket, headers: Option
         close(&node, &mut socket, codes::DISCONNECT_BAD_REQUEST).await;
         return;
     };
-    let (tx, mut rx) = mpsc::channel::<UniOut>(1);
+    let (tx, mut rx) = mpsc::channel::<Outbound>(1);
     tokio::spawn(uni::run(node.clone(), req, "uni_websocket", headers, tx));
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(UniOut::Lines(lines)) => {
+                Some(Outbound::Frames(lines)) => {
                     for l in lines {
                         let Ok(text) = Utf8Bytes::try_from(l) else { continue };
                         if socket.send(Message::Text(text)).await.is_err() {
@@ -194,7 +143,7 @@ async fn serve_websocket(node: Arc<Node>, mut socket: WebSocket, headers: Option
                         }
                     }
                 }
-                Some(UniOut::Close(d)) => {
+                Some(Outbound::Close(d)) => {
                     close(&node, &mut socket, d).await;
                     return;
                 }

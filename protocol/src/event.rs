@@ -36,6 +36,15 @@ pub fn chat_id_of(channel: &str) -> Option<&str> {
     channel.strip_prefix(CHAT_CHANNEL_PREFIX)
 }
 
+/// Where a chat's members publish and read who is typing: client publications through the
+/// hub (allowed by the API's publish proxy), never stored.
+pub const TYPING_CHANNEL_PREFIX: &str = "typing:";
+
+/// The chat id in a `typing:<id>` channel.
+pub fn typing_chat_id_of(channel: &str) -> Option<&str> {
+    channel.strip_prefix(TYPING_CHANNEL_PREFIX)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatEvent {
     pub v: u32,

@@ -116,6 +116,9 @@ pub struct SubscribeRequest {
     /// The delta encoding asked for (`fossil`); empty for none.
     #[serde(default)]
     pub delta: String,
+    /// Only publications whose tags pass this filter (`allow_tags_filter` namespaces).
+    #[serde(default)]
+    pub tf: Option<crate::filter::FilterNode>,
 }
 
 /// Subscribe flag: fail the subscription with error 112 instead of replying `recovered: false`.
@@ -457,6 +460,15 @@ pub struct JoinLeave<'a> {
 pub struct UnsubscribePush<'a> {
     pub code: u32,
     pub reason: &'a str,
+}
+
+/// Body of a `disconnect` push: how a transport without close codes (HTTP-streaming, SSE)
+/// tells a client why the server ends its connection, and whether to come back.
+#[derive(Debug, Serialize)]
+pub struct DisconnectPush<'a> {
+    pub code: u32,
+    pub reason: &'a str,
+    pub reconnect: bool,
 }
 
 #[cfg(test)]

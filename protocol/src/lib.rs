@@ -14,6 +14,7 @@
 pub mod channel;
 pub mod codes;
 pub mod event;
+pub mod filter;
 pub mod fossil;
 pub mod frame;
 pub mod proto;

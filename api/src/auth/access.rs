@@ -44,6 +44,11 @@ pub fn issue(secret: &str, user_id: i64, ttl: Duration) -> String {
 
 /// The user id in a valid access token.
 pub fn verify(secret: &str, token: &str) -> Result<i64, ApiError> {
+    verify_with_expiry(secret, token).map(|(user, _)| user)
+}
+
+/// The user id in a valid access token, and when the token expires (Unix seconds).
+pub fn verify_with_expiry(secret: &str, token: &str) -> Result<(i64, i64), ApiError> {
     let mut v = Validation::new(Algorithm::HS256);
     v.leeway = 0;
     let data =
@@ -57,10 +62,12 @@ pub fn verify(secret: &str, token: &str) -> Result<i64, ApiError> {
     if data.claims.typ != "access" {
         return Err(ApiError::Unauthorized("invalid access token"));
     }
-    data.claims
+    let user = data
+        .claims
         .sub
         .parse()
-        .map_err(|_| ApiError::Unauthorized("invalid access token"))
+        .map_err(|_| ApiError::Unauthorized("invalid access token"))?;
+    Ok((user, data.claims.exp as i64))
 }
 
 /// The caller, from `Authorization: Bearer <access token>`.

@@ -2,7 +2,9 @@
 //!
 //! Apps read both tokens from the JSON body and send the access token as a bearer header.
 //! Browsers also get the refresh token in an HttpOnly, Secure, SameSite=Strict cookie scoped
-//! to `/auth`, which `/auth/refresh` and `/auth/logout` read when the body has none.
+//! to `/auth`, which `/auth/refresh` and `/auth/logout` read when the body has none, and the
+//! access token in one scoped to `/connection`, with which the hub's connect proxy lets the
+//! browser connect ([`crate::hub::session`]).
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,6 +18,7 @@ use super::{password, refresh};
 use crate::auth::access::{self, User};
 use crate::body::{Body, Params};
 use crate::error::ApiError;
+use crate::hub::session::{access_cookie, cookie};
 use crate::ratelimit::ClientAddr;
 use crate::state::AppState;
 
@@ -122,10 +125,13 @@ fn tokens(s: &AppState, user_id: i64, refresh_token: String) -> Response {
         "refresh_token": refresh_token,
     }))
     .into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_str(&cookie).expect("invariant: base64url and ASCII attributes"),
-    );
+    let access_cookie = access_cookie(Some(&access), s.config.access_ttl.as_secs());
+    for c in [cookie, access_cookie] {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).expect("invariant: base64url and ASCII attributes"),
+        );
+    }
     response
 }
 
@@ -157,17 +163,8 @@ fn presented(headers: &HeaderMap, body: Option<RefreshBody>) -> Result<String, A
     if let Some(t) = body.and_then(|b| b.refresh_token) {
         return Ok(t);
     }
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|c| {
-            c.trim()
-                .strip_prefix(REFRESH_COOKIE)?
-                .strip_prefix('=')
-                .map(str::to_owned)
-        })
+    cookie(headers, REFRESH_COOKIE)
+        .map(str::to_owned)
         .ok_or(ApiError::Unauthorized("missing refresh token"))
 }
 
@@ -205,12 +202,16 @@ pub async fn logout(
     let token = presented(&headers, optional_body(bytes)?)?;
     refresh::revoke(&s.db, &token).await?;
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static(
-            "chorus_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/auth; Max-Age=0",
-        ),
-    );
+    let cleared = [
+        "chorus_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/auth; Max-Age=0".to_owned(),
+        access_cookie(None, 0),
+    ];
+    for c in cleared {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            HeaderValue::from_str(&c).expect("invariant: ASCII attributes"),
+        );
+    }
     Ok(response)
 }
 

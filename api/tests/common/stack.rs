@@ -75,21 +75,35 @@ impl Stack {
         let shutdown = CancellationToken::new();
 
         // The hub: chat events from Kafka, chat subscriptions through the API's proxy.
+        let proxy = |path: &str| {
+            json!({"endpoint": format!("http://{api_addr}/hub/{path}"), "timeout": "2s",
+                   "static_http_headers": {"X-Chorus-Proxy-Key": PROXY_KEY}})
+        };
+        let toggled = |path: &str, pass: &[&str]| {
+            let mut p = proxy(path);
+            p["enabled"] = json!(true);
+            p["http_headers"] = json!(pass);
+            p
+        };
         let cfg = json!({
             // The web client is served by the API: its origin may open a socket.
             "client": {"token": {"hmac_secret_key": HUB_SECRET},
-                       "allowed_origins": [format!("http://{api_addr}")]},
+                       "allowed_origins": [format!("http://{api_addr}")],
+                       // A browser with no connection token: its session cookie.
+                       "proxy": {"connect": toggled("connect", &["Cookie"]),
+                                 "refresh": toggled("refresh", &[])}},
             "http_api": {"key": HUB_API_KEY},
             "channel": {
-                "proxy": {"subscribe": {"endpoint": format!("http://{api_addr}/hub/subscribe"),
-                                        "timeout": "2s",
-                                        "static_http_headers": {"X-Chorus-Proxy-Key": PROXY_KEY}}},
+                "proxy": {"subscribe": proxy("subscribe"), "publish": proxy("publish")},
                 "namespaces": [{"name": "chat", "history_size": 100, "history_ttl": "300s",
                                 "force_recovery": true, "subscribe_proxy_enabled": true,
                                 "allow_history_for_subscriber": true,
                                 "presence": true, "join_leave": true,
                                 "force_push_join_leave": true,
-                                "allow_presence_for_subscriber": true}]},
+                                "allow_presence_for_subscriber": true},
+                               // Typing indicators: members publish, members read.
+                               {"name": "typing", "subscribe_proxy_enabled": true,
+                                "publish_proxy_enabled": true}]},
             "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {
                 "brokers": [tansu.brokers()], "topics": [messages_topic.clone()],
                 "consumer_group": unique("hub"), "chat_event_mode": {"enabled": true}}}]

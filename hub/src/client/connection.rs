@@ -1,18 +1,21 @@
-//! The task that owns one WebSocket.
+//! The task that owns one bidirectional connection: a WebSocket, or an emulated one (an
+//! HTTP-streaming or SSE response for the server's side, `/emulation` requests for the
+//! client's, see [`super::emulated`]).
 //!
-//! One task per connection, never one per subscription. It waits on three things: the socket,
-//! the client's outbound queue (which is also how shutdown and server-side disconnects reach
-//! it, see [`super::roster`]) and a single timer (ping, pong deadline, stale connect). Queued
-//! frames are written in one WebSocket message (newline-separated JSON, or Protobuf replies
-//! one after another), as the protocol allows;
-//! that is what keeps a busy fan-out cheap in syscalls. Command handling is
-//! boxed so the idle task stays small.
+//! One task per connection, never one per subscription. It waits on three things: the
+//! client's commands, the client's outbound queue (which is also how shutdown and
+//! server-side disconnects reach it, see [`super::roster`]) and a single timer (ping, pong
+//! deadline, stale connect). Queued frames are written together (one WebSocket message of
+//! newline-separated JSON, or Protobuf replies one after another), as the protocol allows;
+//! that is what keeps a busy fan-out cheap in syscalls. Command handling is boxed so the
+//! idle task stays small. What differs between transports is behind [`Wire`].
 
 use std::future::Future;
 use std::sync::Arc;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use chorus_protocol::codes::{self, Disconnect};
 use chorus_protocol::Protocol;
 use tokio::time::{sleep_until, timeout, Instant};
@@ -23,66 +26,157 @@ use super::session::Session;
 use super::ClientHandle;
 use crate::node::Node;
 
+/// What the client sent, as the connection task sees it.
+pub enum Incoming {
+    /// One transport message: one or more commands in the connection's protocol.
+    Data(Bytes),
+    /// Nothing for the session (a WebSocket ping, say).
+    Ignore,
+    /// The client went away.
+    Gone,
+    /// The transport refuses the client (an oversized or mistyped message).
+    Refuse(Disconnect),
+}
+
+/// How a bidirectional transport reads commands and writes frames.
+pub trait Wire: Send {
+    fn recv(&mut self, protocol: Protocol) -> impl Future<Output = Incoming> + Send;
+    /// Writes frames in order, within `websocket.write_timeout`.
+    fn write(&mut self, frames: Vec<Frame>) -> impl Future<Output = Result<(), Disconnect>> + Send;
+    /// Tells the client why the server ends the connection, as the transport does.
+    fn close(&mut self, d: Disconnect) -> impl Future<Output = ()> + Send;
+}
+
 /// Serves one upgraded WebSocket until it closes.
+#[allow(clippy::manual_async_fn)] // see `serve`
+pub fn serve_websocket(
+    node: Arc<Node>,
+    socket: WebSocket,
+    protocol: Protocol,
+    headers: Option<Arc<HeaderMap>>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let write_timeout = node.config.websocket.write_timeout.0;
+        let wire = WebSocketWire {
+            socket,
+            write_timeout,
+        };
+        serve(node, wire, protocol, headers, Setup::default()).await
+    }
+}
+
+/// What a transport fixes about a session before its first command.
+#[derive(Default)]
+pub struct Setup {
+    /// What proxy requests call the transport; empty: `websocket`.
+    pub transport: &'static str,
+    /// The emulation session id the connect result carries (emulated transports only).
+    pub emulation: Option<Arc<str>>,
+    /// A client id chosen by the transport; `None`: a new one.
+    pub id: Option<Arc<str>>,
+}
+
+/// Serves one connection until it closes.
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an async fn
 /// keeps its by-value arguments as upvars *and* as locals, so the 368-byte socket would sit
 /// in every idle connection's task twice. Captured once here, it is stored once.
 #[allow(clippy::manual_async_fn)] // see above: the async fn form stores the socket twice
-pub fn serve(
+pub fn serve<W: Wire>(
     node: Arc<Node>,
-    mut socket: WebSocket,
+    mut wire: W,
     protocol: Protocol,
     headers: Option<Arc<HeaderMap>>,
+    setup: Setup,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let id = setup
+            .id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
         let queue_max = node.config.client.queue_max_size;
         let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
         let Some(admitted) = node.admit(&handle) else {
-            Box::pin(close(
-                &node,
-                &mut socket,
-                codes::DISCONNECT_CONNECTION_LIMIT,
-            ))
-            .await;
+            Box::pin(close(&node, &mut wire, codes::DISCONNECT_CONNECTION_LIMIT)).await;
             return;
         };
         let mut session = Session::new(node.clone(), handle.clone());
         session.headers = headers;
-        let reason = run(&node, &mut socket, &mut session, &handle).await;
+        if !setup.transport.is_empty() {
+            session.transport = setup.transport;
+        }
+        session.emulation = setup.emulation;
+        let reason = run(&node, &mut wire, &mut session, &handle).await;
         Box::pin(session.close()).await;
         drop(admitted);
         match reason {
             Some(d) => {
                 tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");
-                Box::pin(close(&node, &mut socket, d)).await;
+                Box::pin(close(&node, &mut wire, d)).await;
             }
             None => tracing::debug!(client = %handle.id, "client closed the connection"),
         }
     }
 }
 
-async fn close(node: &Node, socket: &mut WebSocket, d: Disconnect) {
+async fn close<W: Wire>(node: &Node, wire: &mut W, d: Disconnect) {
     node.metrics
         .disconnects
         .with_label_values(&[&d.code.to_string()])
         .inc();
-    let frame = CloseFrame {
-        code: d.code,
-        reason: Utf8Bytes::from_static(d.reason),
-    };
-    let _ = timeout(
-        node.config.websocket.write_timeout.0,
-        socket.send(Message::Close(Some(frame))),
-    )
-    .await;
+    wire.close(d).await;
+}
+
+/// A WebSocket: a message of commands in, a message of frames out, a close frame at the end.
+struct WebSocketWire {
+    socket: WebSocket,
+    write_timeout: std::time::Duration,
+}
+
+impl Wire for WebSocketWire {
+    async fn recv(&mut self, protocol: Protocol) -> Incoming {
+        match (self.socket.recv().await, protocol) {
+            (None | Some(Ok(Message::Close(_))), _) => Incoming::Gone,
+            (Some(Err(e)), _) => match too_big(e) {
+                true => Incoming::Refuse(codes::DISCONNECT_MESSAGE_TOO_BIG),
+                false => Incoming::Gone,
+            },
+            (Some(Ok(Message::Text(t))), Protocol::Json) => Incoming::Data(t.into()),
+            (Some(Ok(Message::Binary(b))), Protocol::Protobuf) => Incoming::Data(b),
+            // Text on a Protobuf connection or binary on a JSON one: a client bug.
+            (Some(Ok(Message::Text(_) | Message::Binary(_))), _) => {
+                Incoming::Refuse(codes::DISCONNECT_BAD_REQUEST)
+            }
+            (Some(Ok(_)), _) => Incoming::Ignore,
+        }
+    }
+
+    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), Disconnect> {
+        let Some(message) = frame::message(frames) else {
+            return Ok(());
+        };
+        match timeout(self.write_timeout, self.socket.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) | Err(_) => Err(codes::DISCONNECT_WRITE_ERROR),
+        }
+    }
+
+    async fn close(&mut self, d: Disconnect) {
+        let frame = CloseFrame {
+            code: d.code,
+            reason: Utf8Bytes::from_static(d.reason),
+        };
+        let _ = timeout(
+            self.write_timeout,
+            self.socket.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
 }
 
 /// Runs the connection; returns why the server closes it, or `None` if the client went away.
-async fn run(
+async fn run<W: Wire>(
     node: &Node,
-    socket: &mut WebSocket,
+    wire: &mut W,
     session: &mut Session,
     handle: &ClientHandle,
 ) -> Option<Disconnect> {
@@ -97,26 +191,20 @@ async fn run(
         tokio::select! {
             biased;
             () = handle.notified() => {
-                if let Err(d) = Box::pin(flush(node, socket, session, handle)).await {
+                if let Err(d) = Box::pin(flush(wire, session, handle, &node.metrics)).await {
                     return Some(d);
                 }
             }
-            msg = socket.recv() => {
-                let protocol = handle.protocol;
-                let data = match (msg, protocol) {
-                    (None | Some(Ok(Message::Close(_))), _) => return None,
-                    (Some(Err(e)), _) => return too_big(e).then_some(codes::DISCONNECT_MESSAGE_TOO_BIG),
-                    (Some(Ok(Message::Text(t))), Protocol::Json) => t.into(),
-                    (Some(Ok(Message::Binary(b))), Protocol::Protobuf) => b,
-                    // Text on a Protobuf connection or binary on a JSON one: a client bug.
-                    (Some(Ok(Message::Text(_) | Message::Binary(_))), _) => {
-                        return Some(codes::DISCONNECT_BAD_REQUEST)
-                    }
-                    (Some(Ok(_)), _) => continue,
+            incoming = wire.recv(handle.protocol) => {
+                let data = match incoming {
+                    Incoming::Data(d) => d,
+                    Incoming::Ignore => continue,
+                    Incoming::Gone => return None,
+                    Incoming::Refuse(d) => return Some(d),
                 };
                 // Any message proves the client is alive, a pong included.
                 pong_deadline = None;
-                let commands = match protocol.decode_commands(&data) {
+                let commands = match handle.protocol.decode_commands(&data) {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::info!(client = %handle.id, error = %e, "bad request from client");
@@ -128,7 +216,7 @@ async fn run(
                         return Some(d);
                     }
                 }
-                if let Err(d) = Box::pin(flush(node, socket, session, handle)).await {
+                if let Err(d) = Box::pin(flush(wire, session, handle, &node.metrics)).await {
                     return Some(d);
                 }
             }
@@ -164,11 +252,11 @@ async fn run(
 }
 
 /// Writes everything queued, running server-side actions on the way.
-async fn flush(
-    node: &Node,
-    socket: &mut WebSocket,
+async fn flush<W: Wire>(
+    wire: &mut W,
     session: &mut Session,
     handle: &ClientHandle,
+    metrics: &crate::metrics::Metrics,
 ) -> Result<(), Disconnect> {
     loop {
         let taken = handle.take_queued();
@@ -177,24 +265,28 @@ async fn flush(
         }
         let closed = taken.closed;
         let reached = taken.oldest_publication;
+        let mut frames = Vec::new();
         let mut controls = Vec::new();
-        let message = batch(taken.into_items(), &mut controls);
+        for item in taken.into_items() {
+            match item {
+                Out::Frame(f) => frames.push(f),
+                Out::Control(c) => controls.push(*c),
+            }
+        }
         if let Some(d) = closed {
             // A slow client's backlog was dropped already; other reasons still deliver
             // what was queued before them (e.g. a reply preceding an API disconnect).
-            if let Some(m) = message.filter(|_| d != codes::DISCONNECT_SLOW) {
-                write(node, socket, m).await?;
+            if d != codes::DISCONNECT_SLOW && !frames.is_empty() {
+                wire.write(frames).await?;
             }
             return Err(d);
         }
-        if let Some(m) = message {
-            write(node, socket, m)
+        if !frames.is_empty() {
+            wire.write(frames)
                 .await
                 .map_err(|d| handle_write_error(handle, d))?;
             if let Some(at) = reached {
-                node.metrics
-                    .delivery_seconds
-                    .observe(at.elapsed().as_secs_f64());
+                metrics.delivery_seconds.observe(at.elapsed().as_secs_f64());
             }
         }
         for c in controls {
@@ -203,30 +295,11 @@ async fn flush(
     }
 }
 
-/// Joins queued frames into one WebSocket message; controls go aside.
-fn batch(items: impl Iterator<Item = Out>, controls: &mut Vec<super::Control>) -> Option<Message> {
-    let mut frames: Vec<Frame> = Vec::new();
-    for item in items {
-        match item {
-            Out::Frame(f) => frames.push(f),
-            Out::Control(c) => controls.push(*c),
-        }
-    }
-    frame::message(frames)
-}
-
 /// A write that timed out because the queue overflowed meanwhile is a slow client.
 fn handle_write_error(handle: &ClientHandle, d: Disconnect) -> Disconnect {
     match handle.take_queued().closed {
         Some(codes::DISCONNECT_SLOW) => codes::DISCONNECT_SLOW,
         _ => d,
-    }
-}
-
-async fn write(node: &Node, socket: &mut WebSocket, message: Message) -> Result<(), Disconnect> {
-    match timeout(node.config.websocket.write_timeout.0, socket.send(message)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) | Err(_) => Err(codes::DISCONNECT_WRITE_ERROR),
     }
 }
 

@@ -36,6 +36,14 @@ impl Frame {
         self.len() == 0
     }
 
+    /// The frame's bytes, for a transport that is not a WebSocket.
+    pub fn into_bytes(self) -> Bytes {
+        match self {
+            Frame::Text(t) => Bytes::from(t),
+            Frame::Binary(b) => b,
+        }
+    }
+
     /// The frame's bytes, as a test reads them.
     pub fn as_bytes(&self) -> &[u8] {
         match self {

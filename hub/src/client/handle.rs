@@ -35,7 +35,7 @@ pub enum Control {
 #[derive(Debug)]
 struct SyncBuffer {
     channel: Arc<str>,
-    items: Vec<(u64, Frame)>,
+    items: Vec<(u64, Option<Frame>)>,
 }
 
 /// Who the client turned out to be, known from its connection token.
@@ -177,14 +177,18 @@ impl ClientHandle {
 
     /// Delivery for a subscriber still being set up: held back if the setup is running,
     /// queued directly if it just finished.
-    pub(crate) fn send_syncing(&self, channel: &str, offset: u64, frame: Frame) {
+    /// `frame` is `None` for a publication the subscriber's tags filter skips: held back all
+    /// the same, so its offset still counts as had.
+    pub(crate) fn send_syncing(&self, channel: &str, offset: u64, frame: Option<Frame>) {
         let mut syncing = self.syncing.lock();
         if let Some(buf) = syncing.iter_mut().find(|b| &*b.channel == channel) {
             buf.items.push((offset, frame));
             return;
         }
         // Still under the sync lock, so it cannot overtake frames finish_sync is flushing.
-        self.send(frame);
+        if let Some(frame) = frame {
+            self.send(frame);
+        }
     }
 
     /// Drops what was held back for a subscription that failed.
@@ -208,7 +212,9 @@ impl ClientHandle {
         for (offset, frame) in held {
             if offset == 0 || offset > top {
                 highest = highest.max(offset);
-                self.send(frame);
+                if let Some(frame) = frame {
+                    self.send(frame);
+                }
             }
         }
         if syncing.is_empty() && syncing.capacity() > 0 {

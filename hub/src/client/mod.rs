@@ -12,8 +12,11 @@
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
 //! - [`uni`]: the session of a unidirectional connection (uni_websocket, uni_sse,
 //!   uni_http_stream): one connect request, then bare pushes.
+//! - [`emulated`]: a bidirectional connection over HTTP-streaming or SSE, its commands
+//!   arriving as `/emulation` requests, on this node or routed from another.
 
 pub mod connection;
+pub mod emulated;
 pub mod frame;
 pub mod handle;
 pub mod proxied;
@@ -26,3 +29,14 @@ pub mod uni;
 
 pub use frame::Frame;
 pub use handle::{ClientHandle, Control};
+
+/// What a session served over an HTTP response (or a unidirectional WebSocket) hands the
+/// task writing it.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Encoded frames, in order.
+    Frames(Vec<bytes::Bytes>),
+    /// The session ended; the transport tells the client why (a disconnect push or a close
+    /// frame) and ends.
+    Close(chorus_protocol::codes::Disconnect),
+}

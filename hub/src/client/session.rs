@@ -48,6 +48,9 @@ pub struct Session {
     /// The client's request headers some proxy passes on (`http_headers`); `None` when no
     /// proxy wants any.
     pub(crate) headers: Option<Arc<HeaderMap>>,
+    /// An emulated connection's session id, the secret its `/emulation` requests name (not
+    /// the client id, which presence shows to others).
+    pub(crate) emulation: Option<Arc<str>>,
 }
 
 /// Why a command was refused: an error reply, or (a proxy's answer) closing the connection.
@@ -93,6 +96,7 @@ impl Session {
             subs: Vec::new(),
             transport: "websocket",
             headers: None,
+            emulation: None,
         }
     }
 
@@ -275,7 +279,7 @@ impl Session {
             ping: self.node.config.ping_interval().as_secs().max(1) as u32,
             pong: true,
             node: self.node.uid.clone(),
-            ..Default::default()
+            session: self.emulation.as_deref().unwrap_or_default().to_owned(),
         };
         self.reply(id, "connect", &result);
         for (channel, point) in tops {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use chorus_protocol::channel::ChannelName;
 use chorus_protocol::codes::{self, ProtocolError};
+use chorus_protocol::filter::FilterNode;
 use chorus_protocol::frame::{
     SubscribeRequest, SubscribeResult, SUBSCRIBE_FLAG_REJECT_UNRECOVERED,
 };
@@ -48,6 +49,8 @@ pub(super) struct SubscribeSpec<'a> {
     reject_unrecovered: bool,
     /// Delta compression negotiated (fossil).
     delta: bool,
+    /// The publication tags filter asked for (`tf`).
+    filter: Option<Arc<FilterNode>>,
     grant: SubscribeGrant,
 }
 
@@ -67,6 +70,22 @@ impl Session {
             // Centrifugo's answer to a delta type the namespace does not allow.
             _ => return Err(codes::ERROR_BAD_REQUEST.into()),
         };
+        let filter = match req.tf.clone() {
+            None => None,
+            // Centrifugo's answers: the namespace does not allow filters, the tree is
+            // malformed, or it is asked for with delta compression (they exclude each other:
+            // a delta needs the previous publication, which a filter may have skipped).
+            Some(_) if !opts.allow_tags_filter || delta => {
+                return Err(codes::ERROR_BAD_REQUEST.into())
+            }
+            Some(f) => match f.validate() {
+                Ok(()) => Some(Arc::new(f)),
+                Err(why) => {
+                    tracing::info!(client = %self.handle.id, channel = %req.channel, %why, "invalid tags filter");
+                    return Err(codes::ERROR_BAD_REQUEST.into());
+                }
+            },
+        };
         let grant = self.authorize(&req, &opts).await?;
         let recoverable = opts.force_recovery || (opts.allow_recovery && req.recoverable);
         let spec = SubscribeSpec {
@@ -79,6 +98,7 @@ impl Session {
             join_leave: opts.join_leave && (opts.force_push_join_leave || req.join_leave),
             reject_unrecovered: req.flag & SUBSCRIBE_FLAG_REJECT_UNRECOVERED != 0,
             delta,
+            filter,
             grant,
         };
         let (result, point) = self.setup_subscription(&opts, spec).await?;
@@ -168,9 +188,14 @@ impl Session {
             return Err(codes::ERROR_LIMIT_EXCEEDED.into());
         }
         let channel: Arc<str> = spec.channel.into();
-        self.node
-            .hub
-            .subscribe(&channel, &self.handle, spec.join_leave, true, spec.delta);
+        self.node.hub.subscribe(
+            &channel,
+            &self.handle,
+            spec.join_leave,
+            true,
+            spec.delta,
+            spec.filter.clone(),
+        );
         let mut result = SubscribeResult::default();
         let mut point = SyncPoint::default();
         // The engine delivers the channel here before its position is read, so nothing
@@ -192,6 +217,11 @@ impl Session {
             self.handle.abort_sync(&channel);
             self.node.engine_release(&channel).await;
             return Err(e);
+        }
+        if let Some(f) = &spec.filter {
+            // Recovered publications pass the filter as live ones do; the reply's offset is
+            // the stream's, so the client's position moves past the skipped ones too.
+            result.publications.retain(|p| f.matches(p.tags.as_ref()));
         }
         // With the sub_refresh proxy the server extends the subscription; the client is not
         // told it expires.
@@ -350,6 +380,7 @@ pub(super) fn server_spec<'a>(
         join_leave: opts.join_leave && opts.force_push_join_leave,
         reject_unrecovered: false,
         delta: false,
+        filter: None,
         grant: SubscribeGrant::default(),
     }
 }

@@ -25,22 +25,13 @@ use tokio::time::{sleep_until, timeout, Instant};
 use super::frame::{self, Frame};
 use super::queue::Out;
 use super::session::Session;
-use super::ClientHandle;
+use super::{ClientHandle, Outbound};
 use crate::node::Node;
 
 /// The id the connect command runs under; its reply becomes the `connect` push.
 const CONNECT_ID: u32 = 1;
 const REPLY_PREFIX: &[u8] = b"{\"id\":1,";
 const PUSH_PREFIX: &[u8] = b"{\"push\":";
-
-/// What a unidirectional session hands its transport.
-#[derive(Debug)]
-pub enum UniOut {
-    /// Pushes, one JSON document each, in order.
-    Lines(Vec<Bytes>),
-    /// The session ended; the transport says why (a disconnect push or a close frame).
-    Close(Disconnect),
-}
 
 /// A frame queued for a JSON client, as a unidirectional line.
 pub fn line(f: &Frame) -> Bytes {
@@ -76,14 +67,14 @@ pub async fn run(
     req: ConnectRequest,
     transport: &'static str,
     headers: Option<Arc<HeaderMap>>,
-    tx: mpsc::Sender<UniOut>,
+    tx: mpsc::Sender<Outbound>,
 ) {
     let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
     let queue_max = node.config.client.queue_max_size;
     let handle = Arc::new(ClientHandle::speaking(id, queue_max, Protocol::Json));
     let Some(admitted) = node.admit(&handle) else {
         let _ = tx
-            .send(UniOut::Close(codes::DISCONNECT_CONNECTION_LIMIT))
+            .send(Outbound::Close(codes::DISCONNECT_CONNECTION_LIMIT))
             .await;
         return;
     };
@@ -100,7 +91,7 @@ pub async fn run(
             .inc();
         let _ = timeout(
             node.config.websocket.write_timeout.0,
-            tx.send(UniOut::Close(d)),
+            tx.send(Outbound::Close(d)),
         )
         .await;
     }
@@ -111,7 +102,7 @@ async fn serve(
     session: &mut Session,
     handle: &ClientHandle,
     req: ConnectRequest,
-    tx: &mpsc::Sender<UniOut>,
+    tx: &mpsc::Sender<Outbound>,
 ) -> Option<Disconnect> {
     let connect = Command {
         id: CONNECT_ID,
@@ -153,7 +144,7 @@ async fn flush(
     node: &Node,
     session: &mut Session,
     handle: &ClientHandle,
-    tx: &mpsc::Sender<UniOut>,
+    tx: &mpsc::Sender<Outbound>,
 ) -> Result<(), Option<Disconnect>> {
     loop {
         let taken = handle.take_queued();
@@ -173,7 +164,7 @@ async fn flush(
             if d != codes::DISCONNECT_SLOW && !lines.is_empty() {
                 let _ = timeout(
                     node.config.websocket.write_timeout.0,
-                    tx.send(UniOut::Lines(lines)),
+                    tx.send(Outbound::Frames(lines)),
                 )
                 .await;
             }
@@ -184,7 +175,7 @@ async fn flush(
             // is a slow client, as a stuck WebSocket write is.
             match timeout(
                 node.config.websocket.write_timeout.0,
-                tx.send(UniOut::Lines(lines)),
+                tx.send(Outbound::Frames(lines)),
             )
             .await
             {

@@ -29,8 +29,14 @@ pub struct Config {
     pub websocket: WebSocket,
     /// Centrifugo's unidirectional transports, each off by default.
     pub uni_websocket: UniWebSocket,
-    pub uni_sse: UniStream,
-    pub uni_http_stream: UniStream,
+    pub uni_sse: StreamTransport,
+    pub uni_http_stream: StreamTransport,
+    /// Centrifugo's bidirectional emulation: `/connection/sse` and `/connection/http_stream`
+    /// for the server's frames, `/emulation` for the client's commands (served when either
+    /// is enabled). Each off by default.
+    pub sse: StreamTransport,
+    pub http_stream: StreamTransport,
+    pub emulation: Emulation,
     pub health: Toggle,
     pub prometheus: Toggle,
     pub shutdown: Shutdown,
@@ -338,6 +344,8 @@ pub struct ChannelOptions {
     pub history_meta_ttl: HumanDuration,
     /// Delta encodings a subscriber may ask for: `["fossil"]` or none.
     pub allowed_delta_types: Vec<String>,
+    /// A subscriber may ask for only the publications whose tags pass a filter (`tf`).
+    pub allow_tags_filter: bool,
     /// Publications go to subscribers that negotiated a delta as deltas against the
     /// previous publication of the channel.
     pub delta_publish: bool,
@@ -476,18 +484,35 @@ impl Default for UniWebSocket {
     }
 }
 
-/// `uni_sse` and `uni_http_stream`: the connect request in the body (or `cf_connect`).
+/// `uni_sse`, `uni_http_stream`, `sse` and `http_stream`: the connect request in the body
+/// (or, for a GET, in `cf_connect`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
-pub struct UniStream {
+pub struct StreamTransport {
     pub enabled: bool,
     pub max_request_body_size: usize,
 }
 
-impl Default for UniStream {
+impl Default for StreamTransport {
     fn default() -> Self {
-        UniStream {
+        StreamTransport {
             enabled: false,
+            max_request_body_size: 65_536,
+        }
+    }
+}
+
+/// `emulation`: the endpoint taking emulated clients' commands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Emulation {
+    /// Largest `/emulation` body; over it → 413.
+    pub max_request_body_size: usize,
+}
+
+impl Default for Emulation {
+    fn default() -> Self {
+        Emulation {
             max_request_body_size: 65_536,
         }
     }

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Centrifuge as JsonCentrifuge } from 'centrifuge';
 import { Centrifuge as ProtobufCentrifuge } from 'centrifuge/build/protobuf';
+import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 
 // CHORUS_SDK_PROTOCOL=protobuf runs the same scenarios with the SDK's Protobuf build (the
@@ -15,6 +16,11 @@ import WebSocket from 'ws';
 // turn to and from the JSON documents the tests compare.
 export const PROTOCOL = process.env.CHORUS_SDK_PROTOCOL === 'protobuf' ? 'protobuf' : 'json';
 const Centrifuge = PROTOCOL === 'protobuf' ? ProtobufCentrifuge : JsonCentrifuge;
+
+// CHORUS_SDK_TRANSPORT=http_stream or sse runs them over Centrifugo's bidirectional
+// emulation instead of a WebSocket: the server's frames on a streaming response, the client's
+// commands as `/emulation` requests.
+export const TRANSPORT = process.env.CHORUS_SDK_TRANSPORT ?? 'websocket';
 
 export function payload(doc) {
   return PROTOCOL === 'protobuf' ? new TextEncoder().encode(JSON.stringify(doc)) : doc;
@@ -67,6 +73,8 @@ function centrifugoConfig(port) {
     uni_websocket: { enabled: true },
     uni_sse: { enabled: true },
     uni_http_stream: { enabled: true },
+    http_stream: { enabled: true },
+    sse: { enabled: true },
     channel: {
       without_namespace: { allow_subscribe_for_client: true },
       namespaces: [
@@ -84,6 +92,14 @@ function centrifugoConfig(port) {
           allow_history_for_subscriber: true,
         },
         { name: 'readonly', allow_subscribe_for_client: true },
+        {
+          name: 'tags',
+          allow_subscribe_for_client: true,
+          allow_tags_filter: true,
+          history_size: 100,
+          history_ttl: '300s',
+          force_recovery: true,
+        },
         {
           name: 'delta',
           allow_subscribe_for_client: true,
@@ -150,8 +166,18 @@ export async function startHub(extra = {}, port = undefined) {
   };
 }
 
-export function client(hub, opts = {}) {
-  return new Centrifuge(hub.url, { websocket: WebSocket, minReconnectDelay: 300, maxReconnectDelay: 1000, ...opts });
+// An SDK client of `hub` over `transport`. `emulationVia` is the hub an emulated client sends
+// its commands to: another node than the one holding its stream reaches it through the engine.
+export function client(hub, opts = {}, emulationVia = hub, transport = TRANSPORT) {
+  const delays = { minReconnectDelay: 300, maxReconnectDelay: 1000 };
+  if (transport === 'websocket') return new Centrifuge(hub.url, { websocket: WebSocket, ...delays, ...opts });
+  const transports = [{ transport, endpoint: `${hub.base}/connection/${transport}` }];
+  return new Centrifuge(transports, {
+    eventsource: EventSource,
+    emulationEndpoint: `${emulationVia.base}/emulation`,
+    ...delays,
+    ...opts,
+  });
 }
 
 // Resolves with the first event `name` whose args pass `pred`; rejects after `ms` (a bound,
@@ -167,6 +193,23 @@ export function once(emitter, name, pred = () => true, ms = 10000) {
     };
     emitter.on(name, h);
   });
+}
+
+// Reads the JSON documents off a streaming response: SSE `data:` events or JSON lines.
+export async function* pushes(response, sse) {
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of response.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    const sep = sse ? '\n\n' : '\n';
+    let i;
+    while ((i = buf.indexOf(sep)) >= 0) {
+      const event = buf.slice(0, i);
+      buf = buf.slice(i + sep.length);
+      const text = sse ? event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('') : event;
+      if (text.trim() !== '') yield JSON.parse(text);
+    }
+  }
 }
 
 export { WebSocket };

@@ -2,7 +2,7 @@
 // started from a Centrifugo-style config file. Nothing here is Chorus-specific client code.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { PROTOCOL, WebSocket, client, data, jwt, now, once, payload, sleep, startHub } from './harness.mjs';
+import { PROTOCOL, TRANSPORT, WebSocket, client, data, jwt, now, once, payload, sleep, startHub } from './harness.mjs';
 
 let hub;
 before(async () => {
@@ -18,7 +18,7 @@ test('connects with a JWT', async () => {
   c.connect();
   const ctx = await connected;
   assert.ok(ctx.client.length > 10);
-  assert.equal(ctx.transport, 'websocket');
+  assert.equal(ctx.transport, TRANSPORT);
   c.disconnect();
 });
 
@@ -168,7 +168,9 @@ test('server-side subscriptions from the token channels claim', async () => {
   c.disconnect();
 });
 
-test('an oversized message gets the message-size-limit error', async () => {
+// A WebSocket frame limit: an emulated client's commands are HTTP requests, whose limit
+// (emulation.max_request_body_size, 413) emulation.test.mjs checks.
+test('an oversized message gets the message-size-limit error', { skip: TRANSPORT !== 'websocket' }, async () => {
   const c = client(hub, { token: jwt({ sub: 'kate' }) });
   c.connect();
   const sub = c.newSubscription('chat:big');
@@ -216,5 +218,43 @@ test('delta compression: fossil deltas decode to the published documents', async
   const refused = once(other, 'unsubscribed');
   other.subscribe();
   assert.equal((await refused).code, 107);
+  c.disconnect();
+});
+
+test('a tags filter: only matching publications, live and recovered, and only where allowed', async () => {
+  const c = client(hub, { token: jwt({ sub: 'tags-user' }), minReconnectDelay: 1500, maxReconnectDelay: 2000 });
+  c.connect();
+  const onlyAlerts = { key: 'kind', cmp: 'eq', val: 'alert' };
+  const sub = c.newSubscription('tags:feed', { tagsFilter: onlyAlerts });
+  const seen = [];
+  sub.on('publication', (ctx) => seen.push(data(ctx).n));
+  sub.subscribe();
+  await sub.ready(5000);
+  const publish = (n, kind) => hub.api('publish', { channel: 'tags:feed', data: { n }, tags: { kind } });
+  await publish(1, 'alert');
+  await publish(2, 'info');
+  await publish(3, 'alert');
+  while (seen.length < 2) await sleep(20);
+  // Missed while away: recovery passes the same filter, and no skipped offset is a gap.
+  const resubscribed = once(sub, 'subscribed', (ctx) => ctx.wasRecovering);
+  const dropped = once(c, 'connecting', (ctx) => ctx.code === 3011);
+  await hub.api('disconnect', { user: 'tags-user', disconnect: { code: 3011, reason: 'force reconnect' } });
+  await dropped;
+  await publish(4, 'info');
+  await publish(5, 'alert');
+  const ctx = await resubscribed;
+  assert.equal(ctx.recovered, true);
+  await publish(6, 'info');
+  await publish(7, 'alert');
+  while (seen.length < 4) await sleep(20);
+  await sleep(200);
+  assert.deepEqual(seen, [1, 3, 5, 7]);
+  // A namespace without allow_tags_filter, and a malformed filter, are refused (107).
+  for (const [channel, tagsFilter] of [['chat:nofilter', onlyAlerts], ['tags:bad', { op: 'xor', nodes: [] }]]) {
+    const other = c.newSubscription(channel, { tagsFilter });
+    const refused = once(other, 'unsubscribed');
+    other.subscribe();
+    assert.equal((await refused).code, 107, channel);
+  }
   c.disconnect();
 });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
-import { jwt, once, startHub } from './harness.mjs';
+import { jwt, once, pushes, startHub } from './harness.mjs';
 
 let hub;
 before(async () => {
@@ -14,23 +14,6 @@ before(async () => {
 after(async () => {
   await hub.stop();
 });
-
-// Reads pushes off a streaming response: SSE `data:` events or JSON lines.
-async function* pushes(response, sse) {
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of response.body) {
-    buf += decoder.decode(chunk, { stream: true });
-    const sep = sse ? '\n\n' : '\n';
-    let i;
-    while ((i = buf.indexOf(sep)) >= 0) {
-      const event = buf.slice(0, i);
-      buf = buf.slice(i + sep.length);
-      const text = sse ? event.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6)).join('') : event;
-      if (text.trim() !== '') yield JSON.parse(text);
-    }
-  }
-}
 
 function open(kind, connect, signal) {
   if (kind === 'uni_sse') {

@@ -22,12 +22,18 @@ use serde_json::value::RawValue;
 
 use crate::codes::ProtocolError;
 use crate::frame::{
-    ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, Data, DecodeError, Empty,
-    HistoryRequest, HistoryResult, JoinLeave, Method, PresenceResult, PresenceStatsResult,
-    Publication, PublishRequest, RefreshRequest, RefreshResult, RpcRequest, RpcResult, SendRequest,
-    StreamPosition, SubRefreshRequest, SubRefreshResult, SubscribeRequest, SubscribeResult,
-    UnsubscribePush,
+    ChannelRequest, ClientInfo, Command, ConnectRequest, ConnectResult, Data, DecodeError,
+    DisconnectPush, Empty, HistoryRequest, HistoryResult, JoinLeave, Method, PresenceResult,
+    PresenceStatsResult, Publication, PublishRequest, RefreshRequest, RefreshResult, RpcRequest,
+    RpcResult, SendRequest, StreamPosition, SubRefreshRequest, SubRefreshResult, SubscribeRequest,
+    SubscribeResult, UnsubscribePush,
 };
+
+/// An `/emulation` request body in Protobuf (`application/octet-stream`): the node and
+/// session a client's commands are for, and the commands, length-delimited as usual.
+pub fn decode_emulation_request(body: &[u8]) -> Result<client::EmulationRequest, DecodeError> {
+    Ok(client::EmulationRequest::decode(body)?)
+}
 
 /// Decodes every length-delimited command in one binary message.
 pub fn decode_commands(frame: &[u8]) -> Result<Vec<Command>, DecodeError> {
@@ -64,7 +70,19 @@ fn subscribe_request(r: client::SubscribeRequest) -> Result<SubscribeRequest, De
         join_leave: r.join_leave,
         flag: r.flag as u64,
         delta: r.delta,
+        tf: r.tf.map(filter_node),
     })
+}
+
+fn filter_node(f: client::FilterNode) -> crate::filter::FilterNode {
+    crate::filter::FilterNode {
+        op: f.op,
+        key: f.key,
+        cmp: f.cmp,
+        val: f.val,
+        vals: f.vals,
+        nodes: f.nodes.into_iter().map(filter_node).collect(),
+    }
 }
 
 fn command(c: client::Command) -> Result<Command, DecodeError> {
@@ -319,6 +337,16 @@ impl ToPush for UnsubscribePush<'_> {
         push.unsubscribe = Some(client::Unsubscribe {
             code: self.code,
             reason: self.reason.to_owned(),
+        });
+    }
+}
+
+impl ToPush for DisconnectPush<'_> {
+    fn set(&self, _: &str, push: &mut client::Push) {
+        push.disconnect = Some(client::Disconnect {
+            code: self.code,
+            reason: self.reason.to_owned(),
+            reconnect: self.reconnect,
         });
     }
 }

@@ -188,6 +188,10 @@ pub struct PublishRequest {
     idempotency_key: String,
     #[serde(default)]
     b64data: String,
+    /// Delta subscribers get it as a delta against the previous publication, even where the
+    /// namespace has no `delta_publish` (Centrifugo's `delta`).
+    #[serde(default)]
+    delta: bool,
 }
 
 fn check_data(data: Option<Data>, b64data: &str) -> Result<Data, CommandError> {
@@ -209,6 +213,7 @@ async fn publish(node: &Node, req: PublishRequest) -> Result<String, CommandErro
             req.tags,
             Some(req.idempotency_key),
             req.skip_history,
+            req.delta,
         )
         .await?;
     Ok(to_json(&pos))
@@ -226,6 +231,8 @@ pub struct BroadcastRequest {
     idempotency_key: String,
     #[serde(default)]
     b64data: String,
+    #[serde(default)]
+    delta: bool,
 }
 
 async fn broadcast(node: &Node, req: BroadcastRequest) -> Result<String, CommandError> {
@@ -244,6 +251,7 @@ async fn broadcast(node: &Node, req: BroadcastRequest) -> Result<String, Command
             req.tags.clone(),
             key,
             req.skip_history,
+            req.delta,
         )
     });
     let responses: Vec<String> = futures_util::future::join_all(publishes)

@@ -55,7 +55,7 @@ pub struct Node {
     /// The other nodes (Redis engine).
     pub cluster: Cluster,
     /// This node's emulated (HTTP-streaming and SSE) sessions, for `/emulation` requests.
-    pub emulated: crate::client::emulated::Inboxes,
+    pub emulated: crate::client::inbox::Inboxes,
     /// Compiled `channel_regex` by namespace ("" for channels without one).
     channel_regexes: std::collections::HashMap<String, regex::Regex>,
     /// Orders engine subscribe/unsubscribe per channel (striped), so a last subscriber
@@ -100,15 +100,18 @@ impl BrokerEventHandler for Delivery {
         publication: &Arc<Publication>,
         prev: u64,
         epoch: &str,
+        delta: bool,
     ) {
         let reached = Instant::now();
         self.metrics.publications_delivered.inc();
         let encode = |p| frame::push(p, channel, "pub", &**publication);
-        // Whether subscribers with delta compression may get this one as a delta.
-        let delta_publish = self
-            .node
-            .upgrade()
-            .is_some_and(|n| n.channel_options(channel).is_ok_and(|o| o.delta_publish));
+        // Whether subscribers with delta compression may get this one as a delta: the
+        // publisher asked for it, or the namespace always does.
+        let delta_publish = delta
+            || self
+                .node
+                .upgrade()
+                .is_some_and(|n| n.channel_options(channel).is_ok_and(|o| o.delta_publish));
         let frames = Shared::new(&encode).with_delta(channel, publication, delta_publish);
         let n = self
             .hub
@@ -530,6 +533,7 @@ impl Node {
             history_meta_ttl: self.history_meta_ttl(opts),
             idempotency_key: idempotency_key.filter(|k| !k.is_empty()),
             source: None,
+            delta: false,
         })
     }
 
@@ -544,8 +548,12 @@ impl Node {
         tags: Option<std::collections::BTreeMap<String, String>>,
         idempotency_key: Option<String>,
         skip_history: bool,
+        delta: bool,
     ) -> Result<StreamPosition, ProtocolError> {
-        let publish = self.publish_options(channel, idempotency_key, skip_history)?;
+        let publish = PublishOptions {
+            delta,
+            ..self.publish_options(channel, idempotency_key, skip_history)?
+        };
         self.publish_timed(source, channel, data, info, tags, &publish)
             .await
     }

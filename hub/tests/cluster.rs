@@ -443,6 +443,7 @@ async fn a_sourced_repeat_is_dropped_by_the_redis_engine_however_late() {
                     complete_after: 0,
                     deliver: true,
                 }),
+                delta: false,
             };
             let data =
                 serde_json::value::RawValue::from_string(format!("{{\"n\":{offset}}}")).unwrap();
@@ -502,6 +503,7 @@ async fn continuations(
         history_meta_ttl: ttl,
         idempotency_key: None,
         source,
+        delta: false,
     };
     let data = |n: u64| serde_json::value::RawValue::from_string(format!("{{\"n\":{n}}}")).unwrap();
     for n in 1..=5 {

@@ -354,7 +354,7 @@ impl Broker for MemoryBroker {
         }
         // Delivered under the shard lock: this is what orders a channel's publications.
         if let Some(h) = self.handler().filter(|_| deliver) {
-            h.on_publication(channel, &publication, prev, &position.epoch);
+            h.on_publication(channel, &publication, prev, &position.epoch, opts.delta);
         }
         Ok(position)
     }
@@ -462,6 +462,7 @@ mod tests {
             history_meta_ttl: Duration::from_secs(3600),
             idempotency_key: None,
             source: None,
+            delta: false,
         }
     }
 
@@ -647,7 +648,7 @@ mod tests {
 
     struct Collect(Mutex<Vec<u64>>);
     impl BrokerEventHandler for Collect {
-        fn on_publication(&self, _: &str, p: &Arc<Publication>, _: u64, _: &str) {
+        fn on_publication(&self, _: &str, p: &Arc<Publication>, _: u64, _: &str, _: bool) {
             self.0.lock().push(p.offset);
         }
         fn on_join(&self, _: &str, _: &ClientInfo) {}

@@ -44,6 +44,9 @@ pub struct PublishOptions {
     /// Set when the stream's positions come from its source (a Kafka partition) rather than
     /// from the broker; see [`SourcePosition`].
     pub source: Option<SourcePosition>,
+    /// Delta subscribers get this publication as a delta even where the namespace has no
+    /// `delta_publish` (the server API's `delta` flag). Carried to every node with it.
+    pub delta: bool,
 }
 
 /// A publication's place in a stream whose positions its source assigns.
@@ -113,7 +116,15 @@ pub trait BrokerEventHandler: Send + Sync + 'static {
     /// `prev` is the stream's offset before this publication and `epoch` its epoch, so a
     /// node can tell a subscriber that missed one (a lost PUB/SUB message, a Redis that
     /// restarted empty) from one that did not; both are 0 and "" without history.
-    fn on_publication(&self, channel: &str, publication: &Arc<Publication>, prev: u64, epoch: &str);
+    /// `delta`: the publisher asked for delta delivery (see [`PublishOptions::delta`]).
+    fn on_publication(
+        &self,
+        channel: &str,
+        publication: &Arc<Publication>,
+        prev: u64,
+        epoch: &str,
+        delta: bool,
+    );
     fn on_join(&self, channel: &str, info: &ClientInfo);
     fn on_leave(&self, channel: &str, info: &ClientInfo);
     /// A message another node sent with [`Broker::publish_control`].

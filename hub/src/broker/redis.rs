@@ -146,12 +146,12 @@ impl RedisBroker {
     }
 }
 
-/// Hands one PUB/SUB message to the node: `p<offset>:<prev>:<epoch>:<publication>`,
-/// `j<info>` or `l<info>`.
+/// Hands one PUB/SUB message to the node: `p<offset>:<prev>:<epoch>:<publication>` (`d…` the
+/// same, asked to go as a delta), `j<info>` or `l<info>`.
 fn dispatch(handler: &dyn BrokerEventHandler, channel: &str, text: &str) {
     let (kind, rest) = text.split_at(text.len().min(1));
     match kind {
-        "p" => {
+        "p" | "d" => {
             let mut parts = rest.splitn(4, ':');
             let (Some(offset), Some(prev), Some(epoch), Some(body)) =
                 (parts.next(), parts.next(), parts.next(), parts.next())
@@ -162,7 +162,8 @@ fn dispatch(handler: &dyn BrokerEventHandler, channel: &str, text: &str) {
             match serde_json::from_str::<Publication>(body) {
                 Ok(mut p) => {
                     p.offset = offset.parse().unwrap_or(0);
-                    handler.on_publication(channel, &Arc::new(p), prev.parse().unwrap_or(0), epoch);
+                    let prev = prev.parse().unwrap_or(0);
+                    handler.on_publication(channel, &Arc::new(p), prev, epoch, kind == "d");
                 }
                 Err(e) => tracing::warn!(%channel, error = %e, "malformed pub/sub publication"),
             }
@@ -240,7 +241,8 @@ impl Broker for RedisBroker {
         if opts.history_size == 0 && opts.source.is_none() {
             // No positions: a plain PUBLISH (idempotency needs a stored result, so it is
             // honoured only for channels with history, as in Centrifugo's Redis engine).
-            let message = format!("p0:0::{body}");
+            let kind = if opts.delta { 'd' } else { 'p' };
+            let message = format!("{kind}0:0::{body}");
             client
                 .publish::<(), _, _>(self.pubsub_channel(channel), message)
                 .await
@@ -283,7 +285,13 @@ impl Broker for RedisBroker {
             src_epoch.into(),
             lane.to_string().into(),
             after.to_string().into(),
-            if deliver { "1" } else { "0" }.into(),
+            // Delivered as `p…`, or `d…` when the publisher asked for delta delivery.
+            match (deliver, opts.delta) {
+                (false, _) => "0",
+                (true, false) => "1",
+                (true, true) => "d",
+            }
+            .into(),
             opts.idempotency_key.clone().unwrap_or_default().into(),
             (keep as i64).into(),
         ];

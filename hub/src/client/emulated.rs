@@ -7,9 +7,9 @@
 //! inbox is found by the session id, a random secret the connect result carries: not the
 //! client id, which presence shows to other users, so nobody can send commands as another
 //! client. An `/emulation` request reaching another node is routed to this one through the
-//! engine's control channel ([`crate::node::Node::emulate`]).
+//! engine's control channel ([`crate::node::Node::emulate`]); the inboxes are
+//! [`super::inbox`]'s.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,84 +18,14 @@ use bytes::Bytes;
 use chorus_protocol::codes::{self, Disconnect};
 use chorus_protocol::frame::DisconnectPush;
 use chorus_protocol::Protocol;
-use parking_lot::Mutex;
 use tokio::sync::mpsc;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::timeout;
 
 use super::connection::{serve, Incoming, Setup, Wire};
 use super::frame::{self, Frame};
+use super::inbox::INBOX;
 use super::Outbound;
 use crate::node::Node;
-
-/// `/emulation` requests waiting for a session to read them. A client sends a few commands at
-/// a time; past this, a local request waits (backpressure on the sender).
-const INBOX: usize = 64;
-
-/// The inboxes of this node's emulated sessions, by session id.
-#[derive(Default)]
-pub struct Inboxes {
-    by_session: Mutex<HashMap<Arc<str>, mpsc::Sender<Bytes>>>,
-}
-
-/// Holds a session's inbox in [`Inboxes`]; removes it when dropped.
-struct Registered<'a> {
-    inboxes: &'a Inboxes,
-    session: Arc<str>,
-}
-
-impl Drop for Registered<'_> {
-    fn drop(&mut self) {
-        self.inboxes.by_session.lock().remove(&self.session);
-    }
-}
-
-impl Inboxes {
-    fn register(&self, session: Arc<str>, tx: mpsc::Sender<Bytes>) -> Registered<'_> {
-        self.by_session.lock().insert(session.clone(), tx);
-        Registered {
-            inboxes: self,
-            session,
-        }
-    }
-
-    fn inbox(&self, session: &str) -> Option<mpsc::Sender<Bytes>> {
-        self.by_session.lock().get(session).cloned()
-    }
-
-    /// Hands `data` (commands in the session's protocol) to the session; `false` when this
-    /// node has no such session.
-    pub async fn deliver(&self, session: &str, data: Bytes) -> bool {
-        match self.inbox(session) {
-            Some(tx) => tx.send(data).await.is_ok(),
-            None => false,
-        }
-    }
-
-    /// [`Self::deliver`] for a caller that cannot wait (the control channel's reader): in
-    /// order, unless the inbox is full, when the commands wait on a task of their own.
-    pub fn deliver_now(&self, session: &str, data: Bytes) -> bool {
-        let Some(tx) = self.inbox(session) else {
-            return false;
-        };
-        match tx.try_send(data) {
-            Ok(()) => true,
-            Err(TrySendError::Closed(_)) => false,
-            Err(TrySendError::Full(data)) => {
-                tokio::spawn(async move { tx.send(data).await });
-                true
-            }
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_session.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
 
 /// Commands from the inbox in; frames to the response body out; a disconnect push at the end.
 struct EmulatedWire {
@@ -181,24 +111,5 @@ mod tests {
             &disconnect_push(Protocol::Json, codes::DISCONNECT_FORCE_NO_RECONNECT)[..],
             br#"{"push":{"disconnect":{"code":3503,"reason":"force disconnect","reconnect":false}}}"#
         );
-    }
-
-    #[tokio::test]
-    async fn a_session_is_reached_by_its_id_until_it_ends() {
-        let inboxes = Inboxes::default();
-        let (tx, mut rx) = mpsc::channel(1);
-        {
-            let _registered = inboxes.register("s1".into(), tx);
-            assert!(inboxes.deliver("s1", Bytes::from_static(b"{}")).await);
-            assert_eq!(rx.recv().await.as_deref(), Some(&b"{}"[..]));
-            assert!(!inboxes.deliver("s2", Bytes::from_static(b"{}")).await);
-            // Full: the second waits on a task of its own, still delivered.
-            assert!(inboxes.deliver_now("s1", Bytes::from_static(b"1")));
-            assert!(inboxes.deliver_now("s1", Bytes::from_static(b"2")));
-            assert_eq!(rx.recv().await.as_deref(), Some(&b"1"[..]));
-            assert_eq!(rx.recv().await.as_deref(), Some(&b"2"[..]));
-        }
-        assert!(inboxes.is_empty());
-        assert!(!inboxes.deliver_now("s1", Bytes::from_static(b"{}")));
     }
 }

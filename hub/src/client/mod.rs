@@ -13,12 +13,14 @@
 //! - [`uni`]: the session of a unidirectional connection (uni_websocket, uni_sse,
 //!   uni_http_stream): one connect request, then bare pushes.
 //! - [`emulated`]: a bidirectional connection over HTTP-streaming or SSE, its commands
-//!   arriving as `/emulation` requests, on this node or routed from another.
+//!   arriving as `/emulation` requests, on this node or routed from another; [`inbox`]: where
+//!   those requests are handed to a session.
 
 pub mod connection;
 pub mod emulated;
 pub mod frame;
 pub mod handle;
+pub mod inbox;
 pub mod proxied;
 pub mod queue;
 pub mod roster;

@@ -340,6 +340,7 @@ impl Session {
                 None,
                 None,
                 skip_history,
+                false,
             )
             .await?;
         self.reply(id, "publish", &Empty {});

@@ -92,6 +92,10 @@ function centrifugoConfig(port) {
           allow_history_for_subscriber: true,
         },
         { name: 'readonly', allow_subscribe_for_client: true },
+        // Deltas only for the publications whose publisher asks (the API's `delta` flag).
+        // Without history (plain PUBLISH on Redis) and with (the engine's Lua script).
+        { name: 'docs', allow_subscribe_for_client: true, allowed_delta_types: ['fossil'] },
+        { name: 'hdocs', allow_subscribe_for_client: true, allowed_delta_types: ['fossil'], history_size: 10, history_ttl: '300s' },
         {
           name: 'tags',
           allow_subscribe_for_client: true,

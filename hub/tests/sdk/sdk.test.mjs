@@ -258,3 +258,36 @@ test('a tags filter: only matching publications, live and recovered, and only wh
   }
   c.disconnect();
 });
+
+for (const ns of ['docs', 'hdocs']) {
+  test(`delta compression on request (${ns}): the publish delta flag where the namespace has no delta_publish`, async () => {
+    const c = client(hub, { token: jwt({ sub: 'delta-flag-user' }) });
+    c.connect();
+    const sub = c.newSubscription(`${ns}:one`, { delta: 'fossil' });
+    const got = [];
+    sub.on('publication', (ctx) => got.push(data(ctx)));
+    sub.subscribe();
+    await sub.ready(5000);
+    let raw;
+    if (PROTOCOL === 'json' && TRANSPORT === 'websocket') {
+      raw = new WebSocket(hub.url);
+      raw.frames = [];
+      raw.on('message', (m) => raw.frames.push(...m.toString().split('\n').filter(Boolean).map((l) => JSON.parse(l))));
+      await once(raw, 'open');
+      raw.send(`${JSON.stringify({ id: 1, connect: { token: jwt({ sub: 'delta-flag-raw' }) } })}\n${JSON.stringify({ id: 2, subscribe: { channel: `${ns}:one`, delta: 'fossil' } })}`);
+      while (!raw.frames.some((f) => f.id === 2)) await sleep(20);
+    }
+    const docs = [1, 2, 3, 4].map((v) => ({ title: 'a slowly changing document', body: 'y'.repeat(300), version: v }));
+    const asDelta = [false, true, false, true];
+    for (const [i, d] of docs.entries()) await hub.api('publish', { channel: `${ns}:one`, data: d, delta: asDelta[i] });
+    while (got.length < docs.length) await sleep(20);
+    assert.deepEqual(got, docs, 'every publication decoded, deltas against the right base');
+    if (raw) {
+      while (raw.frames.filter((f) => f.push?.pub).length < docs.length) await sleep(20);
+      const pubs = raw.frames.filter((f) => f.push?.pub).map((f) => f.push.pub);
+      assert.deepEqual(pubs.map((p) => Boolean(p.delta)), asDelta, 'a delta exactly where the publisher asked');
+      raw.close();
+    }
+    c.disconnect();
+  });
+}

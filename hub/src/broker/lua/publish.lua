@@ -12,7 +12,7 @@
 -- ARGV[5] a fresh epoch, used if the stream is new  ARGV[6] PUB/SUB channel
 -- ARGV[7] idempotency window seconds           ARGV[8] "n" broker-numbered, "s" sourced
 -- ARGV[9] source offset  ARGV[10] source epoch  ARGV[11] source lane
--- ARGV[12] source complete_after  ARGV[13] "1" deliver, "0" history only
+-- ARGV[12] source complete_after  ARGV[13] "1" deliver, "d" deliver as a delta, "0" history only
 -- ARGV[14] sourced: the record's idempotency key  ARGV[15] sourced: how many keys to keep
 -- Returns {offset, epoch, status} where status is "new", "dup" or "old".
 local stream, meta, idem, inst = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -101,7 +101,9 @@ end
 if idem ~= '' and ARGV[8] == 'n' then
   redis.call('set', idem, offset .. ':' .. epoch, 'EX', ARGV[7])
 end
-if ARGV[13] == '1' then
-  redis.call('publish', ARGV[6], 'p' .. offset .. ':' .. prev .. ':' .. epoch .. ':' .. ARGV[1])
+if ARGV[13] ~= '0' then
+  local kind = 'p'
+  if ARGV[13] == 'd' then kind = 'd' end
+  redis.call('publish', ARGV[6], kind .. offset .. ':' .. prev .. ':' .. epoch .. ':' .. ARGV[1])
 end
 return {tostring(offset), epoch, 'new'}

@@ -385,6 +385,14 @@ fn a_config_change_changes_the_checksum_and_rolls_only_that_deployment() {
     }
 }
 
+/// The API's endpoints only the hub calls (its proxies): never routed from outside.
+const HUB_PROXIES: &[&str] = &[
+    "/hub/subscribe",
+    "/hub/publish",
+    "/hub/connect",
+    "/hub/refresh",
+];
+
 #[test]
 fn the_ingress_routes_the_websocket_and_the_public_api_only() {
     let m = render(&[&chart_dir().join("ci/production.yaml")], &[]).unwrap();
@@ -414,7 +422,7 @@ fn the_ingress_routes_the_websocket_and_the_public_api_only() {
             continue;
         }
         assert_eq!((svc, port), ("rel-chorus-api", "http"), "{path}");
-        for private in ["/metrics", "/health", "/hub/subscribe", "/api"] {
+        for &private in ["/metrics", "/health", "/api"].iter().chain(HUB_PROXIES) {
             let covered = match p["pathType"].as_str().unwrap() {
                 "Exact" => private == path,
                 _ => {
@@ -433,7 +441,9 @@ fn the_ingress_routes_the_websocket_and_the_public_api_only() {
     )
     .unwrap();
     for route in doc["paths"].as_object().unwrap().keys() {
-        if ["/metrics", "/health", "/hub/subscribe"].contains(&route.as_str()) {
+        if ["/metrics", "/health"].contains(&route.as_str())
+            || HUB_PROXIES.contains(&route.as_str())
+        {
             continue;
         }
         let reachable = paths.iter().any(|p| {

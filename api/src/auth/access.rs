@@ -20,7 +20,8 @@ struct Claims {
     typ: String,
 }
 
-fn now() -> u64 {
+/// Unix seconds.
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

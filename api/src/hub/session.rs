@@ -13,8 +13,6 @@
 //! A request that cannot be decided (PostgreSQL down) is an HTTP error, which the hub turns
 //! into a temporary error (connect) or a retry on the next tick (refresh): never a grant.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -46,12 +44,6 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Centrifugo's connect proxy request; only its shape is checked (a request that is not
@@ -106,7 +98,7 @@ pub async fn refresh(
     if !live {
         return Ok(Json(json!({"result": {"expired": true}})).into_response());
     }
-    let expire_at = now() + s.config.access_ttl.as_secs() as i64;
+    let expire_at = access::now() + s.config.access_ttl.as_secs();
     Ok(Json(json!({"result": {"expire_at": expire_at}})).into_response())
 }
 

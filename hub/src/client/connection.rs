@@ -72,8 +72,6 @@ pub struct Setup {
     pub transport: &'static str,
     /// The emulation session id the connect result carries (emulated transports only).
     pub emulation: Option<Arc<str>>,
-    /// A client id chosen by the transport; `None`: a new one.
-    pub id: Option<Arc<str>>,
 }
 
 /// Serves one connection until it closes.
@@ -90,9 +88,7 @@ pub fn serve<W: Wire>(
     setup: Setup,
 ) -> impl Future<Output = ()> + Send {
     async move {
-        let id = setup
-            .id
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string().into());
+        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
         let queue_max = node.config.client.queue_max_size;
         let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
         let Some(admitted) = node.admit(&handle) else {

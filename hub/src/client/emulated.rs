@@ -92,7 +92,6 @@ pub async fn run(
     let setup = Setup {
         transport,
         emulation: Some(session),
-        id: None,
     };
     serve(node, wire, protocol, headers, setup).await;
 }

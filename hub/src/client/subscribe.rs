@@ -70,7 +70,7 @@ impl Session {
             // Centrifugo's answer to a delta type the namespace does not allow.
             _ => return Err(codes::ERROR_BAD_REQUEST.into()),
         };
-        let filter = match req.tf.clone() {
+        let filter = match &req.tf {
             None => None,
             // Centrifugo's answers: the namespace does not allow filters, the tree is
             // malformed, or it is asked for with delta compression (they exclude each other:
@@ -79,7 +79,7 @@ impl Session {
                 return Err(codes::ERROR_BAD_REQUEST.into())
             }
             Some(f) => match f.validate() {
-                Ok(()) => Some(Arc::new(f)),
+                Ok(()) => Some(Arc::new(f.clone())),
                 Err(why) => {
                     tracing::info!(client = %self.handle.id, channel = %req.channel, %why, "invalid tags filter");
                     return Err(codes::ERROR_BAD_REQUEST.into());

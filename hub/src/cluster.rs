@@ -39,6 +39,9 @@ pub struct NodeInfo {
     pub num_subs: usize,
     pub num_channels: usize,
     pub uptime: u64,
+    /// The Kafka consumer groups this node reads its share of (`consumer/kafka/assign.rs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kafka_groups: Vec<String>,
 }
 
 /// A message between nodes.

@@ -1,7 +1,8 @@
 //! The engine: a [`Broker`] and a [`PresenceManager`] picked by `engine.type`.
 //!
 //! `memory` keeps both in this process (one node). `redis` shares them among every node
-//! through one Redis server: a [`RedisLink`] (`redis_link.rs`) holds the command pool both use and the one
+//! through Redis (one server, several shards, a Redis Cluster or a Sentinel-watched master):
+//! a [`RedisLink`] (`redis_link.rs`) holds, per shard, the command pool both use and the one
 //! PUB/SUB connection that brings this node the channels its clients are subscribed to.
 
 use std::sync::Arc;

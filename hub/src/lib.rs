@@ -6,7 +6,8 @@
 //! - [`hub`]: node-local registry of clients and channel subscribers; fan-out.
 //! - [`subscribers`]: one channel's subscriber set, a vector while small, a map when large.
 //! - [`engine`]: picks the engine (`memory` or `redis`); [`redis_link`]: the Redis
-//!   connections its halves share.
+//!   connections its halves share, one set per shard; [`placement`]: a channel's shard and
+//!   cluster hash tag.
 //! - [`broker`]: PUB/SUB + history seam, `memory` and `redis` side by side.
 //! - [`presence`]: presence seam, `memory` and `redis` side by side.
 //! - [`recovery`]: whether a stream position continues, and `recovered`: pure, one place.
@@ -52,6 +53,7 @@ pub mod listener;
 pub mod metrics;
 pub mod node;
 pub mod origin;
+pub mod placement;
 pub mod presence;
 pub mod proxy;
 pub mod recovery;

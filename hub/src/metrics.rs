@@ -40,9 +40,13 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Kafka consumers: 1 while the broker answers, 0 while it does not.
     pub consumer_up: IntGaugeVec,
+    /// Kafka consumers: partitions this node reads now (in a shared group, its share).
+    pub consumer_partitions: IntGaugeVec,
+    /// Kafka consumers: key and payload bytes of the records this node read.
+    pub consumer_bytes: IntCounterVec,
     /// Kafka consumers: record timestamp to handed to the hub's broker.
     pub consumer_delay: HistogramVec,
-    /// Redis engine: 1 while both of the node's Redis connections are up.
+    /// Redis engine: 1 while both connections to every shard are up.
     pub redis_up: IntGauge,
     /// Publications this node accepted, by [`Source`].
     publications: [IntCounter; 3],
@@ -164,6 +168,22 @@ impl Metrics {
             &["consumer"],
         )
         .expect("invariant: valid metric");
+        let consumer_partitions = IntGaugeVec::new(
+            Opts::new(
+                "chorus_hub_consumer_partitions",
+                "Partitions this node reads now; in a shared consumer group, its share",
+            ),
+            &["consumer"],
+        )
+        .expect("invariant: valid metric");
+        let consumer_bytes = IntCounterVec::new(
+            Opts::new(
+                "chorus_hub_consumer_bytes_total",
+                "Key and payload bytes of the Kafka records this node read",
+            ),
+            &["consumer"],
+        )
+        .expect("invariant: valid metric");
         let consumer_delay = HistogramVec::new(
             HistogramOpts::new(
                 "chorus_hub_consumer_delay_seconds",
@@ -236,6 +256,8 @@ impl Metrics {
             Box::new(consumer_failures.clone()),
             Box::new(consumer_lag.clone()),
             Box::new(consumer_up.clone()),
+            Box::new(consumer_partitions.clone()),
+            Box::new(consumer_bytes.clone()),
             Box::new(consumer_delay.clone()),
             Box::new(subscriptions.clone()),
             Box::new(messages_received.clone()),
@@ -268,6 +290,8 @@ impl Metrics {
             consumer_failures,
             consumer_lag,
             consumer_up,
+            consumer_partitions,
+            consumer_bytes,
             consumer_delay,
             redis_up,
             publications: ["api", "client", "kafka"].map(|s| publications.with_label_values(&[s])),

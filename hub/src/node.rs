@@ -444,6 +444,13 @@ impl Node {
             num_subs: channels.iter().map(|(_, n)| n).sum(),
             num_channels: channels.len(),
             uptime: self.uptime_secs(),
+            kafka_groups: self
+                .config
+                .consumers
+                .iter()
+                .filter(|c| c.enabled && c.kind == "kafka")
+                .map(|c| c.kafka.consumer_group.clone())
+                .collect(),
         }
     }
 

@@ -7,106 +7,19 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use chorus_protocol::codes::{DISCONNECT_FORCE_NO_RECONNECT, DISCONNECT_INSUFFICIENT_STATE};
+use chorus_protocol::codes::DISCONNECT_FORCE_NO_RECONNECT;
 use chorus_testkit::hub::HubProcess;
+use common::nodes::*;
 use common::redis::RedisServer;
 use common::tansu::unique;
-use common::{config_json, Client, Closed, API_KEY};
+use common::{config_json, Client, Closed};
 use serde_json::{json, Value};
-
-/// A Redis-engine config in a temp file. Presence expires 3 s after a node's last refresh.
-fn write_config(redis: &RedisServer) -> PathBuf {
-    let mut config: Value =
-        serde_json::from_str(&config_json(r#", "presence_update_interval": "1s""#)).unwrap();
-    // Centrifugo's default ping timing: these raw clients do not answer pings.
-    config["client"]["ping_interval"] = json!("25s");
-    config["client"]["pong_timeout"] = json!("8s");
-    config["log"] = json!({"level": "warn"});
-    config["engine"] = json!({
-        "type": "redis",
-        "redis": {"address": redis.url(), "prefix": unique("chorus"), "presence_ttl": "3s"}
-    });
-    let path = std::env::temp_dir().join(format!("{}.json", unique("chorus-cluster")));
-    std::fs::write(&path, config.to_string()).unwrap();
-    path
-}
 
 /// `n` nodes sharing `redis`, returned once every node lists all of them.
 async fn cluster(redis: &RedisServer, n: usize) -> Vec<HubProcess> {
-    let config = write_config(redis);
-    let mut nodes = Vec::new();
-    for _ in 0..n {
-        nodes.push(HubProcess::start(common::hub_bin(), &config).await);
-    }
-    for node in &nodes {
-        eventually_async("every node to see the others", || async {
-            api(node, "info", json!({})).await["result"]["nodes"]
-                .as_array()
-                .is_some_and(|a| a.len() == n)
-        })
-        .await;
-    }
-    nodes
-}
-
-async fn api(node: &HubProcess, method: &str, body: Value) -> Value {
-    let resp = reqwest::Client::new()
-        .post(format!("{}/api/{method}", node.http()))
-        .header("X-API-Key", API_KEY)
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
-}
-
-async fn get(node: &HubProcess, path: &str) -> String {
-    match reqwest::get(format!("{}{path}", node.http())).await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-async fn eventually_async<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..300 {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
-}
-
-async fn subscribe(c: &mut Client, id: u64, channel: &str) -> Value {
-    c.send(json!({"id": id, "subscribe": {"channel": channel}}))
-        .await;
-    c.reply(id).await
-}
-
-async fn publish(node: &HubProcess, channel: &str, n: u64) -> Value {
-    api(
-        node,
-        "publish",
-        json!({"channel": channel, "data": {"n": n}}),
-    )
-    .await
-}
-
-/// The next publication push: (its `n`, its offset).
-async fn next_n(c: &mut Client) -> (u64, u64) {
-    let v = c.next_pub().await;
-    let p = &v["push"]["pub"];
-    (
-        p["data"]["n"].as_u64().unwrap(),
-        p["offset"].as_u64().unwrap(),
-    )
+    start_nodes(&write_config(json!({"address": redis.url()})), n).await
 }
 
 #[tokio::test]
@@ -219,75 +132,24 @@ async fn server_api_actions_reach_users_on_other_nodes() {
     );
 }
 
-/// What one client saw of a stream: every `n` it received, and where it was told that it
-/// could not recover (after which a jump is expected and honest).
-#[derive(Default)]
-struct Seen {
-    got: Vec<u64>,
-    unrecovered_before: BTreeSet<usize>,
-}
-
-/// Follows `chat:s` on `url`, reconnecting (and recovering) whenever the node tells it to,
-/// until it has received `last`.
-async fn follow(url: String, user: &str, last: u64) -> Seen {
-    let mut seen = Seen::default();
-    let mut position: Option<(u64, String)> = None;
-    'connection: loop {
-        let (mut c, _) = Client::connect(&url, user).await;
-        let mut req = json!({"channel": "chat:s"});
-        if let Some((offset, epoch)) = &position {
-            req["recover"] = json!(true);
-            req["offset"] = json!(offset);
-            req["epoch"] = json!(epoch);
-        }
-        c.send(json!({"id": 2, "subscribe": req})).await;
-        let r = c.reply(2).await;
-        if r.get("error").is_some() {
-            // Redis is down: the subscribe fails with a temporary error; try again.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let s = &r["subscribe"];
-        if position.is_some() && s["recovered"] != true {
-            seen.unrecovered_before.insert(seen.got.len());
-        }
-        for p in s["publications"].as_array().into_iter().flatten() {
-            seen.got.push(p["data"]["n"].as_u64().unwrap());
-        }
-        let epoch = s["epoch"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{r}"))
-            .to_owned();
-        position = Some((s["offset"].as_u64().unwrap_or(0), epoch.clone()));
-        loop {
-            if seen.got.last() == Some(&last) {
-                return seen;
-            }
-            match c.next().await {
-                Ok(v) => {
-                    if let Some(p) = v["push"].get("pub") {
-                        seen.got.push(p["data"]["n"].as_u64().unwrap());
-                        position = Some((p["offset"].as_u64().unwrap(), epoch.clone()));
-                    }
-                }
-                Err(Closed::Code(code)) => {
-                    assert_eq!(code, DISCONNECT_INSUFFICIENT_STATE.code, "reconnect advice");
-                    continue 'connection;
-                }
-                Err(Closed::NoFrame) => continue 'connection,
-            }
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_redis_restart_mid_stream_loses_nothing_silently() {
     let mut redis = RedisServer::start().await;
     let nodes = cluster(&redis, 2).await;
     const LAST: u64 = 400;
     let followers = [
-        tokio::spawn(follow(nodes[0].url(), "ann", LAST)),
-        tokio::spawn(follow(nodes[1].url(), "bob", LAST)),
+        tokio::spawn(follow(
+            vec![nodes[0].url()],
+            "ann".into(),
+            "chat:s".into(),
+            LAST,
+        )),
+        tokio::spawn(follow(
+            vec![nodes[1].url()],
+            "bob".into(),
+            "chat:s".into(),
+            LAST,
+        )),
     ];
     // Let both subscribe before the stream starts.
     eventually_async("both followers subscribed", || async {
@@ -330,20 +192,7 @@ async fn a_redis_restart_mid_stream_loses_nothing_silently() {
             .await
             .expect("a follower stalled")
             .unwrap();
-        // Between two received publications with no "cannot recover" in between, nothing
-        // acknowledged is missing and nothing is repeated.
-        for i in 1..seen.got.len() {
-            if seen.unrecovered_before.contains(&i) {
-                continue;
-            }
-            let (a, b) = (seen.got[i - 1], seen.got[i]);
-            let next = acknowledged.iter().find(|&&x| x > a).copied();
-            assert_eq!(
-                Some(b),
-                next,
-                "after {a} came {b}: a silent gap or a duplicate"
-            );
-        }
+        assert_no_silent_gap(&seen, &acknowledged, "follower");
         assert!(
             !seen.unrecovered_before.is_empty(),
             "Redis came back empty: the client must have been told it could not recover"

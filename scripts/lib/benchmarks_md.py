@@ -248,6 +248,11 @@ redis = os.path.join("docs", "benchmarks", "redis.md")
 if os.path.exists(redis):
     w("")
     w(open(redis).read().rstrip())
+# Its scale-out parts: shards, Kafka read once, the capacity model.
+redis_scale = os.path.join("docs", "benchmarks", "redis-scale.md")
+if os.path.exists(redis_scale):
+    w("")
+    w(open(redis_scale).read().rstrip())
 # And the sink's (scripts/bench-sink).
 sink = os.path.join("docs", "benchmarks", "sink.md")
 if os.path.exists(sink):

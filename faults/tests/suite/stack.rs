@@ -90,9 +90,12 @@ impl Stack {
                     "consumer_group": group, "chat_event_mode": {"enabled": true}}}]
             })
         };
+        // One consumer group: on the Redis engine the hubs share the partitions out, each
+        // read by one hub and published through Redis to both.
+        let group = unique("hubs");
         let hubs = vec![
-            HubProcess::with_config(&hub_config(unique("hub-a"))).await,
-            HubProcess::with_config_limited(&hub_config(unique("hub-b")), Some(HUB_B_NOFILE)).await,
+            HubProcess::with_config(&hub_config(group.clone())).await,
+            HubProcess::with_config_limited(&hub_config(group), Some(HUB_B_NOFILE)).await,
         ];
         let env: Vec<(String, String)> = [
             ("ADDRESS", format!("127.0.0.1:{api_port}")),

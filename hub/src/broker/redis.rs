@@ -2,10 +2,13 @@
 //!
 //! A publish runs one Lua script (`lua/publish.lua`) that appends to the stream, advances the
 //! offset and PUBLISHes, so the history and the live message can never disagree. Each node
-//! holds one PUB/SUB connection and subscribes it to a channel while it has local
+//! holds one PUB/SUB connection per shard and subscribes it to a channel while it has local
 //! subscribers, never once per client. Every live message carries the offset before it and
 //! the epoch, so a node whose PUB/SUB link dropped a message (a reconnect, a Redis that
-//! restarted empty) sees the gap and makes the affected clients recover.
+//! restarted empty, a failover to a replica that was behind) sees the gap or the new epoch
+//! and makes the affected clients recover. Each channel's data and PUB/SUB live on its shard
+//! (`RedisLink::shard`); control messages go over whichever shard is reachable, and every
+//! node listens on all of them.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, OnceLock};
@@ -79,70 +82,140 @@ impl RedisBroker {
             "{kind}{}",
             serde_json::to_string(info).expect("invariant: client info serializes")
         );
-        self.link
-            .pool
-            .next()
-            .publish::<(), _, _>(self.pubsub_channel(channel), message)
-            .await
-            .map_err(unavailable)
+        let client = self.link.shard(channel).pool.next();
+        let name = self.pubsub_channel(channel);
+        let sent = if self.link.cluster {
+            client.spublish::<(), _, _>(name, message).await
+        } else {
+            client.publish::<(), _, _>(name, message).await
+        };
+        sent.map_err(unavailable)
     }
 
     fn keys(&self, channel: &str) -> (String, String) {
         (
-            self.link.key("stream", channel),
-            self.link.key("meta", channel),
+            self.link.channel_key("stream", channel),
+            self.link.channel_key("meta", channel),
         )
     }
 
     fn pubsub_channel(&self, channel: &str) -> String {
-        self.link.key("client", channel)
+        self.link.channel_key("client", channel)
     }
 
-    /// Reads the PUB/SUB connection, and resubscribes after each reconnect.
-    fn spawn_reader(&self, handler: Arc<dyn BrokerEventHandler>) {
-        let client_prefix = self.link.key("client", "");
-        let control_prefix = format!("{}.", self.link.prefix);
-        let mut messages = self.link.subscriber.message_rx();
-        let reader_handler = handler.clone();
-        tokio::spawn(async move {
-            loop {
-                match messages.recv().await {
-                    Ok(m) => {
-                        let Some(text) = m.value.as_str() else {
-                            continue;
-                        };
-                        if let Some(channel) = m.channel.strip_prefix(client_prefix.as_str()) {
-                            dispatch(&*reader_handler, channel, &text);
-                        } else if m.channel.starts_with(control_prefix.as_str()) {
-                            reader_handler.on_control(&text);
+    /// Reads every shard's PUB/SUB connection, and resubscribes after each reconnect.
+    fn spawn_readers(&self, handler: Arc<dyn BrokerEventHandler>) {
+        for (index, shard) in self.link.shards.iter().enumerate() {
+            let link = self.link.clone();
+            let client_prefix = self.link.key("client", "");
+            let control_prefix = format!("{}.", self.link.prefix);
+            let mut messages = shard.subscriber.message_rx();
+            let reader_handler = handler.clone();
+            tokio::spawn(async move {
+                loop {
+                    match messages.recv().await {
+                        Ok(m) => {
+                            let Some(text) = m.value.as_str() else {
+                                continue;
+                            };
+                            if let Some(channel) = link.channel_of(&m.channel, &client_prefix) {
+                                dispatch(&*reader_handler, channel, &text);
+                            } else if m.channel.starts_with(control_prefix.as_str()) {
+                                reader_handler.on_control(&text);
+                            }
                         }
-                    }
-                    Err(RecvError::Lagged(n)) => {
-                        tracing::warn!(lost = n, "redis pub/sub reader fell behind");
-                        reader_handler.on_resubscribed();
-                    }
-                    Err(RecvError::Closed) => return,
-                }
-            }
-        });
-        let subscriber = self.link.subscriber.clone();
-        let mut reconnects = self.link.subscriber.reconnect_rx();
-        tokio::spawn(async move {
-            loop {
-                match reconnects.recv().await {
-                    Ok(_) | Err(RecvError::Lagged(_)) => {
-                        // Redis forgot this connection's subscriptions when it dropped.
-                        if let Err(e) = subscriber.resubscribe_all().await {
-                            tracing::warn!(error = %e, "redis resubscribe failed");
-                            continue;
+                        Err(RecvError::Lagged(n)) => {
+                            tracing::warn!(lost = n, "redis pub/sub reader fell behind");
+                            reader_handler.on_resubscribed();
                         }
-                        tracing::info!("redis pub/sub resubscribed");
-                        handler.on_resubscribed();
+                        Err(RecvError::Closed) => return,
                     }
-                    Err(RecvError::Closed) => return,
                 }
+            });
+            if self.link.cluster {
+                self.follow_slot_moves(index, handler.clone());
             }
-        });
+            let link = self.link.clone();
+            let mut reconnects = shard.subscriber.reconnect_rx();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                loop {
+                    match reconnects.recv().await {
+                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                            let shard = &link.shards[index];
+                            // Redis forgot this connection's subscriptions when it dropped (on
+                            // a cluster, fred sends each sharded one to its slot's new owner).
+                            if let Err(e) = shard.resubscribe(link.cluster).await {
+                                tracing::warn!(shard = %shard.label, error = %e, "redis resubscribe failed");
+                                continue;
+                            }
+                            tracing::info!(shard = %shard.label, "redis pub/sub resubscribed");
+                            handler.on_resubscribed();
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl RedisBroker {
+    /// On a cluster, a slot that moves (a migration, a failover) takes its shard channels'
+    /// subscriptions with it: Redis tells the subscriber with an unsolicited SUNSUBSCRIBE that
+    /// fred drops. Any client of the shard that learns of a new slot layout (a command answered
+    /// MOVED, a reconnect) therefore resubscribes every shard channel where it lives now, and the
+    /// node checks its positions for what was published in between.
+    fn follow_slot_moves(&self, index: usize, handler: Arc<dyn BrokerEventHandler>) {
+        let shard = &self.link.shards[index];
+        let watchers = shard
+            .pool
+            .clients()
+            .iter()
+            .map(|c| c.cluster_change_rx())
+            .chain([shard.subscriber.cluster_change_rx()]);
+        for mut changes in watchers {
+            let link = self.link.clone();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                loop {
+                    match changes.recv().await {
+                        Ok(_) | Err(RecvError::Lagged(_)) => {
+                            let shard = &link.shards[index];
+                            // A change is often seen mid-migration, while the old owner still
+                            // takes a subscription it is about to drop: subscribe now, and again
+                            // once the layout has had time to settle.
+                            for settle in SLOT_MOVE_PASSES {
+                                tokio::time::sleep(settle).await;
+                                resubscribe_until_done(shard, link.cluster).await;
+                            }
+                            tracing::info!(shard = %shard.label, "cluster slots moved; shard channels resubscribed");
+                            handler.on_resubscribed();
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// When the shard channels are subscribed again after a cluster change: at once, then twice
+/// more as a migration or failover finishes.
+const SLOT_MOVE_PASSES: [Duration; 3] = [
+    Duration::ZERO,
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// [`Shard::resubscribe`], retried with backoff: mid-migration a slot can bounce between its
+/// two owners until the layout settles.
+async fn resubscribe_until_done(shard: &crate::redis_link::Shard, cluster: bool) {
+    let mut pause = Duration::from_millis(100);
+    while let Err(e) = shard.resubscribe(cluster).await {
+        tracing::warn!(shard = %shard.label, error = %e, "resubscribe after a slot move failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -213,7 +286,7 @@ fn position(reply: &[Value], script: &str) -> Result<StreamPosition, BrokerError
 impl Broker for RedisBroker {
     fn run(&self, handler: Arc<dyn BrokerEventHandler>) {
         if self.handler.set(handler.clone()).is_ok() {
-            self.spawn_reader(handler);
+            self.spawn_readers(handler);
         }
     }
 
@@ -237,30 +310,38 @@ impl Broker for RedisBroker {
             delta: false,
         })
         .expect("invariant: publications serialize");
-        let client = self.link.pool.next();
+        let client = self.link.shard(channel).pool.next();
         if opts.history_size == 0 && opts.source.is_none() {
             // No positions: a plain PUBLISH (idempotency needs a stored result, so it is
             // honoured only for channels with history, as in Centrifugo's Redis engine).
             let kind = if opts.delta { 'd' } else { 'p' };
             let message = format!("{kind}0:0::{body}");
-            client
-                .publish::<(), _, _>(self.pubsub_channel(channel), message)
-                .await
-                .map_err(unavailable)?;
+            let name = self.pubsub_channel(channel);
+            let sent = if self.link.cluster {
+                client.spublish::<(), _, _>(name, message).await
+            } else {
+                client.publish::<(), _, _>(name, message).await
+            };
+            sent.map_err(unavailable)?;
             return Ok(StreamPosition::default());
         }
         let (stream, meta) = self.keys(channel);
         // Broker-numbered: a key per publication with Centrifugo's window. Sourced: one set
         // of the stream's latest keys, bounded by count (see publish.lua).
-        let idem = match (&opts.idempotency_key, &opts.source) {
-            (Some(k), None) => self.link.key("idempotency", &format!("{channel}.{k}")),
-            (Some(_), Some(_)) => self.link.key("recent", channel),
-            (None, _) => String::new(),
-        };
+        let mut keys = vec![stream, meta];
+        match (&opts.idempotency_key, &opts.source) {
+            (Some(k), None) => {
+                keys.push(format!(
+                    "{}.{k}",
+                    self.link.channel_key("idempotency", channel)
+                ));
+            }
+            (Some(_), Some(_)) => keys.push(self.link.channel_key("recent", channel)),
+            (None, _) => {}
+        }
         let keep = opts
             .history_size
             .max(crate::broker::memory::RECENT_KEYS_MIN);
-        let instance = self.link.key("engine", "instance");
         let (mode, src_offset, src_epoch, lane, after, deliver) = match &opts.source {
             Some(s) => (
                 "s",
@@ -294,10 +375,11 @@ impl Broker for RedisBroker {
             .into(),
             opts.idempotency_key.clone().unwrap_or_default().into(),
             (keep as i64).into(),
+            if self.link.cluster { "s" } else { "p" }.into(),
         ];
         let reply: Vec<Value> = self
             .publish
-            .evalsha_with_reload(client, vec![stream, meta, idem, instance], args)
+            .evalsha_with_reload(client, keys, args)
             .await
             .map_err(unavailable)?;
         position(&reply, "publish")
@@ -318,7 +400,6 @@ impl Broker for RedisBroker {
         meta_ttl: Duration,
     ) -> Result<HistoryPage, BrokerError> {
         let (stream, meta) = self.keys(channel);
-        let instance = self.link.key("engine", "instance");
         let after = filter.since.as_ref().map_or(0, |p| p.offset);
         let limit: i64 = filter.limit.map_or(-1, |l| l as i64);
         let args: Vec<Value> = vec![
@@ -331,7 +412,11 @@ impl Broker for RedisBroker {
         ];
         let reply: Vec<Value> = self
             .history
-            .evalsha_with_reload(self.link.pool.next(), vec![stream, meta, instance], args)
+            .evalsha_with_reload(
+                self.link.shard(channel).pool.next(),
+                vec![stream, meta],
+                args,
+            )
             .await
             .map_err(unavailable)?;
         let mut position = position(&reply, "history")?;
@@ -375,7 +460,11 @@ impl Broker for RedisBroker {
     async fn remove_history(&self, channel: &str) -> Result<(), BrokerError> {
         let (stream, meta) = self.keys(channel);
         self.remove
-            .evalsha_with_reload::<(), _, _>(self.link.pool.next(), vec![stream, meta], ())
+            .evalsha_with_reload::<(), _, _>(
+                self.link.shard(channel).pool.next(),
+                vec![stream, meta],
+                (),
+            )
             .await
             .map_err(unavailable)
     }
@@ -385,11 +474,13 @@ impl Broker for RedisBroker {
         if self.subscribed.lock().contains(&name) {
             return Ok(());
         }
-        self.link
-            .subscriber
-            .subscribe(name.clone())
-            .await
-            .map_err(unavailable)?;
+        let subscriber = &self.link.shard(channel).subscriber;
+        let done = if self.link.cluster {
+            subscriber.ssubscribe(name.clone()).await
+        } else {
+            subscriber.subscribe(name.clone()).await
+        };
+        done.map_err(unavailable)?;
         self.subscribed.lock().insert(name);
         Ok(())
     }
@@ -399,34 +490,48 @@ impl Broker for RedisBroker {
         if !self.subscribed.lock().remove(&name) {
             return Ok(());
         }
-        self.link
-            .subscriber
-            .unsubscribe(name)
-            .await
-            .map_err(unavailable)
+        let subscriber = &self.link.shard(channel).subscriber;
+        let done = if self.link.cluster {
+            subscriber.sunsubscribe(name).await
+        } else {
+            subscriber.unsubscribe(name).await
+        };
+        done.map_err(unavailable)
     }
 
+    /// Listens on every shard: a control message is sent over any one of them.
     async fn listen_control(&self, node_uid: &str) -> Result<(), BrokerError> {
         let own = self.link.key("node", node_uid);
         let shared = self.link.key("control", "all");
-        self.link
-            .subscriber
-            .subscribe(vec![shared, own])
-            .await
-            .map_err(unavailable)
+        for shard in &self.link.shards {
+            shard
+                .subscriber
+                .subscribe(vec![shared.clone(), own.clone()])
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
+    /// Sent once, over the first shard (round robin, reachable ones first) that takes it.
     async fn publish_control(&self, data: &str, to: Option<&str>) -> Result<(), BrokerError> {
         let channel = match to {
             Some(uid) => self.link.key("node", uid),
             None => self.link.key("control", "all"),
         };
-        self.link
-            .pool
-            .next()
-            .publish::<(), _, _>(channel, data.to_owned())
-            .await
-            .map_err(unavailable)
+        let mut last = None;
+        for shard in self.link.control_order() {
+            match shard
+                .pool
+                .next()
+                .publish::<(), _, _>(channel.clone(), data.to_owned())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(unavailable(last.expect("invariant: at least one shard")))
     }
 
     fn is_up(&self) -> bool {

@@ -8,6 +8,7 @@
 pub mod consumers;
 pub mod duration;
 pub mod load;
+pub mod redis;
 pub mod validate;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use duration::HumanDuration;
 pub use load::{load_file, load_str, ConfigError, Format, Loaded};
+pub use redis::{Redis, Topology};
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -109,34 +111,6 @@ impl Default for Engine {
 impl Engine {
     pub fn is_redis(&self) -> bool {
         self.kind == "redis"
-    }
-}
-
-/// Centrifugo v6 `engine.redis`: one Redis server shared by every node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Redis {
-    /// `redis://[user:password@]host:port[/db]`.
-    pub address: String,
-    /// Prepended to every key and PUB/SUB channel, so several installations share a Redis.
-    pub prefix: String,
-    pub connect_timeout: HumanDuration,
-    /// Limit on one command's round trip; past it the command fails and is reported.
-    pub io_timeout: HumanDuration,
-    /// How long a node's presence entries outlive its last refresh: a node killed with
-    /// `kill -9` vanishes from presence after this.
-    pub presence_ttl: HumanDuration,
-}
-
-impl Default for Redis {
-    fn default() -> Self {
-        Redis {
-            address: "redis://127.0.0.1:6379".into(),
-            prefix: "centrifugo".into(),
-            connect_timeout: HumanDuration::secs(1),
-            io_timeout: HumanDuration::secs(4),
-            presence_ttl: HumanDuration::secs(60),
-        }
     }
 }
 

@@ -11,14 +11,18 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
         "memory" => {}
         "redis" => {
             let r = &config.engine.redis;
-            if !(r.address.starts_with("redis://") || r.address.starts_with("rediss://")) {
-                errors.push(format!(
-                    "engine.redis.address {:?} must be a redis:// URL",
-                    chorus_protocol::secret::redact_url(&r.address)
-                ));
+            if let Err(e) = r.shards() {
+                errors.push(e);
             }
-            if r.address.starts_with("rediss://") {
-                errors.push("engine.redis.address: TLS (rediss://) is not supported".into());
+            if r.topology() == super::Topology::Sentinel && r.sentinel_master_name.is_empty() {
+                errors.push(
+                    "engine.redis.sentinel_master_name must name the master Sentinel watches"
+                        .into(),
+                );
+            }
+            if r.prefix.contains(['{', '}']) {
+                // Keys of one channel share a {hash tag}; a brace in the prefix would move it.
+                errors.push("engine.redis.prefix must not contain { or }".into());
             }
             if r.prefix.is_empty() {
                 errors.push("engine.redis.prefix must not be empty".into());
@@ -393,8 +397,16 @@ mod tests {
                 "must be memory or redis",
             ),
             (
-                r#"{"engine": {"type": "redis", "redis": {"address": "localhost:6379"}}}"#,
-                "must be a redis:// URL",
+                r#"{"engine": {"type": "redis", "redis": {"address": "tcp://localhost:6379"}}}"#,
+                "must be host:port or a redis:// URL",
+            ),
+            (
+                r#"{"engine": {"type": "redis", "redis": {"sentinel_address": ["127.0.0.1:26379"]}}}"#,
+                "sentinel_master_name",
+            ),
+            (
+                r#"{"engine": {"type": "redis", "redis": {"prefix": "a{b}"}}}"#,
+                "must not contain { or }",
             ),
             (
                 r#"{"consumers": [{"enabled": true, "name": "k", "type": "kafka"}]}"#,

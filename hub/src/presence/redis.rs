@@ -23,6 +23,9 @@ const CLEAN: &str = include_str!("lua/clean.lua");
 /// Entries re-announced per script call, so one refresh never blocks Redis for long.
 const REFRESH_BATCH: usize = 500;
 
+/// One presence entry: channel, client id, ClientInfo JSON.
+type Entry = (String, String, String);
+
 pub struct RedisPresence {
     link: Arc<RedisLink>,
     ttl: Duration,
@@ -69,34 +72,57 @@ impl RedisPresence {
 
     /// Re-announces every entry of this node (also how presence returns after Redis lost it).
     pub async fn refresh(&self) -> Result<(), PresenceError> {
-        let entries: Vec<(String, String, String)> = self
+        let entries: Vec<Entry> = self
             .own
             .lock()
             .iter()
             .map(|((ch, client), info)| (ch.clone(), client.clone(), info.clone()))
             .collect();
-        for chunk in entries.chunks(REFRESH_BATCH) {
-            self.announce(chunk).await?;
+        // One script call touches one shard, and on a cluster one slot: entries grouped so.
+        let mut groups: HashMap<(usize, String), Vec<Entry>> = HashMap::new();
+        for entry in entries {
+            let shard = crate::placement::shard_of(&entry.0, self.link.shards.len());
+            let slot = if self.link.cluster {
+                crate::placement::hash_tag(&entry.0)
+            } else {
+                String::new()
+            };
+            groups.entry((shard, slot)).or_default().push(entry);
+        }
+        for group in groups.values() {
+            for chunk in group.chunks(REFRESH_BATCH) {
+                self.announce(chunk).await?;
+            }
         }
         Ok(())
     }
 
-    async fn announce(&self, entries: &[(String, String, String)]) -> Result<(), PresenceError> {
-        let now = now_ms();
-        let mut args: Vec<Value> = Vec::with_capacity(4 + entries.len() * 3);
-        args.push(now.to_string().into());
-        args.push((now + self.ttl.as_millis() as u64).to_string().into());
+    /// Announces entries that share one shard (and slot).
+    async fn announce(&self, entries: &[Entry]) -> Result<(), PresenceError> {
+        let Some((first, _, _)) = entries.first() else {
+            return Ok(());
+        };
+        let mut keys: Vec<String> = Vec::with_capacity(entries.len() * 3);
+        let mut args: Vec<Value> = Vec::with_capacity(2 + entries.len() * 2);
+        args.push((now_ms() + self.ttl.as_millis() as u64).to_string().into());
         args.push((self.ttl.as_secs().max(1) as i64).into());
-        args.push(self.link.prefix.clone().into());
         for (ch, client, info) in entries {
-            args.push(ch.clone().into());
+            keys.extend(self.keys(ch));
             args.push(client.clone().into());
             args.push(info.clone().into());
         }
         self.add
-            .evalsha_with_reload::<(), _, _>(self.link.pool.next(), Vec::<String>::new(), args)
+            .evalsha_with_reload::<(), _, _>(self.link.shard(first).pool.next(), keys, args)
             .await
             .map_err(failed)
+    }
+
+    fn keys(&self, channel: &str) -> [String; 3] {
+        [
+            self.link.channel_key("presence.data", channel),
+            self.link.channel_key("presence.expire", channel),
+            self.link.channel_key("presence.users", channel),
+        ]
     }
 
     async fn clean(
@@ -105,14 +131,10 @@ impl RedisPresence {
         remove: &str,
         answer: &str,
     ) -> Result<Value, PresenceError> {
-        let keys = vec![
-            self.link.key("presence.data", channel),
-            self.link.key("presence.expire", channel),
-            self.link.key("presence.users", channel),
-        ];
+        let keys = self.keys(channel).to_vec();
         let args: Vec<Value> = vec![now_ms().to_string().into(), remove.into(), answer.into()];
         self.clean
-            .evalsha_with_reload(self.link.pool.next(), keys, args)
+            .evalsha_with_reload(self.link.shard(channel).pool.next(), keys, args)
             .await
             .map_err(failed)
     }

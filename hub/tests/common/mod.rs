@@ -11,6 +11,8 @@ use chorus_hub::{Node, NodeParts};
 use serde_json::Value;
 
 pub use client::*;
+
+pub mod nodes;
 pub use net::listening;
 
 pub const API_KEY: &str = "test-api-key";

@@ -74,7 +74,8 @@ class Hub:
         if redis:
             config["engine"] = {
                 "type": "redis",
-                "redis": {"address": redis, "prefix": f"chorus-py-{os.getpid()}-{self.port}"},
+                # Several addresses, separated by spaces, shard the channels.
+                "redis": {"address": redis.split(), "prefix": f"chorus-py-{os.getpid()}-{self.port}"},
             }
         self.dir = tempfile.TemporaryDirectory(prefix="chorus-py-sdk-")
         path = os.path.join(self.dir.name, "config.json")

@@ -5,7 +5,7 @@
 // with its stream on one hub node and its commands sent to another.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { client, jwt, once, pushes, sleep, startHub } from './harness.mjs';
+import { client, jwt, once, pushes, redisAddresses, sleep, startHub } from './harness.mjs';
 
 let hub;
 before(async () => {
@@ -137,7 +137,7 @@ test('an emulated connection with a bad first command is refused, not left open'
 // other, which routes them through the engine (a load balancer without sticky sessions).
 test('the SDK over http_stream with its commands sent to another node', { skip: !process.env.CHORUS_SDK_REDIS }, async () => {
   const engine = {
-    engine: { type: 'redis', redis: { address: process.env.CHORUS_SDK_REDIS, prefix: `chorus-sdk-emu-${process.pid}` } },
+    engine: { type: 'redis', redis: { address: redisAddresses(), prefix: `chorus-sdk-emu-${process.pid}` } },
   };
   const a = await startHub(engine);
   const b = await startHub(engine);

@@ -118,11 +118,16 @@ function centrifugoConfig(port) {
   };
 }
 
-// With CHORUS_SDK_REDIS set, the same scenarios run on the Redis engine. The key prefix
+// With CHORUS_SDK_REDIS set, the same scenarios run on the Redis engine; several addresses
+// (separated by spaces) shard the channels over several Redis servers. The key prefix
 // follows the port: a fresh hub starts clean, a hub restarted on its port finds its data.
+export function redisAddresses() {
+  return (process.env.CHORUS_SDK_REDIS ?? '').split(/\s+/).filter(Boolean);
+}
+
 function engine(port) {
-  const address = process.env.CHORUS_SDK_REDIS;
-  if (!address) return {};
+  const address = redisAddresses();
+  if (address.length === 0) return {};
   return { engine: { type: 'redis', redis: { address, prefix: `chorus-sdk-${process.pid}-${port}` } } };
 }
 

@@ -83,16 +83,24 @@ impl Client {
 
     /// Next reply or push, skipping server pings; Err when the server closed.
     pub async fn next(&mut self) -> Result<Value, Closed> {
+        self.next_within(Duration::from_secs(10))
+            .await
+            .map(|v| v.expect("timed out waiting for the hub"))
+    }
+
+    /// [`Self::next`], or Ok(None) when nothing came within `wait`.
+    pub async fn next_within(&mut self, wait: Duration) -> Result<Option<Value>, Closed> {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(v) = self.pending.pop_front() {
                 if v.as_object().is_some_and(|m| m.is_empty()) {
                     continue;
                 }
-                return Ok(v);
+                return Ok(Some(v));
             }
-            let msg = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("timed out waiting for the hub");
+            let Ok(msg) = tokio::time::timeout_at(deadline, self.ws.next()).await else {
+                return Ok(None);
+            };
             match msg {
                 Some(Ok(Message::Text(t))) => {
                     for line in t.as_str().split('\n').filter(|l| !l.is_empty()) {
@@ -141,14 +149,19 @@ impl Client {
 
     /// Reads until the reply with `id`, keeping pushes for later.
     pub async fn reply(&mut self, id: u64) -> Value {
+        self.try_reply(id).await.unwrap()
+    }
+
+    /// [`Self::reply`], or how the connection closed first.
+    pub async fn try_reply(&mut self, id: u64) -> Result<Value, Closed> {
         let mut skipped = Vec::new();
         loop {
-            let v = self.next().await.unwrap();
+            let v = self.next().await?;
             if v["id"] == json!(id) {
                 for s in skipped.into_iter().rev() {
                     self.pending.push_front(s);
                 }
-                return v;
+                return Ok(v);
             }
             skipped.push(v);
         }
@@ -160,6 +173,21 @@ impl Client {
             .await;
         let r = c.reply(1).await;
         (c, r)
+    }
+
+    /// [`Self::connect`], or None when the node is gone (killed, restarting).
+    pub async fn try_connect(url: &str, user: &str) -> Option<(Client, Value)> {
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.ok()?;
+        let mut c = Client {
+            ws,
+            pending: Default::default(),
+        };
+        let connect = json!({"id": 1, "connect": {"token": token(json!({"sub": user}))}});
+        c.ws.send(Message::Text(connect.to_string().into()))
+            .await
+            .ok()?;
+        let r = c.try_reply(1).await.ok()?;
+        Some((c, r))
     }
 }
 

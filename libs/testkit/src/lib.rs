@@ -9,6 +9,7 @@
 //! | [`postgres`] | a database of a test's own in the machine's PostgreSQL |
 //! | [`pg_server`] | a PostgreSQL server of a test's own, that a test can stop and start again |
 //! | [`redis`] | a redis-server per test, that a test can kill and restart |
+//! | [`redis_topology`] | a Redis Cluster (3 masters, 3 replicas) and a Sentinel-watched master with a replica |
 //! | [`client`] | a raw Centrifugo-protocol WebSocket client and HS256 connection tokens |
 //! | [`process`] | a service binary as its own process: `kill -9`, SIGTERM, `/health`, `/metrics`; another service's binary |
 //! | [`hub`] | `chorus-hub` as its own process: cluster nodes, or a hub delivering a chat topic live |
@@ -27,6 +28,7 @@ pub mod pg_server;
 pub mod postgres;
 pub mod process;
 pub mod redis;
+pub mod redis_topology;
 pub mod speech;
 pub mod tansu;
 pub mod wer;

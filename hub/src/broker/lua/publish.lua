@@ -4,9 +4,9 @@
 -- KEYS[1] stream (Redis stream; entry id "<offset>-1", field d = publication JSON)
 -- KEYS[2] meta hash: e = epoch, s = top offset, g = everything above it is held,
 --         l = source lane (sourced streams only)
--- KEYS[3] broker-numbered: the idempotency key, or "" for none; sourced: the sorted set of
---         the stream's recent event keys (scored by offset), or "" when the record has none
--- KEYS[4] the engine's instance key (vanishes when Redis loses its data)
+-- KEYS[3] broker-numbered: the idempotency key; sourced: the sorted set of the stream's
+--         recent event keys (scored by offset); absent when the publication has no key (an
+--         empty name would be a key of its own, on another cluster slot)
 -- ARGV[1] publication JSON without offset      ARGV[2] history size
 -- ARGV[3] history TTL seconds                  ARGV[4] meta TTL seconds
 -- ARGV[5] a fresh epoch, used if the stream is new  ARGV[6] PUB/SUB channel
@@ -14,8 +14,15 @@
 -- ARGV[9] source offset  ARGV[10] source epoch  ARGV[11] source lane
 -- ARGV[12] source complete_after  ARGV[13] "1" deliver, "d" deliver as a delta, "0" history only
 -- ARGV[14] sourced: the record's idempotency key  ARGV[15] sourced: how many keys to keep
+-- ARGV[16] "s" to deliver with SPUBLISH (Redis Cluster's sharded PUB/SUB), else PUBLISH
+--
+-- Meta field r is the run id of the Redis process that set the epoch. A stream whose epoch
+-- another process set (a replica promoted by a failover, possibly behind its master; a
+-- restart) may have lost its latest publications, which subscribers may already hold: it
+-- gets a new epoch, so every subscriber is told to recover and recovery says it cannot,
+-- instead of offsets being handed out again for different publications.
 -- Returns {offset, epoch, status} where status is "new", "dup" or "old".
-local stream, meta, idem, inst = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stream, meta, idem = KEYS[1], KEYS[2], KEYS[3] or ''
 if idem ~= '' and ARGV[8] == 'n' then
   local held = redis.call('get', idem)
   if held then
@@ -23,31 +30,30 @@ if idem ~= '' and ARGV[8] == 'n' then
     return {string.sub(held, 1, sep - 1), string.sub(held, sep + 1), 'dup'}
   end
 end
--- A sourced stream's epoch is its source's plus this Redis's instance: positions survive a
--- hub restart, but not Redis losing its data, which must tell clients they cannot recover.
-local instance = redis.call('get', inst)
-if not instance then
-  instance = ARGV[5]
-  redis.call('set', inst, instance)
-end
+-- This Redis process (run ids are 40 hex digits; 10 tell processes apart).
+local run = string.sub(string.match(redis.call('info', 'server'), 'run_id:(%x+)'), 1, 10)
 local epoch = redis.call('hget', meta, 'e')
 local top = tonumber(redis.call('hget', meta, 's') or '0')
+local owned = redis.call('hget', meta, 'r') == run
 local offset, prev
 if ARGV[8] == 's' then
-  local src_epoch = ARGV[10] .. '-' .. instance
+  -- A sourced stream's epoch is its source's plus this Redis process: positions survive a
+  -- hub restart, but not Redis losing data, which must tell clients they cannot recover.
+  local src_epoch = ARGV[10] .. '-' .. run
   local lane = redis.call('hget', meta, 'l')
   local after = tonumber(ARGV[12])
   prev = top
-  if not epoch or (not lane and epoch == src_epoch) then
-    -- First record of this run's view: complete only above where reading began.
+  if not epoch or not owned or (not lane and epoch == src_epoch) then
+    -- First record of this process's view: complete only above where reading began.
     epoch = src_epoch
     if after > top then top = after end
-    redis.call('hset', meta, 'e', epoch, 's', top, 'g', top, 'l', ARGV[11])
+    redis.call('hset', meta, 'e', epoch, 's', top, 'g', top, 'l', ARGV[11], 'r', run)
     prev = 0
-  elseif lane ~= ARGV[11] or epoch ~= src_epoch then
-    -- The channel moved to another partition: its offsets mean nothing here.
+  elseif lane ~= ARGV[11] then
+    -- The channel moved to another partition: its offsets mean nothing here. The epoch
+    -- names the lane, so every node computes the same one and later records keep it.
     redis.call('del', stream)
-    epoch = ARGV[5]
+    epoch = src_epoch .. '.' .. ARGV[11]
     top = after
     redis.call('hset', meta, 'e', epoch, 's', top, 'g', top, 'l', ARGV[11])
     prev = 0
@@ -73,9 +79,9 @@ if ARGV[8] == 's' then
   end
   redis.call('hset', meta, 's', offset)
 else
-  if not epoch then
+  if not epoch or not owned then
     epoch = ARGV[5]
-    redis.call('hset', meta, 'e', epoch, 'g', top)
+    redis.call('hset', meta, 'e', epoch, 'g', top, 'r', run)
   end
   prev = top
   offset = redis.call('hincrby', meta, 's', 1)
@@ -104,6 +110,8 @@ end
 if ARGV[13] ~= '0' then
   local kind = 'p'
   if ARGV[13] == 'd' then kind = 'd' end
-  redis.call('publish', ARGV[6], kind .. offset .. ':' .. prev .. ':' .. epoch .. ':' .. ARGV[1])
+  local cmd = 'publish'
+  if ARGV[16] == 's' then cmd = 'spublish' end
+  redis.call(cmd, ARGV[6], kind .. offset .. ':' .. prev .. ':' .. epoch .. ':' .. ARGV[1])
 end
 return {tostring(offset), epoch, 'new'}

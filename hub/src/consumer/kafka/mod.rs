@@ -3,13 +3,22 @@
 //!
 //! - **Assignment.** With the embedded engine every node must see every record, so a node
 //!   assigns itself every partition of its topics (found and re-checked every second) and
-//!   keeps its position in `consumer_group`'s committed offsets ([`assign`]).
+//!   keeps its position in `consumer_group`'s committed offsets ([`assign`]). With the Redis
+//!   engine the nodes share `consumer_group`: each partition is read by one node, dealt
+//!   round the live nodes that run the same group (the cluster's heartbeats), and published through Redis to every node, so a cluster reads its topics
+//!   once. A partition that moves (a node joins, or is killed and leaves the cluster's node
+//!   list) resumes from the committed offset; a record the previous owner had already
+//!   published is dropped by its position in the stream (`broker/lua/publish.lua`), so it is
+//!   neither skipped nor repeated, even while two nodes briefly read it. Chorus assigns the
+//!   partitions itself instead of joining a Kafka group: the same rule on every broker, and
+//!   no broker's group coordinator to trust with a dead member.
 //! - **At least once.** An offset is stored only after its record was published (or
 //!   dead-lettered); librdkafka commits stored offsets every 100 ms and at shutdown. A record
 //!   read twice is published once: by idempotency key, and for chat events by position
 //!   ([`records`]).
-//! - **Replay.** In chat-event mode, a starting node re-reads up to `replay_records` records
-//!   before the committed offset into history only, so clients recover across its restart.
+//! - **Replay.** In chat-event mode on the embedded engine, a starting node re-reads up to
+//!   `replay_records` records before the committed offset into history only, so clients
+//!   recover across its restart (the Redis engine keeps history in Redis instead).
 //! - **Failures.** A record that cannot be used goes to the dead-letter topic (through
 //!   `chorus_runtime::kafka::dlq`) and the partition goes on. A publish that fails for a
 //!   passing reason, and an unreachable broker, are retried with backoff, reported in
@@ -87,6 +96,8 @@ struct Shared {
     status: Arc<Status>,
     /// Assigned partitions by topic, then partition.
     parts: Mutex<HashMap<String, HashMap<i32, Part>>>,
+    /// The nodes share the consumer group (the Redis engine) instead of each reading all.
+    shared_group: bool,
     /// In chat-event mode, the epoch of every chat stream (the topic's; there is one topic).
     chat_epoch: Option<String>,
 }
@@ -138,7 +149,9 @@ pub fn spawn(node: Arc<Node>, cfg: Consumer, status: Arc<Status>) -> anyhow::Res
         node.broker
             .declare_source(chorus_protocol::event::CHAT_CHANNEL_PREFIX, epoch);
     }
+    let shared_group = node.config.engine.is_redis();
     let shared = Arc::new(Shared {
+        shared_group,
         name: cfg.name.clone(),
         mode,
         chat_epoch,

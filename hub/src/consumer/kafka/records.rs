@@ -17,6 +17,7 @@ use crate::consumer::record::{decode, Action, Publish, Record};
 
 pub(super) async fn consume(s: Arc<Shared>) {
     let mut backoff = retry_backoff();
+    let read_bytes = s.node.metrics.consumer_bytes.with_label_values(&[&s.name]);
     loop {
         let msg = tokio::select! {
             _ = s.node.shutdown.cancelled() => break,
@@ -34,6 +35,7 @@ pub(super) async fn consume(s: Arc<Shared>) {
             }
         };
         backoff = retry_backoff();
+        read_bytes.inc_by((m.key_len() + m.payload_len()) as u64);
         if !handle(&s, &m).await {
             break; // shutting down mid-retry: the offset stays unstored, the record is re-read
         }

@@ -39,6 +39,9 @@ pub fn hash_tag(channel: &str) -> String {
     format!("{{{:016x}}}", fnv1a(channel.as_bytes()))
 }
 
+/// The length of every [`hash_tag`].
+pub const HASH_TAG_LEN: usize = 18;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,7 +76,7 @@ mod tests {
     #[test]
     fn the_hash_tag_ignores_braces_in_the_name() {
         let t = hash_tag("a}{b");
-        assert_eq!(t.len(), 18);
+        assert_eq!(t.len(), HASH_TAG_LEN);
         assert!(t.starts_with('{') && t.ends_with('}'));
         assert_eq!(t[1..17].find(['{', '}']), None);
     }

@@ -31,6 +31,8 @@ pub struct Shard {
     pub subscriber: SubscriberClient,
     /// Hosts and topology, for logs (never a password).
     pub label: String,
+    /// A Redis Cluster: channel PUB/SUB is sharded (`SPUBLISH`/`SSUBSCRIBE`).
+    cluster: bool,
     up: AtomicBool,
 }
 
@@ -39,13 +41,44 @@ impl Shard {
         self.up.load(Ordering::Relaxed)
     }
 
+    /// Publishes on a channel's PUB/SUB name (`RedisLink::channel_key`), sharded on a cluster.
+    pub async fn publish_channel(
+        &self,
+        name: String,
+        message: String,
+    ) -> Result<(), fred::error::Error> {
+        let client = self.pool.next();
+        if self.cluster {
+            client.spublish(name, message).await
+        } else {
+            client.publish(name, message).await
+        }
+    }
+
+    /// Subscribes this node's PUB/SUB connection to a channel's PUB/SUB name.
+    pub async fn subscribe_channel(&self, name: String) -> Result<(), fred::error::Error> {
+        if self.cluster {
+            self.subscriber.ssubscribe(name).await
+        } else {
+            self.subscriber.subscribe(name).await
+        }
+    }
+
+    pub async fn unsubscribe_channel(&self, name: String) -> Result<(), fred::error::Error> {
+        if self.cluster {
+            self.subscriber.sunsubscribe(name).await
+        } else {
+            self.subscriber.unsubscribe(name).await
+        }
+    }
+
     /// Subscribes again to every channel the PUB/SUB connection tracks: plain ones in one
     /// command, shard channels one slot at a time, where the slot lives now (on a cluster the
     /// connection first reloads the slot map, which it does not by itself when Redis moves a
     /// slot and drops its shard channels). fred's own `resubscribe_all` also sends a
     /// PSUBSCRIBE with no pattern, which Redis refuses, and stops there.
-    pub async fn resubscribe(&self, cluster: bool) -> Result<(), fred::error::Error> {
-        if cluster {
+    pub async fn resubscribe(&self) -> Result<(), fred::error::Error> {
+        if self.cluster {
             self.subscriber.sync_cluster().await?;
         }
         let channels: Vec<fred::types::Key> = self
@@ -148,6 +181,7 @@ async fn connect_shard(
         pool,
         subscriber,
         label,
+        cluster: address.topology == Topology::Cluster,
         up: AtomicBool::new(true),
     })
 }
@@ -200,8 +234,7 @@ impl RedisLink {
     pub fn channel_of<'a>(&self, pubsub: &'a str, client_prefix: &str) -> Option<&'a str> {
         let rest = pubsub.strip_prefix(client_prefix)?;
         if self.cluster {
-            // `{` 16 hex digits `}` (placement::hash_tag).
-            rest.get(18..)
+            rest.get(crate::placement::HASH_TAG_LEN..)
         } else {
             Some(rest)
         }

@@ -398,7 +398,7 @@ async fn a_channel_whose_cluster_slot_migrates_mid_stream_keeps_being_delivered(
     let tag = hash_tag(ch);
     let follows = followers(&nodes, &[ch.to_owned()]).await;
     // A channel without history: no epoch, so nobody is told to resubscribe when its slot
-    // moves; its node must follow the slot by itself (`RedisBroker::follow_slot_moves`).
+    // moves; its node must follow the slot by itself (`RedisBroker::spawn_resubscriber`).
     let plain = "moving";
     let (mut watcher, _) = Client::connect(&nodes[0].url(), "watcher").await;
     subscribe(&mut watcher, 2, plain).await;

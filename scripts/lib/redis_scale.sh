@@ -55,13 +55,13 @@ metric_sum() {
     awk -v n="$name" -v f="$filter" 'index($0, n) == 1 && index($0, f) { s += $NF } END { print s + 0 }'
 }
 
-# kafka_run MODE [NODES] [RATE]: NODES (3) Redis-engine nodes consuming topic lt-MODE at RATE
-# records/s; MODE shared (one group) or every (a group per node, each reading everything, as
-# before issue 23). Counted once every node's lag is 0.
+# kafka_run MODE: three Redis-engine nodes consuming topic lt-MODE at KAFKA_RATE records/s;
+# MODE shared (one group) or every (a group per node, each reading everything, as before
+# issue 23). Counted once every node's lag is 0.
 kafka_run() {
-  local mode=$1 nodes=${2:-3} rate=${3:-$KAFKA_RATE} label="kafka-$1" base=18200 urls=() pids=() ports=()
+  local mode=$1 label="kafka-$1" base=18200 urls=() pids=() ports=()
   start_shards 1
-  for i in $(seq 1 "$nodes"); do
+  for i in 1 2 3; do
     local group=bench-shared
     [ "$mode" = every ] && group="bench-every-$i"
     CONSUMERS="[{\"enabled\": true, \"name\": \"lt\", \"type\": \"kafka\", \"kafka\": {
@@ -73,11 +73,11 @@ kafka_run() {
   done
   # Let the nodes see each other and deal the partitions out.
   sleep 5
-  echo "== $label: $rate records/s into 6 partitions, $nodes node(s) ($mode)"
+  echo "== $label: $KAFKA_RATE records/s into 6 partitions, 3 nodes ($mode)"
   local start; start=$(date +%s.%N)
   "$BIN/chorus-loadtest" rooms "${urls[@]}" "${pids[@]}" --hmac-secret "$SECRET" \
     --kafka-brokers "127.0.0.1:$KAFKA_PORT" --kafka-topic "lt-$mode" --label "$label" \
-    --connections 600 --room-min 2 --room-max 2 --publish-rate "$rate" \
+    --connections 600 --room-min 2 --room-max 2 --publish-rate "$KAFKA_RATE" \
     --duration "$DURATION" --drain-timeout 30 --workers 1 --worker-threads 1 \
     --json "$WORK/$label.json" || echo "   ($label reported errors; see the table)"
   # Every node done reading (lag 0 on every partition) before counting, for at most 120 s.

@@ -19,7 +19,8 @@ use chorus_protocol::frame::{ClientInfo, Data, Publication, StreamPosition};
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use parking_lot::Mutex;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::Notify;
 
 use super::SourceEpochs;
 use super::{Broker, BrokerError, BrokerEventHandler, HistoryFilter, HistoryPage, PublishOptions};
@@ -82,14 +83,11 @@ impl RedisBroker {
             "{kind}{}",
             serde_json::to_string(info).expect("invariant: client info serializes")
         );
-        let client = self.link.shard(channel).pool.next();
-        let name = self.pubsub_channel(channel);
-        let sent = if self.link.cluster {
-            client.spublish::<(), _, _>(name, message).await
-        } else {
-            client.publish::<(), _, _>(name, message).await
-        };
-        sent.map_err(unavailable)
+        self.link
+            .shard(channel)
+            .publish_channel(self.pubsub_channel(channel), message)
+            .await
+            .map_err(unavailable)
     }
 
     fn keys(&self, channel: &str) -> (String, String) {
@@ -132,88 +130,73 @@ impl RedisBroker {
                     }
                 }
             });
-            if self.link.cluster {
-                self.follow_slot_moves(index, handler.clone());
-            }
-            let link = self.link.clone();
-            let mut reconnects = shard.subscriber.reconnect_rx();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                loop {
-                    match reconnects.recv().await {
-                        Ok(_) | Err(RecvError::Lagged(_)) => {
-                            let shard = &link.shards[index];
-                            // Redis forgot this connection's subscriptions when it dropped (on
-                            // a cluster, fred sends each sharded one to its slot's new owner).
-                            if let Err(e) = shard.resubscribe(link.cluster).await {
-                                tracing::warn!(shard = %shard.label, error = %e, "redis resubscribe failed");
-                                continue;
-                            }
-                            tracing::info!(shard = %shard.label, "redis pub/sub resubscribed");
-                            handler.on_resubscribed();
-                        }
-                        Err(RecvError::Closed) => return,
-                    }
-                }
-            });
+            self.spawn_resubscriber(index, handler.clone());
         }
     }
-}
 
-impl RedisBroker {
-    /// On a cluster, a slot that moves (a migration, a failover) takes its shard channels'
-    /// subscriptions with it: Redis tells the subscriber with an unsolicited SUNSUBSCRIBE that
-    /// fred drops. Any client of the shard that learns of a new slot layout (a command answered
-    /// MOVED, a reconnect) therefore resubscribes every shard channel where it lives now, and the
-    /// node checks its positions for what was published in between.
-    fn follow_slot_moves(&self, index: usize, handler: Arc<dyn BrokerEventHandler>) {
+    /// Subscribes a shard's PUB/SUB connection again whenever it may have lost subscriptions:
+    /// after it reconnects (Redis forgot them), and on a cluster whenever any client of the
+    /// shard learns of a new slot layout (a command answered MOVED, a reconnect), since a slot
+    /// that moves takes its shard channels with it and Redis says so with an unsolicited
+    /// SUNSUBSCRIBE that fred drops. Events coalesce into one resubscription; then the node
+    /// checks its positions for what was published in between.
+    fn spawn_resubscriber(&self, index: usize, handler: Arc<dyn BrokerEventHandler>) {
         let shard = &self.link.shards[index];
-        let watchers = shard
-            .pool
-            .clients()
-            .iter()
-            .map(|c| c.cluster_change_rx())
-            .chain([shard.subscriber.cluster_change_rx()]);
-        for mut changes in watchers {
-            let link = self.link.clone();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                loop {
-                    match changes.recv().await {
-                        Ok(_) | Err(RecvError::Lagged(_)) => {
-                            let shard = &link.shards[index];
-                            // A change is often seen mid-migration, while the old owner still
-                            // takes a subscription it is about to drop: subscribe now, and again
-                            // once the layout has had time to settle.
-                            for settle in SLOT_MOVE_PASSES {
-                                tokio::time::sleep(settle).await;
-                                resubscribe_until_done(shard, link.cluster).await;
-                            }
-                            tracing::info!(shard = %shard.label, "cluster slots moved; shard channels resubscribed");
-                            handler.on_resubscribed();
-                        }
-                        Err(RecvError::Closed) => return,
-                    }
+        let wake = Arc::new(Notify::new());
+        wake_on(shard.subscriber.reconnect_rx(), wake.clone());
+        let passes: &'static [Duration] = if self.link.cluster {
+            for client in shard.pool.clients() {
+                wake_on(client.cluster_change_rx(), wake.clone());
+            }
+            wake_on(shard.subscriber.cluster_change_rx(), wake.clone());
+            &SLOT_MOVE_PASSES
+        } else {
+            &[Duration::ZERO]
+        };
+        let link = self.link.clone();
+        tokio::spawn(async move {
+            loop {
+                wake.notified().await;
+                let shard = &link.shards[index];
+                for settle in passes {
+                    tokio::time::sleep(*settle).await;
+                    resubscribe_until_done(shard).await;
                 }
-            });
-        }
+                tracing::info!(shard = %shard.label, "redis pub/sub resubscribed");
+                handler.on_resubscribed();
+            }
+        });
     }
 }
 
-/// When the shard channels are subscribed again after a cluster change: at once, then twice
-/// more as a migration or failover finishes.
+/// Wakes `wake` on every event `events` brings (lagging behind counts as one), until the
+/// sender is gone.
+fn wake_on<T: Clone + Send + 'static>(mut events: broadcast::Receiver<T>, wake: Arc<Notify>) {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(_) | Err(RecvError::Lagged(_)) => wake.notify_one(),
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+/// When a cluster shard's channels are subscribed again after a change: at once, then twice
+/// more as a migration or failover finishes, since a change is often seen mid-migration,
+/// while the old owner still takes a subscription it is about to drop.
 const SLOT_MOVE_PASSES: [Duration; 3] = [
     Duration::ZERO,
     Duration::from_secs(1),
     Duration::from_secs(3),
 ];
 
-/// [`Shard::resubscribe`], retried with backoff: mid-migration a slot can bounce between its
-/// two owners until the layout settles.
-async fn resubscribe_until_done(shard: &crate::redis_link::Shard, cluster: bool) {
+/// [`Shard::resubscribe`], retried with backoff: a connection that just came back can drop
+/// again, and mid-migration a slot can bounce between its two owners until the layout settles.
+async fn resubscribe_until_done(shard: &crate::redis_link::Shard) {
     let mut pause = Duration::from_millis(100);
-    while let Err(e) = shard.resubscribe(cluster).await {
-        tracing::warn!(shard = %shard.label, error = %e, "resubscribe after a slot move failed; retrying");
+    while let Err(e) = shard.resubscribe().await {
+        tracing::warn!(shard = %shard.label, error = %e, "redis resubscribe failed; retrying");
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(2));
     }
@@ -310,19 +293,16 @@ impl Broker for RedisBroker {
             delta: false,
         })
         .expect("invariant: publications serialize");
-        let client = self.link.shard(channel).pool.next();
+        let shard = self.link.shard(channel);
         if opts.history_size == 0 && opts.source.is_none() {
             // No positions: a plain PUBLISH (idempotency needs a stored result, so it is
             // honoured only for channels with history, as in Centrifugo's Redis engine).
             let kind = if opts.delta { 'd' } else { 'p' };
             let message = format!("{kind}0:0::{body}");
-            let name = self.pubsub_channel(channel);
-            let sent = if self.link.cluster {
-                client.spublish::<(), _, _>(name, message).await
-            } else {
-                client.publish::<(), _, _>(name, message).await
-            };
-            sent.map_err(unavailable)?;
+            shard
+                .publish_channel(self.pubsub_channel(channel), message)
+                .await
+                .map_err(unavailable)?;
             return Ok(StreamPosition::default());
         }
         let (stream, meta) = self.keys(channel);
@@ -379,7 +359,7 @@ impl Broker for RedisBroker {
         ];
         let reply: Vec<Value> = self
             .publish
-            .evalsha_with_reload(client, keys, args)
+            .evalsha_with_reload(shard.pool.next(), keys, args)
             .await
             .map_err(unavailable)?;
         position(&reply, "publish")
@@ -474,13 +454,11 @@ impl Broker for RedisBroker {
         if self.subscribed.lock().contains(&name) {
             return Ok(());
         }
-        let subscriber = &self.link.shard(channel).subscriber;
-        let done = if self.link.cluster {
-            subscriber.ssubscribe(name.clone()).await
-        } else {
-            subscriber.subscribe(name.clone()).await
-        };
-        done.map_err(unavailable)?;
+        self.link
+            .shard(channel)
+            .subscribe_channel(name.clone())
+            .await
+            .map_err(unavailable)?;
         self.subscribed.lock().insert(name);
         Ok(())
     }
@@ -490,13 +468,11 @@ impl Broker for RedisBroker {
         if !self.subscribed.lock().remove(&name) {
             return Ok(());
         }
-        let subscriber = &self.link.shard(channel).subscriber;
-        let done = if self.link.cluster {
-            subscriber.sunsubscribe(name).await
-        } else {
-            subscriber.unsubscribe(name).await
-        };
-        done.map_err(unavailable)
+        self.link
+            .shard(channel)
+            .unsubscribe_channel(name)
+            .await
+            .map_err(unavailable)
     }
 
     /// Listens on every shard: a control message is sent over any one of them.

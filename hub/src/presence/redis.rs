@@ -78,14 +78,15 @@ impl RedisPresence {
             .iter()
             .map(|((ch, client), info)| (ch.clone(), client.clone(), info.clone()))
             .collect();
-        // One script call touches one shard, and on a cluster one slot: entries grouped so.
-        let mut groups: HashMap<(usize, String), Vec<Entry>> = HashMap::new();
+        // One script call touches one shard, and on a cluster one slot: entries grouped so
+        // (channels whose tags hash to the same slot still share a call).
+        let mut groups: HashMap<(usize, u16), Vec<Entry>> = HashMap::new();
         for entry in entries {
             let shard = crate::placement::shard_of(&entry.0, self.link.shards.len());
             let slot = if self.link.cluster {
-                crate::placement::hash_tag(&entry.0)
+                fred::util::redis_keyslot(crate::placement::hash_tag(&entry.0).as_bytes())
             } else {
-                String::new()
+                0
             };
             groups.entry((shard, slot)).or_default().push(entry);
         }

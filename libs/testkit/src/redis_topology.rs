@@ -9,7 +9,7 @@ use crate::redis::{cli, RedisServer};
 
 /// A scratch directory for node and Sentinel config files, which Redis rewrites.
 fn scratch(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("chorus-{what}-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(crate::unique(&format!("chorus-{what}")));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

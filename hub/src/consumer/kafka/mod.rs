@@ -5,8 +5,8 @@
 //!   assigns itself every partition of its topics (found and re-checked every second) and
 //!   keeps its position in `consumer_group`'s committed offsets ([`assign`]). With the Redis
 //!   engine the nodes share `consumer_group`: each partition is read by one node, dealt
-//!   round the live nodes that run the same group (the cluster's heartbeats), and published through Redis to every node, so a cluster reads its topics
-//!   once. A partition that moves (a node joins, or is killed and leaves the cluster's node
+//!   round the live nodes that run the same group (the cluster's heartbeats), and published
+//!   through Redis to every node, so a cluster reads its topics once. A partition that moves (a node joins, or is killed and leaves the cluster's node
 //!   list) resumes from the committed offset; a record the previous owner had already
 //!   published is dropped by its position in the stream (`broker/lua/publish.lua`), so it is
 //!   neither skipped nor repeated, even while two nodes briefly read it. Chorus assigns the

@@ -41,6 +41,9 @@ pub struct Hub {
     channels: Box<[ChannelShard]>,
     clients: RwLock<HashMap<Arc<str>, Arc<ClientHandle>>>,
     users: RwLock<HashMap<Arc<str>, Vec<Arc<ClientHandle>>>>,
+    /// Times the deliveries the fan-out writes to sockets itself (the connection tasks time
+    /// the rest into the same histogram).
+    delivered: Option<prometheus::Histogram>,
 }
 
 impl Default for Hub {
@@ -49,11 +52,20 @@ impl Default for Hub {
             channels: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
             clients: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            delivered: None,
         }
     }
 }
 
 impl Hub {
+    /// A hub that records its direct deliveries in `delivered`.
+    pub fn timing_into(delivered: prometheus::Histogram) -> Self {
+        Hub {
+            delivered: Some(delivered),
+            ..Hub::default()
+        }
+    }
+
     fn shard(&self, channel: &str) -> &ChannelShard {
         let mut h = DefaultHasher::new();
         channel.hash(&mut h);
@@ -256,6 +268,8 @@ impl Hub {
             None
         };
         let tags = frames.publication().and_then(|p| p.tags.as_ref());
+        // Observed without atomics per delivery; added to the histogram once, on drop.
+        let delivered = self.delivered.as_ref().map(|h| h.local());
         for sub in ch.subs.values() {
             let p = sub.client.protocol;
             let passes = sub.filter.as_ref().is_none_or(|f| f.matches(tags));
@@ -288,13 +302,13 @@ impl Hub {
             if !passes {
                 continue;
             }
-            let frame = if sub.delta {
+            if sub.delta {
                 let ready = sub.delta_ready.swap(true, Ordering::Relaxed);
-                frames.get_delta(p, base.as_deref().filter(|_| ready))
+                let frame = frames.get_delta(p, base.as_deref().filter(|_| ready));
+                sub.client.send_publication(frame, reached);
             } else {
-                frames.get(p)
-            };
-            sub.client.send_publication(frame, reached);
+                sub.client.send_shared(frames, reached, delivered.as_ref());
+            }
         }
         if ch.delta_subs > 0 {
             if let Some(publication) = frames.publication() {

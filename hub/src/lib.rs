@@ -31,7 +31,8 @@
 //! - [`emulation_transport`]: bidirectional emulation (`/connection/http_stream`,
 //!   `/connection/sse`, `/emulation`) over [`client::emulated`]; [`stream_body`]: how an
 //!   HTTP response carries a session's frames, for both.
-//! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE.
+//! - [`listener`] and [`limits`]: the open-files budget, so the hub never dies of EMFILE;
+//!   [`socket`]: a client socket shared by hyper, the connection task and the fan-out.
 //! - [`metrics`]: Prometheus metrics (logs are `chorus_runtime::process`'s).
 
 pub mod action;
@@ -59,6 +60,7 @@ pub mod proxy;
 pub mod recovery;
 pub mod redis_link;
 pub mod server;
+pub mod socket;
 pub mod stream_body;
 pub mod subscribers;
 pub mod uni_transport;

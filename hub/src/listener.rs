@@ -7,14 +7,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
+
+use crate::socket::{CountedStream, Socket};
 
 pub struct FdBudgetListener {
     inner: TcpListener,
@@ -34,18 +33,6 @@ impl FdBudgetListener {
     }
 }
 
-/// A socket counted against the budget until dropped.
-pub struct CountedStream {
-    stream: TcpStream,
-    open: Arc<AtomicUsize>,
-}
-
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl axum::serve::Listener for FdBudgetListener {
     type Io = CountedStream;
     type Addr = SocketAddr;
@@ -62,11 +49,10 @@ impl axum::serve::Listener for FdBudgetListener {
                     }
                     // Latency over throughput: pushes are small and must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
-                    self.open.fetch_add(1, Ordering::Relaxed);
+                    let socket = Socket::new(stream, self.open.clone());
                     return (
                         CountedStream {
-                            stream,
-                            open: self.open.clone(),
+                            socket: Arc::new(socket),
                         },
                         addr,
                     );
@@ -82,45 +68,5 @@ impl axum::serve::Listener for FdBudgetListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
-    }
-}
-
-impl AsyncRead for CountedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CountedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
     }
 }

@@ -178,8 +178,8 @@ impl Node {
         } else {
             connect_tokens.clone()
         };
-        let hub = Arc::new(Hub::default());
         let metrics = Arc::new(Metrics::new());
+        let hub = Arc::new(Hub::timing_into(metrics.delivery_seconds.clone()));
         metrics.describe_process(if config.engine.is_redis() {
             "redis"
         } else {

@@ -7,16 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 
 use chorus_protocol::Protocol;
 
 use crate::listener::FdBudgetListener;
 use crate::node::Node;
+use crate::socket::SocketRef;
 use crate::{emulation_transport, uni_transport};
 
 /// What a node serves on `http_server.port`, for `axum::serve` or for `oneshot` tests: the
@@ -95,36 +96,31 @@ pub async fn serve_internal(
 async fn websocket(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
+    socket: Option<Extension<ConnectInfo<SocketRef>>>,
     ws: WebSocketUpgrade,
 ) -> Response {
     if !crate::origin::allowed(&node.config.client.allowed_origins, &headers) {
         tracing::info!(origin = ?headers.get(header::ORIGIN), "websocket origin not allowed");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
-    let ws_cfg = &node.config.websocket;
-    let limit = ws_cfg.message_size_limit;
-    let ws = ws
-        .read_buffer_size(ws_cfg.read_buffer_size)
-        // Frames are batched by the connection task; tungstenite should write them at once.
-        .write_buffer_size(0)
-        .max_write_buffer_size(
-            node.config
-                .client
-                .queue_max_size
-                .saturating_mul(2)
-                .max(limit * 2),
-        )
-        .max_message_size(limit)
-        .max_frame_size(limit)
-        // Centrifugo's Protobuf protocol is asked for by subprotocol; without it, JSON.
-        .protocols([Protocol::PROTOBUF_SUBPROTOCOL]);
+    let Some(Extension(ConnectInfo(SocketRef(socket)))) = socket else {
+        tracing::error!("websocket request without its socket: serve the app with server::run");
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    // axum checks and answers the handshake; the connection is framed by the hub itself.
+    // Centrifugo's Protobuf protocol is asked for by subprotocol; without it, JSON.
+    let ws = ws.protocols([Protocol::PROTOBUF_SUBPROTOCOL]);
     let protocol = match ws.selected_protocol() {
         Some(p) if p == Protocol::PROTOBUF_SUBPROTOCOL => Protocol::Protobuf,
         _ => Protocol::Json,
     };
     let kept = node.proxies.keep_headers(&headers);
-    ws.on_upgrade(move |socket| {
-        crate::client::connection::serve_websocket(node, socket, protocol, kept)
+    ws.on_upgrade(move |upgraded| {
+        // tungstenite's stream (and hyper's buffers with it) is dropped; the socket it ran
+        // on stays. A client sends nothing before the 101 (RFC 6455 §4.1), so nothing
+        // buffered is lost with them.
+        drop(upgraded);
+        crate::client::websocket::serve_websocket(node, socket, protocol, kept)
     })
 }
 
@@ -188,7 +184,9 @@ pub async fn run(
             .roster
             .disconnect_all(chorus_protocol::codes::DISCONNECT_SHUTDOWN);
     });
-    let serve = axum::serve(listener, app(node.clone()))
+    // Each request carries its socket, for the WebSocket endpoint to take over.
+    let app = app(node.clone()).into_make_service_with_connect_info::<SocketRef>();
+    let serve = axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await });
     let mut serving = std::pin::pin!(serve.into_future());
     // The grace period starts at shutdown, not at startup.

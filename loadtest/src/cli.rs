@@ -49,6 +49,14 @@ pub enum Mode {
         #[arg(long = "header")]
         headers: Vec<String>,
     },
+    /// The fan-out floor: a minimal server speaking just what the harness uses of
+    /// Centrifugo's protocol, writing each publication to its subscribers as cheaply as this
+    /// machine allows. A yardstick for a hub, not a product: tokens and keys are not checked.
+    FloorServer {
+        /// Address to listen on (loopback).
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
     /// Internal: a worker process; reads its plan on stdin.
     #[command(hide = true)]
     Worker,
@@ -61,7 +69,10 @@ impl Mode {
             Mode::Idle(a) => Some((Scenario::Idle, *a)),
             Mode::Broadcast(a) => Some((Scenario::Broadcast, *a)),
             Mode::Rooms(a) => Some((Scenario::Rooms, *a)),
-            Mode::Worker | Mode::Compare { .. } | Mode::Produce { .. } => None,
+            Mode::Worker
+            | Mode::Compare { .. }
+            | Mode::Produce { .. }
+            | Mode::FloorServer { .. } => None,
         }
     }
 }

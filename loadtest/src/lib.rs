@@ -22,12 +22,16 @@
 //! - [`sampler`]: reads the server's RSS and CPU time from `/proc`.
 //! - [`report`]: the JSON result, the Markdown summary and the PNG chart.
 //! - [`fdlimit`]: raises the open-file limit and says how many sockets a process may hold.
+//! - [`floor`]: the Kafka latency floor, a bare consumer timing the same records.
+//! - [`floor_server`]: the fan-out floor, a minimal server that `scripts/bench` measures
+//!   the hub against.
 
 pub mod cli;
 pub mod conn;
 pub mod coordinator;
 pub mod fdlimit;
 pub mod floor;
+pub mod floor_server;
 pub mod ipc;
 pub mod payload;
 pub mod plan;

@@ -23,6 +23,11 @@ fn main() -> anyhow::Result<()> {
             key.as_deref(),
             &headers,
         )),
+        Mode::FloorServer { listen } => runtime.block_on(async {
+            chorus_loadtest::fdlimit::raise();
+            let listener = tokio::net::TcpListener::bind(listen).await?;
+            chorus_loadtest::floor_server::run(listener).await
+        }),
         Mode::Compare {
             files,
             ours,

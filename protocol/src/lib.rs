@@ -10,6 +10,8 @@
 //! - [`event`]: the chat event envelope carried by the chat-message Kafka topic.
 //! - [`state`]: the chat state event carried by the state topic (the API's outbox).
 //! - [`secret`]: comparing shared keys in constant time.
+//! - [`websocket`]: WebSocket framing for servers that write their own frames (the hub's
+//!   client connections, the load harness's floor server).
 
 pub mod channel;
 pub mod codes;
@@ -20,6 +22,7 @@ pub mod frame;
 pub mod proto;
 pub mod secret;
 pub mod state;
+pub mod websocket;
 
 pub use codes::{Disconnect, ProtocolError};
 pub use frame::{decode_commands, Command, DecodeError, Method};

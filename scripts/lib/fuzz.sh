@@ -6,7 +6,7 @@
 # in .run/fuzz/<target>.
 CARGO_FUZZ_VERSION="${CARGO_FUZZ_VERSION:-0.13.1}"
 CARGO_FUZZ_ROOT="${CHORUS_TOOLS:-$HOME/.cache/chorus/tools}/cargo-fuzz-$CARGO_FUZZ_VERSION"
-FUZZ_TARGETS=(decode_frame decode_protobuf_frame apply_fossil_delta decode_chat_event decode_state_event)
+FUZZ_TARGETS=(decode_frame decode_protobuf_frame apply_fossil_delta parse_websocket_frames decode_chat_event decode_state_event)
 
 fuzz_install() {
   [ -x "$CARGO_FUZZ_ROOT/bin/cargo-fuzz" ] && return 0

@@ -8,30 +8,33 @@
 //! deadline, stale connect). Queued frames are written together (one WebSocket message of
 //! newline-separated JSON, or Protobuf replies one after another), as the protocol allows;
 //! that is what keeps a busy fan-out cheap in syscalls. Command handling is boxed so the
-//! idle task stays small. What differs between transports is behind [`Wire`].
+//! idle task stays small. What differs between transports is behind [`Wire`]; the WebSocket
+//! one, which also lets the fan-out write past the queue, is [`super::websocket`].
 
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use chorus_protocol::codes::{self, Disconnect};
 use chorus_protocol::Protocol;
-use tokio::time::{sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, Instant};
 
 use super::frame::{self, Frame};
 use super::queue::Out;
 use super::session::Session;
 use super::ClientHandle;
 use crate::node::Node;
+use crate::socket::Socket;
 
 /// What the client sent, as the connection task sees it.
 pub enum Incoming {
     /// One transport message: one or more commands in the connection's protocol.
     Data(Bytes),
-    /// Nothing for the session (a WebSocket ping, say).
+    /// Nothing for the session (a WebSocket pong, say).
     Ignore,
+    /// A WebSocket ping, to be answered with a pong carrying `payload`.
+    Ping(Bytes),
     /// The client went away.
     Gone,
     /// The transport refuses the client (an oversized or mistyped message).
@@ -45,23 +48,23 @@ pub trait Wire: Send {
     fn write(&mut self, frames: Vec<Frame>) -> impl Future<Output = Result<(), Disconnect>> + Send;
     /// Tells the client why the server ends the connection, as the transport does.
     fn close(&mut self, d: Disconnect) -> impl Future<Output = ()> + Send;
-}
-
-/// Serves one upgraded WebSocket until it closes.
-#[allow(clippy::manual_async_fn)] // see `serve`
-pub fn serve_websocket(
-    node: Arc<Node>,
-    socket: WebSocket,
-    protocol: Protocol,
-    headers: Option<Arc<HeaderMap>>,
-) -> impl Future<Output = ()> + Send {
-    async move {
-        let write_timeout = node.config.websocket.write_timeout.0;
-        let wire = WebSocketWire {
-            socket,
-            write_timeout,
-        };
-        serve(node, wire, protocol, headers, Setup::default()).await
+    /// Writes bytes already framed for the transport: the rest of a frame the fan-out began
+    /// on the socket. Only a transport that gives [`Setup::direct`] ever gets any.
+    fn write_framed(
+        &mut self,
+        bytes: Bytes,
+    ) -> impl Future<Output = Result<(), Disconnect>> + Send {
+        debug_assert!(bytes.is_empty(), "no direct writes on this transport");
+        async { Ok(()) }
+    }
+    /// Answers a [`Incoming::Ping`].
+    fn pong(&mut self, payload: Bytes) -> impl Future<Output = Result<(), Disconnect>> + Send {
+        drop(payload);
+        async { Ok(()) }
+    }
+    /// The client went away: whatever the transport owes it (a WebSocket close echo).
+    fn goodbye(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
     }
 }
 
@@ -72,14 +75,17 @@ pub struct Setup {
     pub transport: &'static str,
     /// The emulation session id the connect result carries (emulated transports only).
     pub emulation: Option<Arc<str>>,
+    /// The socket the fan-out may write publications to directly (WebSocket only).
+    pub direct: Option<Arc<Socket>>,
 }
 
 /// Serves one connection until it closes.
 ///
 /// A plain function returning an `async move` block rather than an `async fn`: an async fn
-/// keeps its by-value arguments as upvars *and* as locals, so the 368-byte socket would sit
-/// in every idle connection's task twice. Captured once here, it is stored once.
-#[allow(clippy::manual_async_fn)] // see above: the async fn form stores the socket twice
+/// keeps its by-value arguments as upvars *and* as locals, so the wire would sit in every
+/// idle connection's task twice. And what needs no await (the handle and the session) is
+/// set up before the block, so the block keeps only what it uses, not the
+/// arguments that went into them as well.
 pub fn serve<W: Wire>(
     node: Arc<Node>,
     mut wire: W,
@@ -87,21 +93,30 @@ pub fn serve<W: Wire>(
     headers: Option<Arc<HeaderMap>>,
     setup: Setup,
 ) -> impl Future<Output = ()> + Send {
+    let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+    let queue_max = node.config.client.queue_max_size;
+    let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
+    let mut session = Session::new(node.clone(), handle.clone());
+    session.headers = headers;
+    if !setup.transport.is_empty() {
+        session.transport = setup.transport;
+    }
+    session.emulation = setup.emulation;
+    let direct = setup.direct;
     async move {
-        let id: Arc<str> = uuid::Uuid::new_v4().to_string().into();
-        let queue_max = node.config.client.queue_max_size;
-        let handle = Arc::new(ClientHandle::speaking(id, queue_max, protocol));
         let Some(admitted) = node.admit(&handle) else {
             Box::pin(close(&node, &mut wire, codes::DISCONNECT_CONNECTION_LIMIT)).await;
             return;
         };
-        let mut session = Session::new(node.clone(), handle.clone());
-        session.headers = headers;
-        if !setup.transport.is_empty() {
-            session.transport = setup.transport;
+        if let Some(socket) = direct {
+            handle.write_through(socket);
         }
-        session.emulation = setup.emulation;
         let reason = run(&node, &mut wire, &mut session, &handle).await;
+        // From here on only this task writes; a frame the fan-out left half-written is
+        // finished first, so the close frame after it reads as one.
+        if let Some(rest) = handle.stop_write_through() {
+            let _ = Box::pin(wire.write_framed(rest)).await;
+        }
         Box::pin(session.close()).await;
         drop(admitted);
         match reason {
@@ -109,7 +124,10 @@ pub fn serve<W: Wire>(
                 tracing::debug!(client = %handle.id, code = d.code, reason = d.reason, "disconnecting client");
                 Box::pin(close(&node, &mut wire, d)).await;
             }
-            None => tracing::debug!(client = %handle.id, "client closed the connection"),
+            None => {
+                tracing::debug!(client = %handle.id, "client closed the connection");
+                Box::pin(wire.goodbye()).await;
+            }
         }
     }
 }
@@ -120,53 +138,6 @@ async fn close<W: Wire>(node: &Node, wire: &mut W, d: Disconnect) {
         .with_label_values(&[&d.code.to_string()])
         .inc();
     wire.close(d).await;
-}
-
-/// A WebSocket: a message of commands in, a message of frames out, a close frame at the end.
-struct WebSocketWire {
-    socket: WebSocket,
-    write_timeout: std::time::Duration,
-}
-
-impl Wire for WebSocketWire {
-    async fn recv(&mut self, protocol: Protocol) -> Incoming {
-        match (self.socket.recv().await, protocol) {
-            (None | Some(Ok(Message::Close(_))), _) => Incoming::Gone,
-            (Some(Err(e)), _) => match too_big(e) {
-                true => Incoming::Refuse(codes::DISCONNECT_MESSAGE_TOO_BIG),
-                false => Incoming::Gone,
-            },
-            (Some(Ok(Message::Text(t))), Protocol::Json) => Incoming::Data(t.into()),
-            (Some(Ok(Message::Binary(b))), Protocol::Protobuf) => Incoming::Data(b),
-            // Text on a Protobuf connection or binary on a JSON one: a client bug.
-            (Some(Ok(Message::Text(_) | Message::Binary(_))), _) => {
-                Incoming::Refuse(codes::DISCONNECT_BAD_REQUEST)
-            }
-            (Some(Ok(_)), _) => Incoming::Ignore,
-        }
-    }
-
-    async fn write(&mut self, frames: Vec<Frame>) -> Result<(), Disconnect> {
-        let Some(message) = frame::message(frames) else {
-            return Ok(());
-        };
-        match timeout(self.write_timeout, self.socket.send(message)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) | Err(_) => Err(codes::DISCONNECT_WRITE_ERROR),
-        }
-    }
-
-    async fn close(&mut self, d: Disconnect) {
-        let frame = CloseFrame {
-            code: d.code,
-            reason: Utf8Bytes::from_static(d.reason),
-        };
-        let _ = timeout(
-            self.write_timeout,
-            self.socket.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
 }
 
 /// Runs the connection; returns why the server closes it, or `None` if the client went away.
@@ -187,6 +158,10 @@ async fn run<W: Wire>(
         tokio::select! {
             biased;
             () = handle.notified() => {
+                // client.write_delay: let more messages queue up, to leave in fewer writes.
+                if !cfg.write_delay.is_zero() {
+                    Box::pin(tokio::time::sleep(cfg.write_delay.0)).await;
+                }
                 if let Err(d) = Box::pin(flush(wire, session, handle, &node.metrics)).await {
                     return Some(d);
                 }
@@ -195,6 +170,15 @@ async fn run<W: Wire>(
                 let data = match incoming {
                     Incoming::Data(d) => d,
                     Incoming::Ignore => continue,
+                    Incoming::Ping(payload) => {
+                        if let Err(d) = Box::pin(pong(wire, handle, payload)).await {
+                            return Some(d);
+                        }
+                        if let Err(d) = Box::pin(flush(wire, session, handle, &node.metrics)).await {
+                            return Some(d);
+                        }
+                        continue;
+                    }
                     Incoming::Gone => return None,
                     Incoming::Refuse(d) => return Some(d),
                 };
@@ -247,6 +231,18 @@ async fn run<W: Wire>(
     }
 }
 
+/// Answers a WebSocket ping, with direct writes held off until the next flush.
+async fn pong<W: Wire>(
+    wire: &mut W,
+    handle: &ClientHandle,
+    payload: Bytes,
+) -> Result<(), Disconnect> {
+    if let Some(rest) = handle.hold_direct() {
+        wire.write_framed(rest).await?;
+    }
+    wire.pong(payload).await
+}
+
 /// Writes everything queued, running server-side actions on the way.
 async fn flush<W: Wire>(
     wire: &mut W,
@@ -255,9 +251,14 @@ async fn flush<W: Wire>(
     metrics: &crate::metrics::Metrics,
 ) -> Result<(), Disconnect> {
     loop {
-        let taken = handle.take_queued();
+        let mut taken = handle.take_queued();
         if taken.is_empty() && taken.closed.is_none() {
             return Ok(());
+        }
+        if let Some(rest) = taken.unfinished.take() {
+            wire.write_framed(rest)
+                .await
+                .map_err(|d| handle_write_error(handle, d))?;
         }
         let closed = taken.closed;
         let reached = taken.oldest_publication;
@@ -297,13 +298,4 @@ fn handle_write_error(handle: &ClientHandle, d: Disconnect) -> Disconnect {
         Some(codes::DISCONNECT_SLOW) => codes::DISCONNECT_SLOW,
         _ => d,
     }
-}
-
-/// Whether a read failed because the client sent more than `websocket.message_size_limit`.
-fn too_big(e: axum::Error) -> bool {
-    let inner = e.into_inner();
-    matches!(
-        inner.downcast_ref::<tungstenite::Error>(),
-        Some(tungstenite::Error::Capacity(_))
-    )
 }

@@ -92,6 +92,7 @@ pub async fn run(
     let setup = Setup {
         transport,
         emulation: Some(session),
+        direct: None,
     };
     serve(node, wire, protocol, headers, setup).await;
 }

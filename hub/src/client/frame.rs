@@ -65,17 +65,22 @@ impl From<&'static str> for Frame {
     }
 }
 
-/// Joins frames into one WebSocket message: JSON lines are newline-separated, Protobuf
-/// replies are length-delimited already and simply follow each other. A lone frame is
-/// sent as it is, without a copy.
+/// Joins frames into one WebSocket message (see [`join`]).
 pub fn message(frames: Vec<Frame>) -> Option<Message> {
+    Some(match join(frames)? {
+        Frame::Text(t) => Message::Text(t),
+        Frame::Binary(b) => Message::Binary(b),
+    })
+}
+
+/// Joins frames into the payload of one message: JSON lines are newline-separated, Protobuf
+/// replies are length-delimited already and simply follow each other. A lone frame is
+/// kept as it is, without a copy.
+pub fn join(frames: Vec<Frame>) -> Option<Frame> {
     let mut frames = frames.into_iter();
     let first = frames.next()?;
     let Some(second) = frames.next() else {
-        return Some(match first {
-            Frame::Text(t) => Message::Text(t),
-            Frame::Binary(b) => Message::Binary(b),
-        });
+        return Some(first);
     };
     Some(match first {
         Frame::Text(t) => {
@@ -88,7 +93,7 @@ pub fn message(frames: Vec<Frame>) -> Option<Message> {
                     joined.push_str(t.as_str());
                 }
             }
-            Message::Text(Utf8Bytes::from(joined))
+            Frame::Text(Utf8Bytes::from(joined))
         }
         Frame::Binary(b) => {
             let mut joined = Vec::with_capacity(b.len() + second.len() + 256);
@@ -96,9 +101,17 @@ pub fn message(frames: Vec<Frame>) -> Option<Message> {
             for f in std::iter::once(second).chain(frames) {
                 joined.extend_from_slice(f.as_bytes());
             }
-            Message::Binary(Bytes::from(joined))
+            Frame::Binary(Bytes::from(joined))
         }
     })
+}
+
+/// The WebSocket opcode a frame of protocol `p` travels in.
+pub fn opcode(p: Protocol) -> u8 {
+    match p {
+        Protocol::Json => chorus_protocol::websocket::OP_TEXT,
+        Protocol::Protobuf => chorus_protocol::websocket::OP_BINARY,
+    }
 }
 
 pub fn reply<T: Serialize + ToReply>(p: Protocol, id: u32, method: &str, result: &T) -> Frame {
@@ -148,6 +161,9 @@ pub struct Shared<'a> {
     encode: &'a dyn Fn(Protocol) -> Frame,
     json: OnceCell<Frame>,
     protobuf: OnceCell<Frame>,
+    /// The same pushes as whole WebSocket frames, header included, for direct writes.
+    ws_json: OnceCell<Vec<u8>>,
+    ws_protobuf: OnceCell<Vec<u8>>,
     delta: Option<DeltaSource<'a>>,
 }
 
@@ -170,6 +186,8 @@ impl<'a> Shared<'a> {
             encode,
             json: OnceCell::new(),
             protobuf: OnceCell::new(),
+            ws_json: OnceCell::new(),
+            ws_protobuf: OnceCell::new(),
             delta: None,
         }
     }
@@ -233,6 +251,16 @@ impl<'a> Shared<'a> {
             Protocol::Protobuf => &self.protobuf,
         };
         cell.get_or_init(|| (self.encode)(p)).clone()
+    }
+
+    /// The frame for a WebSocket client of protocol `p`, framed: written to every such
+    /// subscriber's socket as it is. Made at most once per protocol.
+    pub fn websocket(&self, p: Protocol) -> &[u8] {
+        let cell = match p {
+            Protocol::Json => &self.ws_json,
+            Protocol::Protobuf => &self.ws_protobuf,
+        };
+        cell.get_or_init(|| chorus_protocol::websocket::frame(opcode(p), self.get(p).as_bytes()))
     }
 
     /// How many encodings were made (whole documents), for tests.

@@ -12,9 +12,11 @@ use chorus_protocol::Protocol;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 
+use super::frame::Shared;
 use super::queue::{Out, OutQueue, Pushed, Taken};
 use super::signal::Signal;
 use super::Frame;
+use crate::socket::{Socket, Written};
 
 /// Actions other parts of the node ask a connection to take.
 #[derive(Debug)]
@@ -47,6 +49,15 @@ pub struct Identity {
 
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
+/// The queue, and the socket the fan-out may write to past it, under one lock: whether a
+/// direct write keeps order is decided, and the write made, while no one can queue.
+#[derive(Default)]
+struct Outbound {
+    queue: OutQueue,
+    /// A WebSocket connection's socket, while its task runs.
+    direct: Option<Arc<Socket>>,
+}
+
 pub struct ClientHandle {
     /// Node-local number, cheaper than the id as a map key.
     pub seq: u64,
@@ -56,7 +67,7 @@ pub struct ClientHandle {
     /// Set once, when the connect command is accepted.
     identity: OnceLock<Identity>,
     queue_max: usize,
-    queue: Mutex<OutQueue>,
+    out: Mutex<Outbound>,
     signal: Signal,
     syncing: Mutex<Vec<SyncBuffer>>,
 }
@@ -83,7 +94,7 @@ impl ClientHandle {
             protocol,
             identity: OnceLock::new(),
             queue_max,
-            queue: Mutex::new(OutQueue::default()),
+            out: Mutex::new(Outbound::default()),
             signal: Signal::default(),
             syncing: Mutex::new(Vec::new()),
         }
@@ -120,9 +131,66 @@ impl ClientHandle {
         self.push(Out::Frame(frame), Some(reached))
     }
 
+    /// Delivers a publication to a subscriber of the shared push `frames`: written to the
+    /// socket right here when the connection has a direct socket and nothing is queued or
+    /// being written before it (no task woken, no copy, one syscall), else queued. `reached`
+    /// times the delivery into `delivered` (direct) or for the connection task (queued).
+    pub fn send_shared(
+        &self,
+        frames: &Shared,
+        reached: Instant,
+        delivered: Option<&prometheus::local::LocalHistogram>,
+    ) -> bool {
+        let mut guard = self.out.lock();
+        let out = &mut *guard;
+        if let (Some(socket), true) = (&out.direct, out.queue.idle()) {
+            let bytes = frames.websocket(self.protocol);
+            match socket.write_now(bytes) {
+                Written::All => {
+                    drop(guard);
+                    if let Some(h) = delivered {
+                        h.observe(reached.elapsed().as_secs_f64());
+                    }
+                    return true;
+                }
+                Written::Part(n) => {
+                    // The socket took part of it: the task writes the rest before anything.
+                    out.queue
+                        .push_unfinished(bytes::Bytes::copy_from_slice(&bytes[n..]));
+                    out.queue.mark_publication(reached);
+                    drop(guard);
+                    self.signal.notify();
+                    return true;
+                }
+                // Full, or failed: the queue and the task deal with it as with any frame.
+                Written::Nothing => {}
+            }
+        }
+        self.push_locked(guard, Out::Frame(frames.get(self.protocol)), Some(reached))
+    }
+
+    /// Lets the fan-out write publications straight to `socket` (see [`Self::send_shared`]).
+    pub(crate) fn write_through(&self, socket: Arc<Socket>) {
+        self.out.lock().direct = Some(socket);
+    }
+
+    /// Ends direct writes and takes the rest of a half-written frame, if any: what the task
+    /// must write before its close frame. The task counts as writing from here on.
+    pub(crate) fn stop_write_through(&self) -> Option<bytes::Bytes> {
+        let mut out = self.out.lock();
+        out.direct = None;
+        out.queue.take_unfinished()
+    }
+
+    /// For a control frame the task writes itself (a pong): holds direct writes off and
+    /// returns what must go first. [`Self::take_queued`] lets them resume.
+    pub(crate) fn hold_direct(&self) -> Option<bytes::Bytes> {
+        self.out.lock().queue.take_unfinished()
+    }
+
     /// Bytes queued for this client now.
     pub fn queued_bytes(&self) -> usize {
-        self.queue.lock().bytes()
+        self.out.lock().queue.bytes()
     }
 
     pub fn control(&self, c: Control) -> bool {
@@ -131,14 +199,21 @@ impl ClientHandle {
 
     /// Queues `out`; `reached` marks a publication for the delivery-latency histogram.
     fn push(&self, out: Out, reached: Option<Instant>) -> bool {
-        let pushed = {
-            let mut queue = self.queue.lock();
-            let pushed = queue.push(out, self.queue_max);
-            if let (Pushed::Queued, Some(at)) = (pushed, reached) {
-                queue.mark_publication(at);
-            }
-            pushed
-        };
+        self.push_locked(self.out.lock(), out, reached)
+    }
+
+    fn push_locked(
+        &self,
+        mut guard: parking_lot::MutexGuard<'_, Outbound>,
+        out: Out,
+        reached: Option<Instant>,
+    ) -> bool {
+        let queue = &mut guard.queue;
+        let pushed = queue.push(out, self.queue_max);
+        if let (Pushed::Queued, Some(at)) = (pushed, reached) {
+            queue.mark_publication(at);
+        }
+        drop(guard);
         if pushed != Pushed::Closed {
             self.signal.notify();
         }
@@ -147,13 +222,13 @@ impl ClientHandle {
 
     /// Asks the connection to close with `reason`.
     pub fn disconnect(&self, reason: Disconnect) {
-        self.queue.lock().close(reason);
+        self.out.lock().queue.close(reason);
         self.signal.notify();
     }
 
     /// Takes everything queued, as the connection task does before a write.
     pub fn take_queued(&self) -> Taken {
-        self.queue.lock().take()
+        self.out.lock().queue.take()
     }
 
     /// Empties the queue as a connection task would; for benchmarks.
@@ -221,5 +296,83 @@ impl ClientHandle {
             *syncing = Vec::new();
         }
         highest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A connected pair on loopback: the hub's side as a [`Socket`] with a tiny send buffer
+    /// (so a large frame can only go part-way), and the client's side, blocking.
+    async fn pair() -> (Arc<Socket>, std::net::TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(4096)
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        socket2::SockRef::from(&server)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        // Let the reactor see the socket writable before the first direct write.
+        server.writable().await.unwrap();
+        let socket = Arc::new(Socket::new(server, Arc::new(AtomicUsize::new(0))));
+        (socket, client)
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_that_goes_part_way_leaves_its_rest_first_in_line() {
+        let (socket, mut client) = pair().await;
+        let handle = ClientHandle::new("c".into(), 1 << 20);
+        handle.write_through(socket);
+        let big = "x".repeat(200_000);
+        let encode = |_| Frame::from(big.clone());
+        let first = Shared::new(&encode);
+        assert!(handle.send_shared(&first, Instant::now(), None));
+        let whole = first.websocket(Protocol::Json).to_vec();
+
+        // The socket took part of it; the rest waits for the connection task.
+        let second = Shared::new(&encode);
+        assert!(handle.send_shared(&second, Instant::now(), None));
+        let taken = handle.take_queued();
+        let rest = taken
+            .unfinished
+            .clone()
+            .expect("the rest of the first frame");
+        assert!(!rest.is_empty() && rest.len() < whole.len());
+        assert!(
+            matches!(&taken.first, Some(Out::Frame(f)) if f.len() == 200_000),
+            "the second publication was queued behind it, not written past it"
+        );
+
+        // What reached the client is exactly the frame's start.
+        let sent = whole.len() - rest.len();
+        let mut got = vec![0u8; sent];
+        client.read_exact(&mut got).unwrap();
+        assert_eq!(got, whole[..sent]);
+        assert_eq!(&rest[..], &whole[sent..]);
+    }
+
+    #[tokio::test]
+    async fn the_rest_of_a_frame_outlives_a_slow_close_and_direct_writes_stop() {
+        let (socket, _client) = pair().await;
+        let handle = ClientHandle::new("c".into(), 1 << 20);
+        handle.write_through(socket);
+        let big = "x".repeat(200_000);
+        let encode = |_| Frame::from(big.clone());
+        assert!(handle.send_shared(&Shared::new(&encode), Instant::now(), None));
+        handle.disconnect(chorus_protocol::codes::DISCONNECT_SLOW);
+        let rest = handle
+            .stop_write_through()
+            .expect("the rest of the frame, for the task to finish before the close frame");
+        assert!(!rest.is_empty());
+        // From now on nothing is written past the task, and nothing queues either.
+        assert!(!handle.send_shared(&Shared::new(&encode), Instant::now(), None));
+        assert!(handle.stop_write_through().is_none());
     }
 }

@@ -10,6 +10,8 @@
 //!   publish and rpc proxies).
 //! - [`subscribe`]: the subscribe pipeline: authorize, hold back, position and recover, release.
 //! - [`connection`]: the one task per connection that reads, writes, pings and times out.
+//! - [`websocket`]: the WebSocket transport, framed by the hub on the shared socket, with
+//!   the fan-out's direct writes.
 //! - [`uni`]: the session of a unidirectional connection (uni_websocket, uni_sse,
 //!   uni_http_stream): one connect request, then bare pushes.
 //! - [`emulated`]: a bidirectional connection over HTTP-streaming or SSE, its commands
@@ -28,6 +30,7 @@ pub mod session;
 pub mod signal;
 pub mod subscribe;
 pub mod uni;
+pub mod websocket;
 
 pub use frame::Frame;
 pub use handle::{ClientHandle, Control};

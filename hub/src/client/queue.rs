@@ -3,9 +3,15 @@
 //! Fan-out pushes shared frames ([`Frame`] clones, no copy) from other tasks; the
 //! connection task drains them. Past `max_bytes` the queue closes itself with the slow-client
 //! disconnect and drops what it held, so a stalled reader costs at most `max_bytes`.
+//!
+//! On a WebSocket the fan-out may skip the queue and write a publication to the socket itself
+//! (see [`super::handle::ClientHandle::send_shared`]); the queue says when that keeps order:
+//! only while it is [`OutQueue::idle`].
 
 use std::collections::VecDeque;
 use std::time::Instant;
+
+use bytes::Bytes;
 
 use chorus_protocol::codes::{Disconnect, DISCONNECT_SLOW};
 
@@ -30,11 +36,18 @@ pub struct OutQueue {
     closed: Option<Disconnect>,
     /// When the oldest publication queued now reached the node.
     oldest_publication: Option<Instant>,
+    /// The rest of a frame that a direct write began: it goes before anything else, and is
+    /// kept even when the queue closes, so the close frame after it is not garbled.
+    unfinished: Option<Bytes>,
+    /// The connection task took items and may still be writing them.
+    busy: bool,
 }
 
-/// Everything a drain took, in order: `first`, then `rest`.
+/// Everything a drain took, in order: `unfinished`, `first`, then `rest`.
 #[derive(Debug, Default)]
 pub struct Taken {
+    /// The rest of a frame already begun on the socket (WebSocket direct writes only).
+    pub unfinished: Option<Bytes>,
     pub first: Option<Out>,
     pub rest: VecDeque<Out>,
     /// Set when the queue is closed; the connection must close with this reason.
@@ -45,7 +58,7 @@ pub struct Taken {
 
 impl Taken {
     pub fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.is_empty()
+        self.unfinished.is_none() && self.first.is_none() && self.rest.is_empty()
     }
 
     pub fn into_items(self) -> impl Iterator<Item = Out> {
@@ -96,20 +109,53 @@ impl OutQueue {
             self.closed = Some(reason);
             self.first = None;
             self.rest = VecDeque::new();
-            self.bytes = 0;
+            self.bytes = self.unfinished_len();
             self.oldest_publication = None;
         }
     }
 
+    /// Nothing queued, nothing half-written, the connection task not writing, not closed:
+    /// a frame written to the socket now cannot overtake anything.
+    pub fn idle(&self) -> bool {
+        self.first.is_none() && self.unfinished.is_none() && !self.busy && self.closed.is_none()
+    }
+
+    /// Holds the rest of a frame a direct write began (only ever into an idle queue).
+    pub fn push_unfinished(&mut self, rest: Bytes) {
+        debug_assert!(
+            self.idle(),
+            "a direct write happens only into an idle queue"
+        );
+        self.bytes += rest.len();
+        self.unfinished = Some(rest);
+    }
+
+    /// Takes the rest of a half-written frame, if any, and marks the task as writing: for the
+    /// connection's own control frames (a pong, the close), which must not interleave.
+    pub fn take_unfinished(&mut self) -> Option<Bytes> {
+        self.busy = true;
+        let rest = self.unfinished.take();
+        self.bytes -= rest.as_ref().map_or(0, Bytes::len);
+        rest
+    }
+
+    fn unfinished_len(&self) -> usize {
+        self.unfinished.as_ref().map_or(0, Bytes::len)
+    }
+
     /// Takes everything queued (freeing the buffer) and says whether the queue is closed.
+    /// Until a take finds nothing, the connection task counts as writing.
     pub fn take(&mut self) -> Taken {
         self.bytes = 0;
-        Taken {
+        let taken = Taken {
+            unfinished: self.unfinished.take(),
             first: self.first.take(),
             rest: std::mem::take(&mut self.rest),
             closed: self.closed,
             oldest_publication: self.oldest_publication.take(),
-        }
+        };
+        self.busy = !taken.is_empty();
+        taken
     }
 
     pub fn bytes(&self) -> usize {
@@ -179,6 +225,42 @@ mod tests {
             .collect();
         assert_eq!(texts, vec!["a", "b", "c"]);
         assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
+    fn a_half_written_frame_goes_first_and_survives_a_close() {
+        let mut q = OutQueue::default();
+        assert!(q.idle());
+        q.push_unfinished(Bytes::from_static(b"tail"));
+        assert!(!q.idle(), "nothing may overtake the rest of a frame");
+        q.push(frame(3), 100);
+        q.close(DISCONNECT_SLOW);
+        assert_eq!(
+            q.bytes(),
+            4,
+            "the backlog is dropped, the frame's rest is not"
+        );
+        let taken = q.take();
+        assert_eq!(taken.unfinished.as_deref(), Some(&b"tail"[..]));
+        assert!(taken.first.is_none());
+    }
+
+    #[test]
+    fn the_queue_is_idle_only_once_a_take_finds_nothing() {
+        let mut q = OutQueue::default();
+        q.push(frame(1), 100);
+        assert!(!q.idle());
+        let taken = q.take();
+        assert!(!taken.is_empty());
+        assert!(!q.idle(), "the task may still be writing what it took");
+        assert!(q.take().is_empty());
+        assert!(q.idle());
+        assert!(q.take_unfinished().is_none());
+        assert!(!q.idle(), "the task is writing a control frame");
+        q.take();
+        assert!(q.idle());
+        q.close(DISCONNECT_SLOW);
+        assert!(!q.idle());
     }
 
     #[test]

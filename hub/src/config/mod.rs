@@ -154,6 +154,13 @@ pub struct Client {
     pub channel_limit: usize,
     /// Bytes queued for one connection before it is disconnected as slow.
     pub queue_max_size: usize,
+    /// Centrifugo PRO's `client.write_delay`: how long a connection collects messages
+    /// before each write, trading latency for fewer writes. Zero (the default) writes at
+    /// once, and lets the fan-out write publications to WebSocket sockets itself.
+    pub write_delay: HumanDuration,
+    /// Centrifugo PRO's `client.max_messages_in_frame`: the most messages one WebSocket
+    /// frame carries; -1 for no limit. Frames past the first leave in the same write.
+    pub max_messages_in_frame: i64,
     /// Connections this node accepts; 0 means only the open-files limit applies.
     pub connection_limit: usize,
     pub user_connection_limit: usize,
@@ -265,6 +272,8 @@ impl Default for Client {
             stale_close_delay: HumanDuration::secs(10),
             channel_limit: 128,
             queue_max_size: 1_048_576,
+            write_delay: HumanDuration(Duration::ZERO),
+            max_messages_in_frame: 16,
             connection_limit: 0,
             user_connection_limit: 0,
             history_max_publication_limit: 300,

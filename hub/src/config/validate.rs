@@ -63,6 +63,9 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
     if c.queue_max_size == 0 {
         errors.push("client.queue_max_size must be positive".into());
     }
+    if c.max_messages_in_frame == 0 || c.max_messages_in_frame < -1 {
+        errors.push("client.max_messages_in_frame must be positive, or -1 for no limit".into());
+    }
     if c.channel_limit == 0 {
         errors.push("client.channel_limit must be positive".into());
     }

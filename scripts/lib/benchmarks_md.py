@@ -14,7 +14,8 @@ import subprocess
 p = argparse.ArgumentParser()
 p.add_argument("work")
 p.add_argument("charts")
-for flag in ["--sockudo-version", "--idle", "--bcast", "--bcast-rate", "--rooms", "--rooms-rate", "--duration", "--paced-rate"]:
+for flag in ["--sockudo-version", "--idle", "--bcast", "--bcast-rate", "--rooms", "--rooms-rate", "--duration", "--paced-rate",
+             "--dense", "--dense-rate", "--write-delay", "--rounds"]:
     p.add_argument(flag, required=True)
 a = p.parse_args()
 
@@ -81,7 +82,34 @@ once brought the fan-out micro-benchmark from 327 µs back to 248 µs per 10k (i
 cut broadcast p99 from ~460 ms to ~165 ms: the harness was the slower reader.
 """
 
-runs = {(s, sc): load(f"{s}-{sc}") for s in ["chorus", "sockudo", "chorus-paced", "sockudo-paced", "chorus-1k", "sockudo-1k"] for sc in ["idle", "broadcast", "rooms"]}
+LABELS = ["floor", "chorus", "sockudo", "floor-paced", "chorus-paced", "sockudo-paced", "floor-1k", "chorus-1k",
+          "sockudo-1k", "floor-dense", "chorus-dense", "chorus-delay", "chorus-delay-1k", "chorus-delay-dense"]
+HISTORY_24 = """## Profiling log (2026-12-04, issue 24: close to the floor)
+
+Measured with `SERVERS="floor chorus" SCENARIOS="idle broadcast rooms" DURATION=10 CRITERION=0
+scripts/bench`, floor and Chorus minutes apart in one run; the floor's own figures moved by a few
+percent between runs, so each row compares within its run.
+
+| step | idle B/conn (floor) | broadcast deliveries/CPU-s (÷ floor) | rooms deliveries/CPU-s (÷ floor) | broadcast p99 (÷ floor) |
+|---|---:|---:|---:|---:|
+| before: axum's WebSocket (tungstenite), every delivery queued and written by its connection task | 4,560 (1,868) | 103,413 (0.77×) | 66,139 (0.77×) | 131.3 ms (1.11×) |
+| the hub frames WebSockets itself on the shared socket; the fan-out writes each publication, framed once, straight to every idle subscriber's socket | 3,015 | 127,877 (0.96× the earlier floor run) | 79,311 (0.92×) | 128.5 ms (1.08×) |
+| readiness polled, not awaited (the waker in the socket's registration, 168 → 16 bytes of task); `serve`'s setup outside its async block | 2,886 (1,884) | | | |
+
+What the first step removed from every delivery: the wake-up of the connection task (an atomic
+waker, a run-queue push, often a futex to unpark the other worker), its poll, the lock and take
+of its queue, tungstenite's copy of the payload into its write buffer and axum's `Sink` layers.
+What is left is the floor's own work plus a queue check under the connection's lock and a
+histogram sample (a thread-local `LocalHistogram`, flushed once per publication). From an idle
+connection it removed tungstenite's read and write buffers, axum's and hyper's upgrade state (the
+`Upgraded` box and its buffer), and 120 bytes of the task: the read buffer now exists only while
+a frame is partly read (bytes land on the stack). Write coalescing (`client.write_delay`,
+`client.max_messages_in_frame`) is in, off by default as in Centrifugo; its figures are in the
+section above. Writes of a flush leave in one `writev` (header and payload slices, up to 256
+messages), so a batch costs one syscall.
+"""
+
+runs = {(s, sc): load(f"{s}-{sc}") for s in LABELS for sc in ["idle", "broadcast", "rooms"]}
 out = []
 w = out.append
 
@@ -101,6 +129,10 @@ w("  worker processes share the same 2 cores, so every latency figure includes t
 w("  competing with the server for CPU. Connections are spread over source addresses")
 w("  127.0.0.1–127.0.0.200; the publisher goes through each server's HTTP API; payloads are 128 bytes.")
 w("- Each scenario runs against a freshly started server, so its memory baseline is an empty server.")
+if int(a.rounds) > 1:
+    w(f"  The floor's and Chorus's figures are each the median of {a.rounds} rounds (`ROUNDS={a.rounds}`), the rounds")
+    w("  interleaved with the other servers' runs; every round is in `.run/bench/rounds/`. Scenarios not named in")
+    w("  the last `SCENARIOS` keep the figures of the run before.")
 w("  Memory per connection is (server RSS with the connections open − RSS before connecting) ÷")
 w("  connections, read from `/proc/<pid>/stat`; CPU is the server's user+system time from the first")
 w("  publication to the last delivery.")
@@ -110,6 +142,16 @@ w(f"  **broadcast** {a.bcast} subscribers of one channel, {a.bcast_rate} publica
   f" {a.paced_rate}/s (**paced**, the rate Sockudo sustains, for a like-for-like comparison), and the same"
   f" deliveries/s as 1,000 subscribers at {int(float(a.bcast_rate) * int(a.bcast) / 1000)}/s (**1k**, bursts a tenth the size);")
 w(f"  **rooms** {a.rooms} connections in rooms of 2–50 members, {a.rooms_rate} publications/s to random rooms for {a.duration} s.")
+w(f"  **dense** {a.dense} subscribers of one channel at {a.dense_rate} publications/s (each connection gets every one: the case")
+w("  write coalescing is for).")
+w("- **The floor** is `chorus-loadtest floor-server`: the same client protocol and publish call as")
+w("  Chorus, and nothing else (tokens and keys unchecked, no history, presence or metrics). Each")
+w("  publication is framed once and written from the publish request's task straight to every")
+w("  subscriber's socket: one `write` per delivery, no allocation, no wake-up; an idle connection")
+w("  is its socket, a reading task with no buffer, and a registry entry. It is what a perfect hub")
+w("  would cost on this machine; the harness drives it unchanged.")
+w(f"- **chorus-delay** is Chorus with `client.write_delay` {a.write_delay} and `client.max_messages_in_frame` 16")
+w("  (Centrifugo's coalescing, off by default), run on the scenarios where a connection gets many publications.")
 w("- Chorus config: `.run/bench/hub.json` (defaults plus a token secret, an API key and client")
 w("  subscribe allowed). Sockudo: default config by environment, limits raised for a benchmark")
 w("  (`SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS`, `..._MAX_BACKEND_EVENTS_PER_SECOND`, `RATE_LIMITER_ENABLED=false`).\n")
@@ -127,6 +169,61 @@ def g(run, *path):
 def ratio(x, y):
     return x / y if x is not None and y else None
 
+
+def dpc(run):
+    return g(run, "deliveries_per_server_cpu_sec")
+
+
+def p99(run):
+    return g(run, "latency_ms", "p99")
+
+
+fi, fb, fr = runs[("floor", "idle")], runs[("floor", "broadcast")], runs[("floor", "rooms")]
+ci_, cb_, cr_ = runs[("chorus", "idle")], runs[("chorus", "broadcast")], runs[("chorus", "rooms")]
+sb_, sr_ = runs[("sockudo", "broadcast")], runs[("sockudo", "rooms")]
+if fi or fb or fr:
+    w("## Against the floor\n")
+    w("Goals of issue 24, as ratios of runs made minutes apart in this one run (each scenario runs")
+    w("against every server before the next scenario starts).\n")
+    w("| goal | floor | chorus | chorus ÷ floor | |")
+    w("|---|---:|---:|---:|---|")
+    for name, f, c in [("broadcast", fb, cb_), ("rooms", fr, cr_)]:
+        r = ratio(dpc(c), dpc(f))
+        if r is not None:
+            w(f"| deliveries per server CPU-second ≥ 0.9× the floor's ({name}) | {dpc(f):,.0f} | {dpc(c):,.0f} | {r:.2f}× | {'met' if r >= 0.9 else 'missed'} |")
+    r = ratio(p99(cb_), p99(fb))
+    if r is not None:
+        w(f"| p99 on broadcast ≤ 1.2× the floor's | {p99(fb):.1f} ms | {p99(cb_):.1f} ms | {r:.2f}× | {'met' if r <= 1.2 else 'missed'} |")
+    fm, cm = g(fi, "bytes_per_connection"), g(ci_, "bytes_per_connection")
+    if fm is not None and cm is not None:
+        w(f"| idle memory per connection ≤ the floor's + 1 KB | {fm:,.0f} B | {cm:,.0f} B | +{cm - fm:,.0f} B | {'met' if cm <= fm + 1024 else 'missed'} |")
+    for name, f, c, sk in [("broadcast", fb, cb_, sb_), ("rooms", fr, cr_, sr_)]:
+        room = ratio(dpc(f), dpc(sk))
+        ours = ratio(dpc(c), dpc(sk))
+        if room is None or ours is None:
+            continue
+        if room >= 1.5:
+            w(f"| ≥ 1.5× Sockudo's deliveries per CPU-second ({name}) | floor {room:.2f}× Sockudo | chorus {ours:.2f}× Sockudo | | {'met' if ours >= 1.5 else 'missed'} |")
+        else:
+            w(f"| ≥ 1.5× Sockudo's deliveries per CPU-second ({name}) | floor {room:.2f}× Sockudo | chorus {ours:.2f}× Sockudo | | the floor itself is below 1.5× |")
+    w("")
+    for title, name in [("", "floor.md"), (f"Broadcast at {a.paced_rate} publications/s (paced):", "floor-paced.md"),
+                        ("1,000 subscribers at ten times the rate (1k):", "floor-1k.md"),
+                        (f"{a.dense} subscribers at {a.dense_rate} publications/s (dense):", "floor-dense.md"),
+                        ("And Sockudo against the floor:", "floor-sockudo.md")]:
+        t = read(name)
+        if t.count("\n") > 2:
+            if title:
+                w(title + "\n")
+            w(t)
+    delay = [(n, read(n)) for n in ["delay-dense.md", "delay-1k.md", "delay-rooms.md"]]
+    if any(t.count("\n") > 2 for _, t in delay):
+        w("## Write coalescing (client.write_delay)\n")
+        w(f"Chorus with `client.write_delay` {a.write_delay} and `max_messages_in_frame` 16 against Chorus as shipped (no delay,")
+        w("publications written by the fan-out straight to the socket). Below 1 is better for latency, above 1 for throughput.\n")
+        for n, t in delay:
+            if t.count("\n") > 2:
+                w(t)
 
 w("## Targets\n")
 w("| target | measured | |")
@@ -202,10 +299,11 @@ if cb:
         w("which varies from run to run (its publish call waits for its fan-out), so this ratio moves between")
         w("runs more than the others.\n")
 
+w(HISTORY_24)
 w(HISTORY)
 
 w("## Runs\n")
-for server in ["chorus", "chorus-paced", "chorus-1k", "sockudo", "sockudo-paced", "sockudo-1k"]:
+for server in LABELS:
     for sc in ["idle", "broadcast", "rooms"]:
         md = read(f"{server}-{sc}.md")
         if not md:

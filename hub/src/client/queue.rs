@@ -37,8 +37,9 @@ pub struct OutQueue {
     /// When the oldest publication queued now reached the node.
     oldest_publication: Option<Instant>,
     /// The rest of a frame that a direct write began: it goes before anything else, and is
-    /// kept even when the queue closes, so the close frame after it is not garbled.
-    unfinished: Option<Bytes>,
+    /// kept even when the queue closes, so the close frame after it is not garbled. Boxed:
+    /// rare, and every connection's handle would carry the 32 bytes.
+    unfinished: Option<Box<Bytes>>,
     /// The connection task took items and may still be writing them.
     busy: bool,
 }
@@ -127,20 +128,20 @@ impl OutQueue {
             "a direct write happens only into an idle queue"
         );
         self.bytes += rest.len();
-        self.unfinished = Some(rest);
+        self.unfinished = Some(Box::new(rest));
     }
 
     /// Takes the rest of a half-written frame, if any, and marks the task as writing: for the
     /// connection's own control frames (a pong, the close), which must not interleave.
     pub fn take_unfinished(&mut self) -> Option<Bytes> {
         self.busy = true;
-        let rest = self.unfinished.take();
+        let rest = self.unfinished.take().map(|b| *b);
         self.bytes -= rest.as_ref().map_or(0, Bytes::len);
         rest
     }
 
     fn unfinished_len(&self) -> usize {
-        self.unfinished.as_ref().map_or(0, Bytes::len)
+        self.unfinished.as_ref().map_or(0, |b| b.len())
     }
 
     /// Takes everything queued (freeing the buffer) and says whether the queue is closed.
@@ -148,7 +149,7 @@ impl OutQueue {
     pub fn take(&mut self) -> Taken {
         self.bytes = 0;
         let taken = Taken {
-            unfinished: self.unfinished.take(),
+            unfinished: self.unfinished.take().map(|b| *b),
             first: self.first.take(),
             rest: std::mem::take(&mut self.rest),
             closed: self.closed,

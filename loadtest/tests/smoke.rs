@@ -14,6 +14,32 @@ use chorus_hub::{Node, NodeParts};
 use serde_json::Value;
 
 const SECRET: &str = "smoke-secret";
+
+/// 300 subscribers over two worker processes, 10 publications: 3000 deliveries.
+const BROADCAST_300: &[&str] = &[
+    "--connections",
+    "300",
+    "--workers",
+    "2",
+    "--publish-rate",
+    "20",
+    "--duration",
+    "30",
+    "--messages",
+    "10",
+];
+
+/// 300 connections in rooms of 2..=50, 200 publications.
+const ROOMS_300: &[&str] = &[
+    "--connections",
+    "300",
+    "--publish-rate",
+    "200",
+    "--duration",
+    "30",
+    "--messages",
+    "200",
+];
 const KEY: &str = "smoke-key";
 
 struct Hub {
@@ -53,11 +79,20 @@ async fn start_hub() -> Hub {
 
 /// Runs the harness binary and returns its JSON result.
 async fn loadtest(hub: &Hub, scenario: &str, extra: &[&str]) -> Value {
-    let dir = std::env::temp_dir().join(format!("chorus-smoke-{}-{scenario}", std::process::id()));
+    loadtest_at(hub.addr, scenario, extra).await
+}
+
+/// The harness against whatever serves Centrifugo's protocol at `addr`.
+async fn loadtest_at(addr: std::net::SocketAddr, scenario: &str, extra: &[&str]) -> Value {
+    let dir = std::env::temp_dir().join(format!(
+        "chorus-smoke-{}-{scenario}-{}",
+        std::process::id(),
+        addr.port()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("result.json");
-    let url = format!("ws://{}/connection/websocket", hub.addr);
-    let api = format!("http://{}", hub.addr);
+    let url = format!("ws://{addr}/connection/websocket");
+    let api = format!("http://{addr}");
     let pid = std::process::id().to_string();
     let mut args = vec![
         scenario,
@@ -121,24 +156,7 @@ fn assert_clean(r: &Value, connections: u64, expected: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcast_delivers_every_publication_to_every_subscriber_once() {
     let hub = start_hub().await;
-    // 300 subscribers over two worker processes, 10 publications: 3000 deliveries.
-    let r = loadtest(
-        &hub,
-        "broadcast",
-        &[
-            "--connections",
-            "300",
-            "--workers",
-            "2",
-            "--publish-rate",
-            "20",
-            "--duration",
-            "30",
-            "--messages",
-            "10",
-        ],
-    )
-    .await;
+    let r = loadtest(&hub, "broadcast", BROADCAST_300).await;
     assert_eq!(r["publications"], 10);
     assert_clean(&r, 300, 3000);
     assert!(
@@ -221,24 +239,26 @@ async fn delta_compression_delivers_every_document_in_fewer_bytes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rooms_deliver_each_room_its_own_messages_in_order() {
     let hub = start_hub().await;
-    let r = loadtest(
-        &hub,
-        "rooms",
-        &[
-            "--connections",
-            "300",
-            "--publish-rate",
-            "200",
-            "--duration",
-            "30",
-            "--messages",
-            "200",
-        ],
-    )
-    .await;
+    let r = loadtest(&hub, "rooms", ROOMS_300).await;
     assert_eq!(r["publications"], 200);
     let expected = r["expected_deliveries"].as_u64().unwrap();
     // Each publication reaches a whole room of 2..=50 members.
+    assert!((400..=200 * 60).contains(&expected), "{r:#}");
+    assert_clean(&r, 300, expected);
+    assert_eq!(r["reordered"], 0, "{r:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_floor_server_serves_the_harness_as_a_hub_does() {
+    // `scripts/bench` measures the hub against this; it must deliver what the hub delivers.
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(chorus_loadtest::floor_server::run(tcp));
+    let r = loadtest_at(addr, "broadcast", BROADCAST_300).await;
+    assert_eq!(r["publications"], 10);
+    assert_clean(&r, 300, 3000);
+    let r = loadtest_at(addr, "rooms", ROOMS_300).await;
+    let expected = r["expected_deliveries"].as_u64().unwrap();
     assert!((400..=200 * 60).contains(&expected), "{r:#}");
     assert_clean(&r, 300, expected);
     assert_eq!(r["reordered"], 0, "{r:#}");

@@ -70,7 +70,7 @@ argument and as a local). Changes, each measured with the idle scenario at 18,00
 | `websocket.read_buffer_size` default 1,024 → 512 (the value Centrifugo's docs suggest for memory) | 4,098 |
 | channel subscribers in an exactly-sized vector up to 32 (a map past that); the outbound queue frees its buffer when drained; the session's subscription vector sized exactly | 3,664 |
 
-Broadcast CPU was profiled with `perf record` at 100k deliveries/s: 65% of the hub's CPU is in
+Broadcast CPU was profiled with `perf record` at 100k deliveries/s: 65% of the hub's CPU was in
 the kernel (`sendmsg` on loopback runs the receiver's TCP input too), ~28% in the hub itself
 spread over tokio scheduling, the waker, tungstenite framing and malloc. Replacing tokio's
 `Notify` per connection with a flag plus an `AtomicWaker`, and the per-connection shutdown
@@ -107,6 +107,17 @@ a frame is partly read (bytes land on the stack). Write coalescing (`client.writ
 `client.max_messages_in_frame`) is in, off by default as in Centrifugo; its figures are in the
 section above. Writes of a flush leave in one `writev` (header and payload slices, up to 256
 messages), so a batch costs one syscall.
+
+After those changes, `perf record -F 1999 -g` on the hub through 10 s of the rooms scenario
+(10,000 connections, 2,000 publications/s): 88% of its CPU in the kernel (`sendto`, and on
+loopback the receiver's TCP input that the send runs), `Hub::broadcast` 3.3%, tokio's
+`Registration::try_io` 2.7% (the readiness check before each write: a cache miss per socket
+among 10,000), `ClientHandle::send_shared` 0.6%, `clock_gettime` 0.25%; the HTTP API's
+parsing and routing together under 1%. What separates the hub from the floor is now mostly
+run-to-run noise in that kernel share: rooms for 10 s, back to back, twice: floor 103,154 and
+102,513 deliveries per CPU-second; Chorus 81,536 and 99,420; Chorus with pings every 300 s
+instead of 25 s 85,036 and 102,921. The floor's figure holds within 1%, Chorus's moves by
+20%; hence `ROUNDS`.
 """
 
 runs = {(s, sc): load(f"{s}-{sc}") for s in LABELS for sc in ["idle", "broadcast", "rooms"]}
@@ -130,9 +141,9 @@ w("  competing with the server for CPU. Connections are spread over source addre
 w("  127.0.0.1–127.0.0.200; the publisher goes through each server's HTTP API; payloads are 128 bytes.")
 w("- Each scenario runs against a freshly started server, so its memory baseline is an empty server.")
 if int(a.rounds) > 1:
-    w(f"  The floor's and Chorus's figures are each the median of {a.rounds} rounds (`ROUNDS={a.rounds}`), the rounds")
-    w("  interleaved with the other servers' runs; every round is in `.run/bench/rounds/`. Scenarios not named in")
-    w("  the last `SCENARIOS` keep the figures of the run before.")
+    w(f"  The floor's and Chorus's figures are each the median of {a.rounds} back-to-back rounds (`ROUNDS={a.rounds}`);")
+    w("  every round is in `.run/bench/rounds/`. Scenarios and servers not named in the last `SCENARIOS` and")
+    w("  `SERVERS` keep the figures of the run before.")
 w("  Memory per connection is (server RSS with the connections open − RSS before connecting) ÷")
 w("  connections, read from `/proc/<pid>/stat`; CPU is the server's user+system time from the first")
 w("  publication to the last delivery.")
@@ -290,14 +301,16 @@ if cb:
     if sb:
         theirs = 1e6 / g(sb, "deliveries_per_server_cpu_sec")
         w("## Why deliveries per CPU-second are not 2× Sockudo's\n")
-        w(f"Both servers pay the kernel for every send. Profiling Chorus (see the log below) put about 65% of its")
-        w(f"CPU in the kernel, about {0.65 * us:.1f} µs of its {us:.1f} µs per delivery. Sockudo spent {theirs:.1f} µs per")
-        w(f"delivery in this run, so 2× its rate would need Chorus at {theirs / 2:.1f} µs per delivery, which is")
-        w("at or below the cost of the send syscalls alone. Twice the efficiency is reachable only by sending")
-        w("fewer frames (several publications per frame, which the protocol allows when they queue up), not")
-        w("by trimming the hub's own code further. Sockudo's efficiency also rises with its publish rate,")
-        w("which varies from run to run (its publish call waits for its fan-out), so this ratio moves between")
-        w("runs more than the others.\n")
+        floor_us = 1e6 / dpc(fb) if dpc(fb) else None
+        w(f"Both servers pay the kernel for every send. Profiling Chorus now puts about 88% of its CPU in the")
+        w(f"kernel (issue 24's log below), about {0.88 * us:.1f} µs of its {us:.1f} µs per delivery. Sockudo spent {theirs:.1f} µs per")
+        w(f"delivery in this run, so 2× its rate would need {theirs / 2:.1f} µs per delivery"
+          + (f", below the floor's own {floor_us:.1f} µs: no server on this machine gets there by writing" if floor_us and floor_us > theirs / 2 else ",")
+          + " one frame per delivery.")
+        w("Twice the efficiency is reachable only by sending fewer frames (several publications per write,")
+        w("`client.write_delay`, which the dense runs above measure), not by trimming the hub's own code.")
+        w("Sockudo's efficiency also rises with its publish rate, which varies from run to run (its publish")
+        w("call waits for its fan-out), so this ratio moves between runs more than the others.\n")
 
 w(HISTORY_24)
 w(HISTORY)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::socket::{CountedStream, Socket};
+use crate::socket::{CountedStream, Socket, SocketRef};
 
 pub struct FdBudgetListener {
     inner: TcpListener,
@@ -68,5 +68,14 @@ impl axum::serve::Listener for FdBudgetListener {
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         self.inner.local_addr()
+    }
+}
+
+/// Every request carries the socket it came in on (see [`SocketRef`]).
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, FdBudgetListener>>
+    for SocketRef
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, FdBudgetListener>) -> Self {
+        SocketRef(stream.io().socket.clone())
     }
 }

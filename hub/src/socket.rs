@@ -160,18 +160,7 @@ impl AsyncWrite for CountedStream {
 }
 
 /// The socket a request came in on, for a handler that takes the connection over (the
-/// WebSocket endpoint). Added to every request by `axum::serve`'s connect info.
+/// WebSocket endpoint). Added to every request by `axum::serve`'s connect info (the
+/// listener's `Connected` impl).
 #[derive(Clone)]
 pub struct SocketRef(pub Arc<Socket>);
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, crate::listener::FdBudgetListener>,
-    > for SocketRef
-{
-    fn connect_info(
-        stream: axum::serve::IncomingStream<'_, crate::listener::FdBudgetListener>,
-    ) -> Self {
-        SocketRef(stream.io().socket.clone())
-    }
-}

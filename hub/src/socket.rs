@@ -80,11 +80,6 @@ impl Socket {
     pub fn read_now(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.try_read(buf)
     }
-
-    /// Ends both directions now, whoever else still holds the socket.
-    pub fn shutdown(&self) {
-        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
-    }
 }
 
 /// The socket as hyper sees it, until (and unless) the connection is upgraded.

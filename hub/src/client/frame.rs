@@ -8,7 +8,7 @@
 use std::cell::OnceCell;
 use std::sync::Arc;
 
-use axum::extract::ws::{Message, Utf8Bytes};
+use axum::extract::ws::Utf8Bytes;
 use bytes::Bytes;
 use chorus_protocol::codes::ProtocolError;
 use chorus_protocol::frame::Publication;
@@ -63,14 +63,6 @@ impl From<&'static str> for Frame {
     fn from(s: &'static str) -> Self {
         Frame::Text(Utf8Bytes::from_static(s))
     }
-}
-
-/// Joins frames into one WebSocket message (see [`join`]).
-pub fn message(frames: Vec<Frame>) -> Option<Message> {
-    Some(match join(frames)? {
-        Frame::Text(t) => Message::Text(t),
-        Frame::Binary(b) => Message::Binary(b),
-    })
 }
 
 /// Joins frames into the payload of one message: JSON lines are newline-separated, Protobuf

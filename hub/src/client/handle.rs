@@ -12,25 +12,12 @@ use chorus_protocol::Protocol;
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 
+use super::control::Control;
 use super::frame::Shared;
 use super::queue::{Out, OutQueue, Pushed, Taken};
 use super::signal::Signal;
 use super::Frame;
 use crate::socket::{Socket, Written};
-
-/// Actions other parts of the node ask a connection to take.
-#[derive(Debug)]
-pub enum Control {
-    /// Server API subscribe: a server-side subscription.
-    Subscribe { channel: String },
-    /// Server API unsubscribe.
-    Unsubscribe { channel: String },
-    /// Server API refresh: a new expiry (unix seconds), or expire now.
-    Refresh {
-        expire_at: Option<i64>,
-        expired: bool,
-    },
-}
 
 /// Frames held back while a subscription is being set up, so that a publication racing
 /// the subscribe reply is neither lost nor duplicated (see `Session::subscribe`).

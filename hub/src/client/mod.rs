@@ -4,7 +4,9 @@
 //! - [`queue`]: the bounded outbound queue; a client that cannot keep up is disconnected.
 //! - [`signal`]: wakes the connection task when its queue fills (a flag and a waker).
 //! - [`roster`]: every open connection, so shutdown reaches each one.
-//! - [`handle`]: the part of a client other tasks see (hub fan-out, server API).
+//! - [`handle`]: the part of a client other tasks see (hub fan-out, server API);
+//!   [`control`]: the actions they queue for its task (server-side subscribe, unsubscribe,
+//!   refresh).
 //! - [`session`]: protocol state and command handling (connect, publish, history, ...).
 //! - [`proxied`]: the session's calls to the backend (connect, refresh, sub_refresh,
 //!   publish and rpc proxies).
@@ -19,6 +21,7 @@
 //!   those requests are handed to a session.
 
 pub mod connection;
+pub mod control;
 pub mod emulated;
 pub mod frame;
 pub mod handle;
@@ -32,8 +35,9 @@ pub mod subscribe;
 pub mod uni;
 pub mod websocket;
 
+pub use control::Control;
 pub use frame::Frame;
-pub use handle::{ClientHandle, Control};
+pub use handle::ClientHandle;
 
 /// What a session served over an HTTP response (or a unidirectional WebSocket) hands the
 /// task writing it.

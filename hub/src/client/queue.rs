@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use chorus_protocol::codes::{Disconnect, DISCONNECT_SLOW};
 
-use super::handle::Control;
+use super::control::Control;
 use super::Frame;
 
 /// An item for the connection task.

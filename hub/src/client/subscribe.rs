@@ -363,8 +363,23 @@ impl Session {
     }
 }
 
+impl Session {
+    /// Sets up a server-side subscription (a connection token's channels, the server API's
+    /// subscribe) as [`Session::setup_subscription`] does: recovery as the client asked in
+    /// `connect.subs` (`wanted`), where the namespace allows it.
+    pub(super) async fn setup_server_subscription(
+        &mut self,
+        opts: &ChannelOptions,
+        channel: &str,
+        wanted: Option<&SubscribeRequest>,
+    ) -> Result<(SubscribeResult, SyncPoint), ProtocolError> {
+        self.setup_subscription(opts, server_spec(channel, opts, wanted))
+            .await
+    }
+}
+
 /// A server-side subscription: recovery as the client asked in `connect.subs`.
-pub(super) fn server_spec<'a>(
+fn server_spec<'a>(
     channel: &'a str,
     opts: &ChannelOptions,
     wanted: Option<&'a SubscribeRequest>,

@@ -8,7 +8,8 @@
 //! to every subscriber's socket: one `write` per delivery, no allocation, no task woken. Only
 //! a socket that cannot take the whole frame gets a backlog and a task to drain it.
 //!
-//! - [`fanout`]: the channel registry, a connection's socket and its backlog.
+//! - [`fanout`]: the channel registry, a connection's socket and its backlog, the publication
+//!   frame.
 //! - [`ws`]: the handshake, the client frames and the commands.
 //! - [`http`]: the request head and the publish endpoint.
 

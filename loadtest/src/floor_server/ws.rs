@@ -163,28 +163,3 @@ fn commands(
     }
     true
 }
-
-/// The publication push every subscriber of `channel` gets, as one ready WebSocket frame.
-/// `data` is JSON already (the server API's `data`).
-pub fn publication_frame(channel: &str, data: &str, offset: u64) -> Vec<u8> {
-    let channel = serde_json::to_string(channel).expect("invariant: a str serializes");
-    let push =
-        format!(r#"{{"push":{{"channel":{channel},"pub":{{"data":{data},"offset":{offset}}}}}}}"#);
-    ws::frame(OP_TEXT, push.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_publication_frame_carries_a_centrifugo_push() {
-        let f = publication_frame("lt \"1\"", r#"{"t":1,"s":2}"#, 7);
-        let body = &f[2..];
-        assert_eq!(usize::from(f[1]), body.len());
-        let v: serde_json::Value = serde_json::from_slice(body).expect("json");
-        assert_eq!(v["push"]["channel"], "lt \"1\"");
-        assert_eq!(v["push"]["pub"]["data"]["s"], 2);
-        assert_eq!(v["push"]["pub"]["offset"], 7);
-    }
-}

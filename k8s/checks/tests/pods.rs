@@ -9,11 +9,13 @@
 //!   container, and a voice message comes back transcribed by the transcriber container;
 //! - a slow client is closed with 3008;
 //! - Debian's Prometheus scrapes the four pods, and every query of every dashboard panel
-//!   returns data.
+//!   returns data, with traffic flowing through every service while the panels are read.
 //!
 //! Needs the images (`scripts/images` builds them; scripts/test does before the tests).
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chorus_k8s_checks::chart::{container, port_named, render};
@@ -427,8 +429,61 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
     .await;
     drop(slow);
 
+    // Traffic all through the panel check: a rate (and a quantile of one) needs an increase
+    // between two scrapes inside its window, and a histogram last observed before the first
+    // scrape reads NaN however long one waits. So while the panels are read, a message a
+    // second goes API → Kafka → hub → Bob and the sink, Bob asks the hub for history (a
+    // client command), the server API publishes, and every fifth round a voice message feeds
+    // the transcriber's histograms.
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = tokio::spawn({
+        let (api, client, stop) = (api.clone(), client.clone(), stop.clone());
+        let (token, chat_id, hub_api) = (tokens[0].clone(), chat_id.clone(), hub_api.clone());
+        let channel = format!("chat:{chat_id}");
+        async move {
+            let mut round = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                round += 1;
+                let path = format!("/chats/{chat_id}/messages");
+                let body = json!({"text": format!("traffic {round}")});
+                let (s, b) = api.call("POST", &path, Some(&token), Some(body)).await;
+                assert!(s == 201 || s == 202, "traffic send: {s} {b}");
+                bob.send(json!({"id": 1000 + round, "history": {"channel": channel, "limit": 1}}))
+                    .await;
+                let r = client
+                    .post(format!("{hub_api}/publish"))
+                    .header("X-API-Key", HUB_API_KEY)
+                    .body(json!({"channel": "firehose", "data": {"round": round}}).to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success());
+                if round % 5 == 1 {
+                    let body = chorus_testkit::client::multipart_file(&clip);
+                    let r = client
+                        .post(format!("{}/chats/{chat_id}/voice", api.base))
+                        .header("authorization", format!("Bearer {token}"))
+                        .header(
+                            "content-type",
+                            format!("multipart/form-data; boundary={boundary}"),
+                        )
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert!(r.status().is_success(), "traffic voice: {}", r.status());
+                }
+                // Bob reads what came, so he is never the slow client.
+                let got = bob.quiet_for(Duration::from_secs(1)).await;
+                assert!(
+                    got.iter().all(|v| v.get("error").is_none()),
+                    "bob's commands failed: {got:?}"
+                );
+            }
+        }
+    });
+
     // Every panel's every query returns a number from the live pods.
-    tokio::time::sleep(Duration::from_secs(4)).await;
     let dashboard: Value = serde_json::from_str(
         &std::fs::read_to_string(chorus_k8s_checks::repo_root().join("k8s/grafana/chorus.json"))
             .unwrap(),
@@ -465,6 +520,10 @@ async fn the_images_run_as_pods_serve_chat_and_feed_every_dashboard_panel() {
             empty.extend(answer);
         }
     }
+    stop.store(true, Ordering::Relaxed);
+    traffic
+        .await
+        .expect("the traffic during the panel check ran clean");
     eprintln!(
         "pods: {checked} dashboard queries returned data; transcript {transcript:?} (WER {wer:.2})"
     );

@@ -88,7 +88,7 @@ async fn register_login_and_me() {
 
 #[tokio::test]
 async fn refresh_rotates_allows_a_grace_window_and_revokes_the_family_on_reuse() {
-    let api = TestApi::start(|c| c.refresh_grace = Duration::from_secs(1)).await;
+    let api = TestApi::start_with_hub(|c| c.refresh_grace = Duration::from_secs(1)).await;
     let t0 = register_and_login(&api, "bob").await["refresh_token"]
         .as_str()
         .unwrap()
@@ -128,7 +128,7 @@ async fn refresh_rotates_allows_a_grace_window_and_revokes_the_family_on_reuse()
 
 #[tokio::test]
 async fn the_cookie_refreshes_and_logout_revokes() {
-    let api = TestApi::start(|_| {}).await;
+    let api = TestApi::start_with_hub(|_| {}).await;
     let t0 = register_and_login(&api, "cyd").await["refresh_token"]
         .as_str()
         .unwrap()

@@ -429,6 +429,134 @@ async fn a_removed_member_cannot_get_back_in_by_any_way() {
     stack.stop().await;
 }
 
+/// The broker frozen (SIGSTOP) around a removal: the removed member is cut off from every
+/// channel of the chat before the 204, with no help from the state consumer, which cannot read
+/// the removal. Then nothing sent after the 204 reaches them: a typing indicator while the
+/// broker is still frozen and a message once it is back, both received by the remaining member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removal_cuts_the_member_off_before_it_answers_even_with_kafka_frozen() {
+    let stack = Stack::start().await;
+    let (_, ann) = stack.user("frozen_ann").await;
+    let (bob_id, bob) = stack.user("frozen_bob").await;
+    let (cat_id, cat) = stack.user("frozen_cat").await;
+    let chat_id = stack.chat_with(&ann, "team", &bob_id).await;
+    let (s, b, _) = stack
+        .http(
+            "POST",
+            &format!("/chats/{chat_id}/members"),
+            Some(&ann),
+            Some(json!({"user_id": cat_id})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let [chat, typing] = chorus_protocol::event::chat_channels(&chat_id);
+    let mut bob_ws = stack.connect(&bob).await;
+    let mut cat_ws = stack.connect(&cat).await;
+    for ws in [&mut bob_ws, &mut cat_ws] {
+        for (id, channel) in [(2, &chat), (3, &typing)] {
+            let r = subscribe(ws, id, channel).await;
+            assert!(r.get("error").is_none(), "{channel}: {r}");
+        }
+    }
+    let mut ann_ws = stack.connect(&ann).await;
+    // Live before the removal: the consumer runs and Bob's subscription works.
+    let before = send_text(&stack, &chat_id, &ann, "before").await;
+    wait_for_message(&mut bob_ws, &before).await;
+
+    stack.tansu.pause();
+    let (s, b, _) = stack
+        .http(
+            "DELETE",
+            &format!("/chats/{chat_id}/members/{bob_id}"),
+            Some(&ann),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    let mut cut = HashSet::new();
+    while cut.len() < 2 {
+        let v = bob_ws.next().await.expect("Bob's socket stays open");
+        if v["push"].get("unsubscribe").is_some() {
+            cut.insert(v["push"]["channel"].as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(cut, HashSet::from([chat.clone(), typing.clone()]));
+    // Back in? The subscribe proxy reads PostgreSQL, where he is gone.
+    assert_eq!(subscribe(&mut bob_ws, 4, &chat).await["error"]["code"], 103);
+    assert_eq!(
+        subscribe(&mut bob_ws, 5, &typing).await["error"]["code"],
+        103
+    );
+
+    // A typing indicator, with a draft in it, while Kafka is still frozen: Cat only.
+    let draft = json!({"typing": true, "draft": "the secret plan"});
+    ann_ws
+        .send(json!({"id": 2, "publish": {"channel": typing, "data": draft}}))
+        .await;
+    let r = ann_ws.reply(2).await;
+    assert!(r.get("error").is_none(), "{r}");
+    loop {
+        let v = cat_ws.next_pub().await;
+        if v["push"]["channel"] == typing.as_str() && v["push"]["pub"]["data"] == draft {
+            break;
+        }
+    }
+    stack.tansu.resume();
+    let after = send_text(&stack, &chat_id, &ann, "after").await;
+    wait_for_message(&mut cat_ws, &after).await;
+    let got = bob_ws
+        .quiet_for(std::time::Duration::from_millis(1500))
+        .await;
+    let leaked: Vec<&Value> = got
+        .iter()
+        .filter(|v| v["push"].get("pub").is_some())
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "publications after the removal reached Bob: {leaked:?}"
+    );
+    stack.stop().await;
+}
+
+/// Sends `text` to the chat (retried while the broker comes back); returns its message id.
+async fn send_text(stack: &Stack, chat_id: &str, access: &str, text: &str) -> String {
+    let path = format!("/chats/{chat_id}/messages");
+    let key = format!("send-{chat_id}-{}", text.replace(' ', "-"));
+    for _ in 0..60 {
+        let (s, b, _) = stack
+            .http(
+                "POST",
+                &path,
+                Some(access),
+                Some(json!({"text": text})),
+                &[("Idempotency-Key", key.as_str())],
+            )
+            .await;
+        match s {
+            201 | 202 => return b["message_id"].as_str().unwrap().to_owned(),
+            503 => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+            _ => panic!("send {text}: {s} {b}"),
+        }
+    }
+    panic!("send {text}: the API never took it");
+}
+
+/// Reads until the chat message `id` arrives live (the broker may be catching up).
+async fn wait_for_message(ws: &mut Client, id: &str) {
+    loop {
+        let v = ws
+            .next_within(std::time::Duration::from_secs(60))
+            .await
+            .expect("the socket stays open")
+            .unwrap_or_else(|| panic!("message {id} never arrived"));
+        if v["push"]["pub"]["data"]["data"]["message_id"] == id {
+            return;
+        }
+    }
+}
+
 /// A hub connection made with a connection token issued earlier.
 async fn connect_with(url: &str, token: &Value) -> Client {
     let mut c = Client::open(url).await;
@@ -622,22 +750,37 @@ async fn the_session_cookie_connects_and_only_members_send_typing_indicators() {
     let (_, r) = connect_by_cookie(&st.hub_ws, &format!("chorus_access={forged}")).await;
     assert_eq!(r.unwrap_err(), "Code(4501)");
 
-    // The refresh proxy extends a user with a live session...
+    // The refresh proxy extends a connection whose session (from the cookie it opened with,
+    // which the hub passes on) is live...
     let key = [("X-Chorus-Proxy-Key", common::PROXY_KEY)];
+    let with_cookie = [
+        ("X-Chorus-Proxy-Key", common::PROXY_KEY),
+        ("Cookie", bob_cookie.as_str()),
+    ];
     let refresh = json!({"client": "c", "user": bob_id});
     let (s, b, _) = st
-        .http("POST", "/hub/refresh", None, Some(refresh.clone()), &key)
+        .http(
+            "POST",
+            "/hub/refresh",
+            None,
+            Some(refresh.clone()),
+            &with_cookie,
+        )
         .await;
     assert_eq!(s, 200, "{b}");
     assert!(
         b["result"]["expire_at"].as_i64().unwrap() > common::client::now(),
         "{b}"
     );
-    // ...but not without the proxy key.
+    // ...but not without the proxy key, nor without the cookie it opened with.
     let (s, _, _) = st
         .http("POST", "/hub/refresh", None, Some(refresh.clone()), &[])
         .await;
     assert_eq!(s, 401);
+    let (s, b, _) = st
+        .http("POST", "/hub/refresh", None, Some(refresh.clone()), &key)
+        .await;
+    assert_eq!((s, &b["result"]["expired"]), (200, &json!(true)), "{b}");
 
     // Bob logs out: the access cookie he still holds no longer connects, and the refresh
     // proxy ends the connection he has.
@@ -659,8 +802,141 @@ async fn the_session_cookie_connects_and_only_members_send_typing_indicators() {
         "an access token issued before the logout"
     );
     let (s, b, _) = st
-        .http("POST", "/hub/refresh", None, Some(refresh), &key)
+        .http("POST", "/hub/refresh", None, Some(refresh), &with_cookie)
         .await;
     assert_eq!((s, &b["result"]["expired"]), (200, &json!(true)), "{b}");
+    st.stop().await;
+}
+
+/// Signs in twice (two sessions, as two devices), connects from both, and signs one out. Then
+/// tries every way that session could keep the hub, as a thief holding its tokens would: the
+/// hub token issued before the logout, a new hub token for its still-unexpired access token,
+/// its access cookie on connect and on refresh. Each is refused. The other session loses
+/// nothing but a reconnect: its new hub token connects, and a message reaches it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_out_ends_that_sessions_hub_access_and_no_other() {
+    let st = Stack::start().await;
+    let (dan_id, _) = st.user("signout_dan").await;
+    let login = || async {
+        let (s, b, _) = st
+            .http(
+                "POST",
+                "/auth/login",
+                None,
+                Some(json!({"username": "signout_dan", "password": "password-1"})),
+                &[],
+            )
+            .await;
+        assert_eq!(s, 200, "{b}");
+        b
+    };
+    let (phone, laptop) = (login().await, login().await);
+    let access = |l: &Value| l["access_token"].as_str().unwrap().to_owned();
+    let (s, chat, _) = st
+        .http(
+            "POST",
+            "/chats",
+            Some(&access(&laptop)),
+            Some(json!({"title": "mine"})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 201, "{chat}");
+    let channel = format!("chat:{}", chat["id"].as_str().unwrap());
+    let stack = &st;
+    let hub_token = |a: String| async move {
+        stack
+            .http("POST", "/hub/connection-token", Some(&a), None, &[])
+            .await
+    };
+    let (s, phone_token, _) = hub_token(access(&phone)).await;
+    assert_eq!(s, 200, "{phone_token}");
+    let (s, laptop_token, _) = hub_token(access(&laptop)).await;
+    assert_eq!(s, 200, "{laptop_token}");
+    let phone_cookie = format!("chorus_access={}", access(&phone));
+    let mut phone_ws = connect_with(&st.hub_ws, &phone_token).await;
+    let (mut phone_cookie_ws, r) = connect_by_cookie(&st.hub_ws, &phone_cookie).await;
+    assert!(r.unwrap().get("error").is_none());
+    let mut laptop_ws = connect_with(&st.hub_ws, &laptop_token).await;
+    for ws in [&mut phone_ws, &mut phone_cookie_ws, &mut laptop_ws] {
+        let r = subscribe(ws, 2, &channel).await;
+        assert!(r.get("error").is_none(), "{r}");
+    }
+
+    let (s, b, _) = st
+        .http(
+            "POST",
+            "/auth/logout",
+            None,
+            Some(json!({"refresh_token": phone["refresh_token"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(s, 204, "{b}");
+    // Every connection of the user is closed with "force reconnect", at once.
+    for (name, ws) in [
+        ("phone", &mut phone_ws),
+        ("phone cookie", &mut phone_cookie_ws),
+        ("laptop", &mut laptop_ws),
+    ] {
+        let closed = loop {
+            match ws.next().await {
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(format!("{closed:?}"), "Code(3011)", "{name}");
+    }
+
+    // The phone's ways back: all refused.
+    let mut again = Client::open(&st.hub_ws).await;
+    again
+        .send(json!({"id": 1, "connect": {"token": phone_token["token"]}}))
+        .await;
+    assert_eq!(
+        again.reply(1).await["error"]["code"],
+        109,
+        "the hub token issued before the logout is expired"
+    );
+    let (s, b, _) = hub_token(access(&phone)).await;
+    assert_eq!(s, 401, "no new hub token for a signed-out session: {b}");
+    let (_, r) = connect_by_cookie(&st.hub_ws, &phone_cookie).await;
+    assert_eq!(r.unwrap_err(), "Code(4501)", "the access cookie");
+    let key = [
+        ("X-Chorus-Proxy-Key", common::PROXY_KEY),
+        ("Cookie", phone_cookie.as_str()),
+    ];
+    let (s, b, _) = st
+        .http(
+            "POST",
+            "/hub/refresh",
+            None,
+            Some(json!({"client": "c", "user": dan_id})),
+            &key,
+        )
+        .await;
+    assert_eq!((s, &b["result"]["expired"]), (200, &json!(true)), "{b}");
+
+    // The laptop: its old hub token is refused like every token issued before the line (the
+    // second after the logout), and the new one it fetches, as its SDK does on 109, connects.
+    let mut again = Client::open(&st.hub_ws).await;
+    again
+        .send(json!({"id": 1, "connect": {"token": laptop_token["token"]}}))
+        .await;
+    assert_eq!(again.reply(1).await["error"]["code"], 109);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (s, fresh, _) = hub_token(access(&laptop)).await;
+    assert_eq!(s, 200, "{fresh}");
+    let mut laptop_ws = connect_with(&st.hub_ws, &fresh).await;
+    let r = subscribe(&mut laptop_ws, 2, &channel).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let sent = send_text(
+        &st,
+        chat["id"].as_str().unwrap(),
+        &access(&laptop),
+        "still here",
+    )
+    .await;
+    wait_for_message(&mut laptop_ws, &sent).await;
     st.stop().await;
 }

@@ -27,7 +27,7 @@ async fn setup(send_timeout_ms: u64) -> (Tansu, String, TestApi) {
 async fn api_with(t: &Tansu, state_topic: &str, send_timeout_ms: u64) -> TestApi {
     let (brokers, topic, messages) = (t.brokers(), state_topic.to_owned(), unique("chat-events"));
     t.create_topic(&messages, 1).await;
-    TestApi::start(move |c| {
+    TestApi::start_with_hub(move |c| {
         c.kafka.brokers = brokers;
         c.kafka.state_topic = topic;
         c.kafka.messages_topic = messages;

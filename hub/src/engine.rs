@@ -1,4 +1,5 @@
-//! The engine: a [`Broker`] and a [`PresenceManager`] picked by `engine.type`.
+//! The engine: a [`Broker`], a [`PresenceManager`] and the token invalidations ([`Revoked`])
+//! picked by `engine.type`.
 //!
 //! `memory` keeps both in this process (one node). `redis` shares them among every node
 //! through Redis (one server, several shards, a Redis Cluster or a Sentinel-watched master):
@@ -11,11 +12,13 @@ use crate::broker::{Broker, RedisBroker};
 use crate::config::Config;
 use crate::presence::{PresenceManager, RedisPresence};
 pub use crate::redis_link::RedisLink;
+use crate::revoked::{RedisRevoked, Revoked};
 
 /// The engine's two halves, ready for [`crate::node::NodeParts`].
 pub struct Engine {
     pub broker: Option<Arc<dyn Broker>>,
     pub presence: Option<Arc<dyn PresenceManager>>,
+    pub revoked: Option<Arc<dyn Revoked>>,
     pub link: Option<Arc<RedisLink>>,
 }
 
@@ -25,6 +28,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Engine> {
         return Ok(Engine {
             broker: None,
             presence: None,
+            revoked: None,
             link: None,
         });
     }
@@ -36,6 +40,7 @@ pub async fn build(config: &Config) -> anyhow::Result<Engine> {
             config.engine.redis.presence_ttl.0,
             config.client.presence_update_interval.0,
         )),
+        revoked: Some(Arc::new(RedisRevoked::new(link.clone()))),
         link: Some(link),
     })
 }

@@ -11,6 +11,8 @@
 //! - [`broker`]: PUB/SUB + history seam, `memory` and `redis` side by side.
 //! - [`presence`]: presence seam, `memory` and `redis` side by side.
 //! - [`recovery`]: whether a stream position continues, and `recovered`: pure, one place.
+//! - [`revoked`]: connection tokens withdrawn before they expire (`invalidate_user_tokens`),
+//!   `memory` and `redis` side by side.
 //! - [`action`]: what the server API does to a user's connections, typed; the node applies
 //!   it here and the cluster carries it to the other nodes.
 //! - [`cluster`]: other nodes over the engine's control channel, transport only (info,
@@ -59,6 +61,7 @@ pub mod presence;
 pub mod proxy;
 pub mod recovery;
 pub mod redis_link;
+pub mod revoked;
 pub mod server;
 pub mod socket;
 pub mod stream_body;

@@ -115,6 +115,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             NodeParts {
                 broker: engine.broker,
                 presence: engine.presence,
+                revoked: engine.revoked,
                 fd_connection_budget: budget.connections,
                 ..Default::default()
             },

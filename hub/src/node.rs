@@ -37,6 +37,8 @@ pub struct Node {
     pub hub: Arc<Hub>,
     pub broker: Arc<dyn Broker>,
     pub presence: Arc<dyn PresenceManager>,
+    /// Connection tokens withdrawn before they expire (`invalidate_user_tokens`).
+    pub revoked: Arc<dyn crate::revoked::Revoked>,
     pub authorizer: Arc<dyn SubscribeAuthorizer>,
     /// Every configured proxy (connect, refresh, channel, rpc, named).
     pub proxies: Arc<crate::proxy::Proxies>,
@@ -70,6 +72,8 @@ const ENGINE_LOCKS: usize = 256;
 pub struct NodeParts {
     pub broker: Option<Arc<dyn Broker>>,
     pub presence: Option<Arc<dyn PresenceManager>>,
+    /// Token invalidations; the memory engine's when `None`.
+    pub revoked: Option<Arc<dyn crate::revoked::Revoked>>,
     pub authorizer: Option<Arc<dyn SubscribeAuthorizer>>,
     /// Cap from the open-files budget; `usize::MAX` when unknown.
     pub fd_connection_budget: usize,
@@ -80,6 +84,7 @@ impl Default for NodeParts {
         NodeParts {
             broker: None,
             presence: None,
+            revoked: None,
             authorizer: None,
             fd_connection_budget: usize::MAX,
         }
@@ -230,6 +235,9 @@ impl Node {
             presence: parts
                 .presence
                 .unwrap_or_else(|| Arc::new(MemoryPresence::default())),
+            revoked: parts
+                .revoked
+                .unwrap_or_else(|| Arc::new(crate::revoked::MemoryRevoked::default())),
             authorizer,
             proxies,
             channel_regexes,

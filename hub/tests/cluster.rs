@@ -442,3 +442,67 @@ async fn both_engines_continue_the_same_positions_and_refuse_the_same() {
         "redis engine"
     );
 }
+
+/// `invalidate_user_tokens` asked of one node holds on every node: a token of the user issued
+/// before the line is refused as expired (109, so SDKs fetch a new one) on connect and on a
+/// client-side refresh, wherever the client connects; a token issued after it, or another
+/// user's, connects. A later call with an earlier line does not move it back.
+#[tokio::test]
+async fn invalidated_user_tokens_are_refused_on_every_node() {
+    let redis = RedisServer::start().await;
+    let nodes = cluster(&redis, 2).await;
+    let now = common::client::now();
+    let connect = |node: usize, claims: Value| {
+        let url = nodes[node].url();
+        async move {
+            let mut c = Client::open(&url).await;
+            c.send(json!({"id": 1, "connect": {"token": common::client::token(claims)}}))
+                .await;
+            let r = c.reply(1).await;
+            (c, r)
+        }
+    };
+    let old = json!({"sub": "eve", "iat": now - 10, "exp": now + 3600});
+    let (mut held, r) = connect(1, old.clone()).await;
+    assert!(r.get("error").is_none(), "before the line: {r}");
+
+    let r = api(
+        &nodes[0],
+        "invalidate_user_tokens",
+        json!({"user": "eve", "issued_before": now, "expire_at": now + 3600}),
+    )
+    .await;
+    assert_eq!(r["result"], json!({}), "{r}");
+    let r = api(
+        &nodes[1],
+        "invalidate_user_tokens",
+        json!({"user": "eve", "issued_before": now - 100}),
+    )
+    .await;
+    assert_eq!(
+        r["result"],
+        json!({}),
+        "an earlier line is accepted but moves nothing: {r}"
+    );
+
+    for node in 0..2 {
+        let (_, r) = connect(node, old.clone()).await;
+        assert_eq!(r["error"]["code"], 109, "node {node}, issued before: {r}");
+        let (_, r) = connect(node, json!({"sub": "eve", "exp": now + 3600})).await;
+        assert_eq!(r["error"]["code"], 109, "node {node}, no iat: {r}");
+        let (_, r) = connect(node, json!({"sub": "eve", "iat": now, "exp": now + 3600})).await;
+        assert!(
+            r.get("error").is_none(),
+            "node {node}, issued at the line: {r}"
+        );
+        let other = json!({"sub": "frank", "iat": now - 10, "exp": now + 3600});
+        let (_, r) = connect(node, other).await;
+        assert!(r.get("error").is_none(), "node {node}, another user: {r}");
+    }
+    // The connection opened before the line cannot extend itself with an old token either.
+    held.send(json!({"id": 2, "refresh": {"token": common::client::token(old)}}))
+        .await;
+    assert_eq!(held.reply(2).await["error"]["code"], 109);
+    let r = api(&nodes[0], "invalidate_user_tokens", json!({})).await;
+    assert_eq!(r["error"]["code"], 107, "user is required: {r}");
+}

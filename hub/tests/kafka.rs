@@ -40,6 +40,8 @@ fn base_config() -> Value {
     let mut cfg: Value = serde_json::from_str(&config_json("")).unwrap();
     cfg["client"]["ping_interval"] = json!("25s");
     cfg["client"]["pong_timeout"] = json!("8s");
+    // Chat channels fed by Kafka take no client publications (config validation insists).
+    cfg["channel"]["namespaces"][0]["allow_publish_for_subscriber"] = json!(false);
     cfg
 }
 

@@ -134,6 +134,7 @@ async fn three_nodes_in_one_group_deliver_every_record_once_and_survive_a_kill()
     let (brokers, group) = (t.brokers(), unique("hubs"));
     let config = write_config_with(json!({"address": redis.url()}), |c| {
         c["channel"]["namespaces"][0]["history_size"] = json!(N);
+        c["channel"]["namespaces"][0]["allow_publish_for_subscriber"] = json!(false);
         // The whole stream may queue for a client on a busy machine; order is the point here.
         c["client"]["queue_max_size"] = json!(64 * 1024 * 1024);
         c["consumers"] = json!([{"enabled": true, "name": "chats", "type": "kafka", "kafka": {

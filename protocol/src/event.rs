@@ -45,6 +45,17 @@ pub fn typing_chat_id_of(channel: &str) -> Option<&str> {
     channel.strip_prefix(TYPING_CHANNEL_PREFIX)
 }
 
+/// The typing channel of chat `id`, `typing:<id>`.
+pub fn typing_channel(id: impl std::fmt::Display) -> String {
+    format!("{TYPING_CHANNEL_PREFIX}{id}")
+}
+
+/// Every channel a member holds because of chat `id`: what a removal must cut. A channel added
+/// for chats later is added here, so no removal path can forget it.
+pub fn chat_channels(id: impl std::fmt::Display) -> [String; 2] {
+    [chat_channel(&id), typing_channel(&id)]
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatEvent {
     pub v: u32,

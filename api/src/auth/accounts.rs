@@ -112,8 +112,8 @@ pub async fn register(
 }
 
 /// A body and a cookie carrying a fresh token pair.
-fn tokens(s: &AppState, user_id: i64, refresh_token: String) -> Response {
-    let access = access::issue(&s.config.jwt_secret, user_id, s.config.access_ttl);
+fn tokens(s: &AppState, user_id: i64, sid: &str, refresh_token: String) -> Response {
+    let access = access::issue(&s.config.jwt_secret, user_id, sid, s.config.access_ttl);
     let cookie = format!(
         "{REFRESH_COOKIE}={refresh_token}; HttpOnly; Secure; SameSite=Strict; Path=/auth; Max-Age={}",
         s.config.refresh_ttl.as_secs()
@@ -154,8 +154,8 @@ pub async fn login(State(s): State<AppState>, Body(l): Body<Login>) -> Result<Re
         return Err(refused);
     }
     let id: i64 = row.try_get("id")?;
-    let token = refresh::start(&s.db, id, s.config.refresh_ttl).await?;
-    Ok(tokens(&s, id, token))
+    let (family, token) = refresh::start(&s.db, id, s.config.refresh_ttl).await?;
+    Ok(tokens(&s, id, &family, token))
 }
 
 /// The refresh token from the body, else from the cookie.
@@ -189,9 +189,20 @@ pub async fn refresh(
         ApiError::RateLimited(wait)
     })?;
     let token = presented(&headers, optional_body(bytes)?)?;
-    let (user_id, next) =
-        refresh::rotate(&s.db, &token, s.config.refresh_ttl, s.config.refresh_grace).await?;
-    Ok(tokens(&s, user_id, next))
+    match refresh::rotate(&s.db, &token, s.config.refresh_ttl, s.config.refresh_grace).await? {
+        refresh::Rotation::Rotated {
+            user_id,
+            family,
+            token,
+        } => Ok(tokens(&s, user_id, &family, token)),
+        refresh::Rotation::Reused { user_id } => {
+            // Whoever holds the family's tokens, the thief included, loses the hub as well.
+            crate::hub::signout::end_hub_access(&s, user_id).await?;
+            Err(ApiError::Unauthorized(
+                "refresh token reused; sign in again",
+            ))
+        }
+    }
 }
 
 pub async fn logout(
@@ -200,7 +211,9 @@ pub async fn logout(
     bytes: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let token = presented(&headers, optional_body(bytes)?)?;
-    refresh::revoke(&s.db, &token).await?;
+    if let Some(user) = refresh::revoke(&s.db, &token).await? {
+        crate::hub::signout::end_hub_access(&s, user).await?;
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     let cleared = [
         "chorus_refresh=; HttpOnly; Secure; SameSite=Strict; Path=/auth; Max-Age=0".to_owned(),

@@ -46,21 +46,54 @@ async fn insert(
     Ok(token)
 }
 
-/// A new family for a login.
-pub async fn start(pool: &PgPool, user_id: i64, ttl: Duration) -> Result<String, ApiError> {
+/// A new family for a login: `(family, token)`. The family names the sign-in session.
+pub async fn start(
+    pool: &PgPool,
+    user_id: i64,
+    ttl: Duration,
+) -> Result<(String, String), ApiError> {
+    let family = random_token();
     let mut tx = pool.begin().await?;
-    let token = insert(&mut tx, user_id, &random_token(), ttl).await?;
+    let token = insert(&mut tx, user_id, &family, ttl).await?;
     tx.commit().await?;
-    Ok(token)
+    Ok((family, token))
 }
 
-/// Exchanges `token` for a new one: `(user id, new token)`.
+/// What presenting a refresh token did.
+pub enum Rotation {
+    /// A new token of the same family (session).
+    Rotated {
+        user_id: i64,
+        family: String,
+        token: String,
+    },
+    /// The token had been rotated before, past the grace window: stolen or replayed. The
+    /// whole family was revoked; the session ends everywhere, the hub included.
+    Reused { user_id: i64 },
+}
+
+/// Whether the sign-in session `family` is live: a token of it neither revoked nor expired.
+/// Logout and reuse revoke a whole family, so a signed-out session has none.
+pub async fn live(pool: &PgPool, family: &str) -> Result<bool, ApiError> {
+    if family.is_empty() {
+        return Ok(false);
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM refresh_tokens
+                         WHERE family = $1 AND revoked_at IS NULL AND expires_at > now())",
+    )
+    .bind(family)
+    .fetch_one(pool)
+    .await?)
+}
+
+/// Exchanges `token` for a new one of its family.
 pub async fn rotate(
     pool: &PgPool,
     token: &str,
     ttl: Duration,
     grace: Duration,
-) -> Result<(i64, String), ApiError> {
+) -> Result<Rotation, ApiError> {
     let mut tx = pool.begin().await?;
     let row = sqlx::query(
         "SELECT user_id, family, expires_at > now() AS live, revoked_at IS NOT NULL AS revoked,
@@ -93,9 +126,7 @@ pub async fn rotate(
             user_id,
             "refresh token reused after rotation; family revoked"
         );
-        return Err(ApiError::Unauthorized(
-            "refresh token reused; sign in again",
-        ));
+        return Ok(Rotation::Reused { user_id });
     }
     sqlx::query(
         "UPDATE refresh_tokens SET rotated_at = COALESCE(rotated_at, now()) WHERE token_hash = $1",
@@ -105,11 +136,22 @@ pub async fn rotate(
     .await?;
     let next = insert(&mut tx, user_id, &family, ttl).await?;
     tx.commit().await?;
-    Ok((user_id, next))
+    Ok(Rotation::Rotated {
+        user_id,
+        family,
+        token: next,
+    })
 }
 
-/// Revokes `token`'s whole family (logout); an unknown token is not an error.
-pub async fn revoke(pool: &PgPool, token: &str) -> Result<(), ApiError> {
+/// Revokes `token`'s whole family (logout); returns the family's user, also when it was
+/// revoked already (a logout asked again still ends the hub's side), and `None` for an
+/// unknown token, which is not an error.
+pub async fn revoke(pool: &PgPool, token: &str) -> Result<Option<i64>, ApiError> {
+    let user: Option<i64> =
+        sqlx::query_scalar("SELECT user_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(digest(token))
+            .fetch_optional(pool)
+            .await?;
     sqlx::query(
         "UPDATE refresh_tokens SET revoked_at = now()
          WHERE revoked_at IS NULL
@@ -118,5 +160,5 @@ pub async fn revoke(pool: &PgPool, token: &str) -> Result<(), ApiError> {
     .bind(digest(token))
     .execute(pool)
     .await?;
-    Ok(())
+    Ok(user)
 }

@@ -3,9 +3,11 @@
 //! Every change runs in one transaction that first locks the chat's row (`FOR UPDATE`), so two
 //! changes to one chat's membership run one after the other: two admins leaving at once
 //! cannot both see the other as the remaining admin. The change's events go to the outbox in
-//! the same transaction; cached memberships are dropped after the commit.
+//! the same transaction; cached memberships are dropped after the commit, and a removed member
+//! is cut off on the hub before the request answers (`cutoff`).
 //!
-//! Roles: `owner` (the creator; manages, deletes, sets roles), `admin` (manages members),
+//! Roles: `owner` (the creator; manages, deletes, sets roles: the only one who makes admins,
+//! whether by a role change or by adding a member as admin), `admin` (manages members),
 //! `member`. A chat with members always keeps a manager: the last one cannot leave or be
 //! demoted; an owner who leaves hands ownership to the longest-standing admin.
 
@@ -20,6 +22,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::auth::access::User;
 use crate::body::Body;
+use crate::chats::cutoff;
 use crate::chats::membership::{self, Role};
 use crate::error::ApiError;
 use crate::extract::{ChatId, Member};
@@ -332,6 +335,7 @@ pub async fn remove(
     .await?;
     tx.commit().await?;
     committed(&s, chat, &members).await;
+    cutoff::cut_off(&s, chat, &members).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -344,8 +348,14 @@ pub async fn add_member(
     let user = user_id(&m.user_id)?;
     let role = grantable(m.role.as_deref())?;
     let mut tx = s.db.begin().await?;
-    if !lock(&mut tx, chat, me).await?.manages() {
+    let mine = lock(&mut tx, chat, me).await?;
+    if !mine.manages() {
         return Err(ApiError::Forbidden("only owners and admins add members"));
+    }
+    // Otherwise an admin could make anyone an admin by removing and adding them back, which
+    // `set_role` refuses.
+    if role == Role::Admin && mine != Role::Owner {
+        return Err(ApiError::Forbidden("only the owner grants the admin role"));
     }
     if role_in(&mut tx, chat, user).await?.is_some() {
         return Err(ApiError::Conflict("already a member"));
@@ -415,6 +425,7 @@ pub async fn remove_member(
     drop_member(&mut tx, &s, chat, user).await?;
     tx.commit().await?;
     committed(&s, chat, &[user]).await;
+    cutoff::cut_off(&s, chat, &[user]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -490,5 +501,6 @@ pub async fn leave(
     drop_member(&mut tx, &s, chat, me).await?;
     tx.commit().await?;
     committed(&s, chat, &changed).await;
+    cutoff::cut_off(&s, chat, &[me]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -72,14 +72,7 @@ pub async fn role(s: &AppState, chat: i64, user: i64) -> Result<Option<Role>, Ap
             tracing::debug!(error = %e, "membership cache unavailable");
         }
     }
-    let role = sqlx::query("SELECT role FROM chat_members WHERE chat_id = $1 AND user_id = $2")
-        .bind(chat)
-        .bind(user)
-        .fetch_optional(&s.db)
-        .await?
-        .map(|r| r.try_get::<String, _>("role"))
-        .transpose()?
-        .and_then(|r| Role::parse(&r));
+    let role = stored_role(s, chat, user).await?;
     let value = role.map_or("none", Role::as_str);
     let ttl = s.config.redis.cache_ttl_secs as i64;
     if let Err(e) = s
@@ -90,6 +83,23 @@ pub async fn role(s: &AppState, chat: i64, user: i64) -> Result<Option<Role>, Ap
         tracing::debug!(error = %e, "membership cache not filled");
     }
     Ok(role)
+}
+
+/// `user`'s role in `chat` as PostgreSQL holds it now, past the cache: what grants access to a
+/// chat's channels (the hub's subscribe proxy). A cached answer read just before a removal
+/// committed can be written back after the removal dropped it; it must never let a removed
+/// member subscribe again.
+pub async fn stored_role(s: &AppState, chat: i64, user: i64) -> Result<Option<Role>, ApiError> {
+    Ok(
+        sqlx::query("SELECT role FROM chat_members WHERE chat_id = $1 AND user_id = $2")
+            .bind(chat)
+            .bind(user)
+            .fetch_optional(&s.db)
+            .await?
+            .map(|r| r.try_get::<String, _>("role"))
+            .transpose()?
+            .and_then(|r| Role::parse(&r)),
+    )
 }
 
 /// The caller's role, or the error a non-member gets: 404, so chat ids are not probed.

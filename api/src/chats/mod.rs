@@ -1,7 +1,8 @@
 //! Chats and their members: create, list, get, rename, delete; add, remove, change role,
 //! leave ([`handlers`]); who is in a chat, through the Redis cache-aside layer
-//! ([`membership`]).
+//! ([`membership`]); removed members cut off on the hub before a removal answers ([`cutoff`]).
 
+pub mod cutoff;
 pub mod handlers;
 pub mod membership;
 

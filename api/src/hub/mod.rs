@@ -2,13 +2,14 @@
 //! ([`tokens`]), the subscribe proxy the hub asks before any chat subscription and the
 //! publish proxy for typing indicators ([`proxy`]), the connect and refresh proxies with which
 //! a browser connects on its session cookie ([`session`]),
-//! the hub's server API, which the API calls ([`api`]), and the hub's public WebSocket URL for
-//! browsers (`GET /config`, [`public`]).
+//! the hub's server API, which the API calls ([`api`]), a sign-in session's end on the hub
+//! ([`signout`]), and the hub's public WebSocket URL for browsers (`GET /config`, [`public`]).
 
 pub mod api;
 pub mod proxy;
 pub mod public;
 pub mod session;
+pub mod signout;
 pub mod tokens;
 
 use axum::routing::{get, post};

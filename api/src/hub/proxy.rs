@@ -5,8 +5,10 @@
 //! Centrifugo's: `{"result": {}}` to allow, `{"error": {"code", "message"}}` to refuse. Only
 //! members of chat `<id>` may subscribe to `chat:<id>` or `typing:<id>`, and only they may
 //! publish on `typing:<id>` (the typing indicator: clients publish there directly, through
-//! the hub, nothing is stored). Membership goes through the cache, so a removed member is
-//! refused as soon as the removal committed.
+//! the hub, nothing is stored). A subscribe is decided by PostgreSQL itself
+//! (`membership::stored_role`), never by the cache, so a removed member is refused as soon as
+//! the removal committed, whatever a reader cached around it; a typing publish, frequent and
+//! harmless once the subscription is gone, goes through the cache.
 //!
 //! Anything this endpoint cannot decide (PostgreSQL down) is an HTTP error, which the hub
 //! turns into a temporary error the SDK retries: never an allow.
@@ -53,17 +55,21 @@ pub fn check_key(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The chat a channel belongs to (`chat:<id>`, or `typing:<id>` when `typing` is allowed)
-/// and the user's role in it; `None`: refuse.
-async fn member_role(
-    s: &AppState,
-    r: &ProxyRequest,
-    typing_only: bool,
-) -> Result<Option<Role>, ApiError> {
+/// What the hub asks a proxy for.
+#[derive(Clone, Copy)]
+enum Asks {
+    /// A subscription to `chat:<id>` or `typing:<id>`.
+    Subscribe,
+    /// A client publication, only ever on `typing:<id>`.
+    PublishTyping,
+}
+
+/// The chat a channel belongs to and the user's role in it; `None`: refuse.
+async fn member_role(s: &AppState, r: &ProxyRequest, asks: Asks) -> Result<Option<Role>, ApiError> {
     use chorus_protocol::event::{chat_id_of, typing_chat_id_of};
-    let chat = match typing_only {
-        true => typing_chat_id_of(&r.channel),
-        false => chat_id_of(&r.channel).or_else(|| typing_chat_id_of(&r.channel)),
+    let chat = match asks {
+        Asks::PublishTyping => typing_chat_id_of(&r.channel),
+        Asks::Subscribe => chat_id_of(&r.channel).or_else(|| typing_chat_id_of(&r.channel)),
     };
     let Some(chat) = chat.and_then(|c| c.parse::<i64>().ok()) else {
         return Ok(None);
@@ -72,7 +78,10 @@ async fn member_role(
         // Anonymous or not one of ours.
         return Ok(None);
     };
-    membership::role(s, chat, user).await
+    match asks {
+        Asks::PublishTyping => membership::role(s, chat, user).await,
+        Asks::Subscribe => membership::stored_role(s, chat, user).await,
+    }
 }
 
 pub async fn subscribe(
@@ -81,7 +90,7 @@ pub async fn subscribe(
     Body(r): Body<ProxyRequest>,
 ) -> Result<Response, ApiError> {
     check_key(&s, &headers)?;
-    match member_role(&s, &r, false).await? {
+    match member_role(&s, &r, Asks::Subscribe).await? {
         Some(role) => {
             Ok(Json(json!({"result": {"info": {"role": role.as_str()}}})).into_response())
         }
@@ -98,7 +107,7 @@ pub async fn publish(
     Body(r): Body<ProxyRequest>,
 ) -> Result<Response, ApiError> {
     check_key(&s, &headers)?;
-    match member_role(&s, &r, true).await? {
+    match member_role(&s, &r, Asks::PublishTyping).await? {
         Some(_) => Ok(Json(json!({"result": {}})).into_response()),
         None => Ok(refuse()),
     }

@@ -4,11 +4,13 @@
 //!
 //! Login and refresh set `chorus_access`, the access token as an HttpOnly cookie scoped to
 //! `/connection` (the hub's client endpoints; cookies ignore ports, so on one host the hub
-//! gets it too). The hub passes the client's `Cookie` header on (`http_headers`); `connect`
-//! answers with the user the token names and its expiry. `refresh` runs when that expiry
-//! comes, on the server side: a user with a live session (a refresh token not revoked or
-//! expired) is extended by one access-token lifetime, one who logged out everywhere is
-//! `expired` and the hub closes the connection.
+//! gets it too). The hub passes the client's `Cookie` header on (`http_headers`, on connect
+//! and on refresh, which carries the headers the connection opened with); `connect` answers
+//! with the user the token names and its expiry, for a live sign-in session only (the token's
+//! `sid`: a refresh family neither revoked nor expired). `refresh` runs when that expiry
+//! comes, on the server side: while the very session the connection opened with lives, it is
+//! extended by one access-token lifetime; once that session signed out (whatever other
+//! sessions the user has) it is `expired` and the hub closes the connection.
 //!
 //! A request that cannot be decided (PostgreSQL down) is an HTTP error, which the hub turns
 //! into a temporary error (connect) or a retry on the next tick (refresh): never a grant.
@@ -21,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::proxy::check_key;
-use crate::auth::access;
+use crate::auth::{access, refresh};
 use crate::body::Body;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -69,13 +71,16 @@ pub async fn connect(
     let Some(token) = cookie(&headers, ACCESS_COOKIE) else {
         return Ok(unauthorized());
     };
-    let Ok((user, exp)) = access::verify_with_expiry(&s.config.jwt_secret, token) else {
+    let Ok(access) = access::verify_access(&s.config.jwt_secret, token) else {
         return Ok(unauthorized());
     };
-    if !live_session(&s, user).await? {
+    if !refresh::live(&s.db, &access.sid).await? {
         return Ok(unauthorized());
     }
-    Ok(Json(json!({"result": {"user": user.to_string(), "expire_at": exp}})).into_response())
+    Ok(
+        Json(json!({"result": {"user": access.user.to_string(), "expire_at": access.exp}}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -91,28 +96,20 @@ pub async fn refresh(
     Body(r): Body<RefreshRequest>,
 ) -> Result<Response, ApiError> {
     check_key(&s, &headers)?;
-    let live = match r.user.parse::<i64>() {
-        Ok(user) => live_session(&s, user).await?,
-        Err(_) => false,
+    // The session the connection opened with, from the cookie it opened with (signed by us,
+    // long expired by now): that session, not any of the user's, keeps it open.
+    let opened_with = cookie(&headers, ACCESS_COOKIE)
+        .and_then(|t| access::signed_access(&s.config.jwt_secret, t).ok())
+        .filter(|a| a.user.to_string() == r.user);
+    let live = match opened_with {
+        Some(a) => refresh::live(&s.db, &a.sid).await?,
+        None => false,
     };
     if !live {
         return Ok(Json(json!({"result": {"expired": true}})).into_response());
     }
     let expire_at = access::now() + s.config.access_ttl.as_secs();
     Ok(Json(json!({"result": {"expire_at": expire_at}})).into_response())
-}
-
-/// Whether the user still has a session: a refresh token neither revoked nor expired. Logout
-/// revokes its token, so a user logged out everywhere has none.
-async fn live_session(s: &AppState, user: i64) -> Result<bool, ApiError> {
-    let live: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM refresh_tokens
-                         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now())",
-    )
-    .bind(user)
-    .fetch_one(&s.db)
-    .await?;
-    Ok(live)
 }
 
 #[cfg(test)]

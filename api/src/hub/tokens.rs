@@ -10,7 +10,8 @@ use axum::Json;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::auth::access::User;
+use crate::auth::access::{SignedIn, User};
+use crate::auth::refresh;
 use crate::chats::membership;
 use crate::error::ApiError;
 use crate::extract::ChatId;
@@ -37,10 +38,22 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `POST /hub/connection-token`: what the SDK's `getToken` fetches.
-pub async fn connection(State(s): State<AppState>, User(me): User) -> Result<Response, ApiError> {
-    let exp = now() + s.config.hub.connection_token_ttl_secs;
-    let token = sign(&s, &json!({"sub": me.to_string(), "exp": exp}))?;
+/// `POST /hub/connection-token`: what the SDK's `getToken` fetches. Only for a live sign-in
+/// session: a signed-out session's access token, still unexpired, gets no hub token. `iat`
+/// lets the hub refuse it once the session ends (`hub::signout`).
+pub async fn connection(
+    State(s): State<AppState>,
+    SignedIn(me): SignedIn,
+) -> Result<Response, ApiError> {
+    if !refresh::live(&s.db, &me.sid).await? {
+        return Err(ApiError::Unauthorized("session ended; sign in again"));
+    }
+    let iat = now();
+    let exp = iat + s.config.hub.connection_token_ttl_secs;
+    let token = sign(
+        &s,
+        &json!({"sub": me.user.to_string(), "iat": iat, "exp": exp}),
+    )?;
     Ok(Json(json!({"token": token, "expires_at": exp})).into_response())
 }
 

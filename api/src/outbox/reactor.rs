@@ -3,8 +3,9 @@
 //!
 //! - Drops the membership cache entries of the users the event names (this replica's
 //!   request already did once; this reaches what other readers cached since).
-//! - A removed member (or every member of a deleted chat) is unsubscribed from `chat:<id>` on
-//!   the hub through its server API, at once, on every node.
+//! - A removed member (or every member of a deleted chat) is unsubscribed from every channel
+//!   of the chat on the hub through its server API, on every node. The removal's request
+//!   already did (`chats::cutoff`) before it answered: this is its retry path.
 //!
 //! Offsets are committed only after an event's effects succeeded; a hub or Redis that is down
 //! is retried with backoff (reported in `/health`), never skipped. A record that is not a
@@ -34,17 +35,13 @@ pub async fn apply(s: &AppState, event: &StateEvent) -> anyhow::Result<()> {
         .filter_map(|u| u.parse().ok())
         .collect();
     membership::invalidate(s, chat, &users).await?;
-    let channel = chorus_protocol::event::chat_channel(chat);
-    match &event.body {
-        StateBody::MemberRemoved { user_id } => s.hub.unsubscribe(user_id, &channel).await?,
-        StateBody::ChatDeleted { members } => {
-            for m in members {
-                s.hub.unsubscribe(m, &channel).await?;
-            }
-        }
-        _ => {}
-    }
-    Ok(())
+    let removed = match &event.body {
+        StateBody::MemberRemoved { user_id } => std::slice::from_ref(user_id),
+        StateBody::ChatDeleted { members } => members.as_slice(),
+        _ => return Ok(()),
+    };
+    let channels = chorus_protocol::event::chat_channels(chat);
+    s.hub.unsubscribe(removed, &channels).await
 }
 
 pub async fn run(s: AppState, status: Arc<ReactorStatus>, shutdown: CancellationToken) {

@@ -32,6 +32,8 @@ fn admin_url() -> String {
 pub struct TestApi {
     pub state: AppState,
     name: String,
+    /// The hub a removal's cut-off calls, when the test has one (`start_with_hub`).
+    pub hub: Option<chorus_testkit::hub::HubProcess>,
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -90,7 +92,27 @@ impl TestApi {
         TestApi {
             state: AppState::connect(config).await.unwrap(),
             name,
+            hub: None,
         }
+    }
+
+    /// `start` with a real hub process of its own behind `hub.api_url`: a removal answers only
+    /// once the hub has cut the member off, so any test that removes a member needs one.
+    pub async fn start_with_hub(tweak: impl FnOnce(&mut Config)) -> TestApi {
+        const HUB_KEY: &str = "hub-api-key";
+        let hub = chorus_testkit::hub::HubProcess::with_config(
+            &serde_json::json!({"http_api": {"key": HUB_KEY}}),
+        )
+        .await;
+        let url = format!("{}/api", hub.http());
+        let mut api = Self::start(move |c| {
+            c.hub.api_url = url;
+            c.hub.api_key = HUB_KEY.into();
+            tweak(c);
+        })
+        .await;
+        api.hub = Some(hub);
+        api
     }
 
     /// Sends a request; returns the status, the body (JSON; Null when empty) and Set-Cookie.

@@ -91,7 +91,8 @@ impl Stack {
                        "allowed_origins": [format!("http://{api_addr}")],
                        // A browser with no connection token: its session cookie.
                        "proxy": {"connect": toggled("connect", &["Cookie"]),
-                                 "refresh": toggled("refresh", &[])}},
+                                 // The session the connection opened with decides.
+                                 "refresh": toggled("refresh", &["Cookie"])}},
             "http_api": {"key": HUB_API_KEY},
             "channel": {
                 "proxy": {"subscribe": proxy("subscribe"), "publish": proxy("publish")},

@@ -33,6 +33,9 @@ pub struct ConnectClaims {
     #[serde(default)]
     pub sub: String,
     pub exp: Option<i64>,
+    /// When the token was issued: a token issued before its user's tokens were invalidated
+    /// (`invalidate_user_tokens`) is refused as expired.
+    pub iat: Option<i64>,
     /// Overrides `exp` for the connection's lifetime; 0 means never expire.
     pub expire_at: Option<i64>,
     pub info: Option<Box<RawValue>>,

@@ -18,7 +18,6 @@ use chorus_protocol::proto::ToReply;
 use serde_json::value::RawValue;
 
 use super::frame;
-use super::subscribe::server_spec;
 use super::{ClientHandle, Control};
 use crate::auth::{ConnectClaims, TokenError};
 use crate::broker::HistoryFilter;
@@ -169,7 +168,7 @@ impl Session {
             Method::Presence(req) => self.presence(id, req, false).await.map_err(Refusal::from),
             Method::PresenceStats(req) => self.presence(id, req, true).await.map_err(Refusal::from),
             Method::History(req) => self.history(id, req).await.map_err(Refusal::from),
-            Method::Refresh(req) => return self.refresh(id, req),
+            Method::Refresh(req) => return self.refresh(id, req).await,
             Method::SubRefresh(req) => self.sub_refresh(id, req).map_err(Refusal::from),
             // No asynchronous message handler is configured: the client cannot be told by a
             // reply (send has none), so it is told by the close code.
@@ -216,7 +215,17 @@ impl Session {
             ConnectClaims::default()
         } else {
             match self.node.connect_tokens.verify::<ConnectClaims>(&req.token) {
-                Ok(c) => c,
+                Ok(c) => match self.withdrawn(&c).await {
+                    Ok(false) => c,
+                    Ok(true) => {
+                        self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        self.reply_error(id, &e);
+                        return Ok(());
+                    }
+                },
                 Err(TokenError::Expired) => {
                     self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
                     return Ok(());
@@ -257,8 +266,7 @@ impl Session {
                 continue;
             };
             let wanted = req.subs.get(channel);
-            let spec = server_spec(channel, &opts, wanted);
-            match self.setup_subscription(&opts, spec).await {
+            match self.setup_server_subscription(&opts, channel, wanted).await {
                 Ok((result, point)) => {
                     tops.push((channel.clone(), point));
                     subs.insert(channel.clone(), result);
@@ -427,8 +435,35 @@ impl Session {
         Ok(())
     }
 
-    fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome {
-        match self.node.connect_tokens.verify::<ConnectClaims>(&req.token) {
+    /// Whether a backend withdrew this token (`invalidate_user_tokens`: issued before its
+    /// user's line), so it is refused as expired and the SDK asks for a new one. When the
+    /// engine cannot say, an internal error the SDK retries: never let through.
+    async fn withdrawn(&self, claims: &ConnectClaims) -> Result<bool, ProtocolError> {
+        match self.node.revoked.issued_before(&claims.sub).await {
+            Ok(line) => Ok(!crate::revoked::still_valid(claims.iat, line)),
+            Err(e) => {
+                tracing::warn!(client = %self.handle.id, error = %e, "token invalidations unavailable; connect refused for now");
+                Err(codes::ERROR_INTERNAL.into())
+            }
+        }
+    }
+
+    async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome {
+        let verified = self.node.connect_tokens.verify::<ConnectClaims>(&req.token);
+        if let Ok(claims) = &verified {
+            match self.withdrawn(claims).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.reply_error(id, &e);
+                    return Ok(());
+                }
+            }
+        }
+        match verified {
             Ok(claims) if claims.sub == self.handle.user() => {
                 self.expire_at = claims.expires_at();
                 let (expires, ttl) = self.connection_ttl();
@@ -511,8 +546,7 @@ impl Session {
                 let Ok(opts) = self.node.channel_options(&channel).cloned() else {
                     return Ok(());
                 };
-                let spec = server_spec(&channel, &opts, None);
-                match self.setup_subscription(&opts, spec).await {
+                match self.setup_server_subscription(&opts, &channel, None).await {
                     Ok((result, point)) => {
                         let push =
                             frame::push(self.handle.protocol, &channel, "subscribe", &result);

@@ -169,11 +169,27 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
                     "consumers[{i}] ({}): chat_event_mode needs a channel namespace \"chat\"",
                     c.name
                 )),
-                Some(o) if !o.history_enabled() => warnings.push(format!(
-                    "consumers[{i}] ({}): namespace \"chat\" keeps no history, so clients cannot recover chat events",
-                    c.name
-                )),
-                Some(_) => {}
+                Some(o) => {
+                    // The chat streams are Kafka's records positioned by their offsets: a client
+                    // publication would be a message nobody sent through the API, never stored,
+                    // and unordered with the others. Refused here, not left to the engine.
+                    if o.allow_publish_for_client
+                        || o.allow_publish_for_subscriber
+                        || o.allow_publish_for_anonymous
+                        || o.publish_proxy_enabled
+                    {
+                        errors.push(format!(
+                            "consumers[{i}] ({}): namespace \"chat\" is fed by chat_event_mode, so clients may not publish there: turn off allow_publish_for_client, allow_publish_for_subscriber, allow_publish_for_anonymous and publish_proxy_enabled",
+                            c.name
+                        ));
+                    }
+                    if !o.history_enabled() {
+                        warnings.push(format!(
+                            "consumers[{i}] ({}): namespace \"chat\" keeps no history, so clients cannot recover chat events",
+                            c.name
+                        ));
+                    }
+                }
             }
         }
     }
@@ -426,6 +442,10 @@ mod tests {
             (
                 r#"{"consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {"brokers": ["b:9092"], "topics": ["t"], "consumer_group": "g", "chat_event_mode": {"enabled": true}}}]}"#,
                 "needs a channel namespace \"chat\"",
+            ),
+            (
+                r#"{"channel": {"namespaces": [{"name": "chat", "allow_publish_for_subscriber": true}]}, "consumers": [{"enabled": true, "name": "chats", "type": "kafka", "kafka": {"brokers": ["b:9092"], "topics": ["t"], "consumer_group": "g", "chat_event_mode": {"enabled": true}}}]}"#,
+                "clients may not publish there",
             ),
             (
                 r#"{"consumers": [{"enabled": true, "name": "tls", "type": "kafka", "kafka": {"brokers": ["b:9092"], "topics": ["t"], "consumer_group": "g", "tls": {"enabled": true}}}]}"#,

@@ -231,3 +231,139 @@ async fn three_nodes_in_one_group_deliver_every_record_once_and_survive_a_kill()
         );
     }
 }
+
+/// Records in publication-data mode bring no idempotency key and no stream position of their
+/// own. While their partitions change hands (a node killed mid-stream, then a node added), the
+/// next holder reads again what the last one published but had not committed; each record must
+/// still be published once. Counted exactly, per record, in the channels' histories (with
+/// history) and by a subscriber of a history-less channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_is_published_once_while_partitions_change_hands() {
+    const RECORDS: u64 = 3_000;
+    let t = Tansu::start().await;
+    let redis = RedisServer::start().await;
+    let topic = unique("plain");
+    t.create_topic(&topic, PARTITIONS as i32).await;
+    let (brokers, group) = (t.brokers(), unique("hubs"));
+    let config = write_config_with(json!({"address": redis.url()}), |c| {
+        // Channels `g<p>` keep every record; `live` keeps none.
+        c["channel"]["without_namespace"]["history_size"] = json!(RECORDS);
+        c["channel"]["without_namespace"]["history_ttl"] = json!("600s");
+        c["channel"]["namespaces"][1]["allow_subscribe_for_client"] = json!(true);
+        c["consumers"] = json!([{"enabled": true, "name": "plain", "type": "kafka", "kafka": {
+            "brokers": [brokers], "topics": [topic], "consumer_group": group,
+            "publication_data_mode": {"enabled": true}}}]);
+    });
+    let mut nodes = start_nodes(&config, 2).await;
+    let (mut live, _) = Client::connect(&nodes[0].url(), "watcher").await;
+    let r = subscribe(&mut live, 2, "locked:live").await;
+    assert!(r.get("error").is_none(), "{r}");
+
+    let producer = t.producer();
+    let produce_topic = topic.clone();
+    let produced = tokio::spawn(async move {
+        for chunk in 0..RECORDS / 20 {
+            let mut pending = Vec::new();
+            for seq in chunk * 20..(chunk + 1) * 20 {
+                let p = seq % PARTITIONS;
+                let payload = json!({"seq": seq}).to_string();
+                let channels = format!("g{p},locked:live");
+                let headers =
+                    rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+                        key: "centrifugo-channels",
+                        value: Some(channels.as_bytes()),
+                    });
+                let record = rdkafka::producer::FutureRecord::to(&produce_topic)
+                    .key("k")
+                    .payload(&payload)
+                    .headers(headers)
+                    .partition(p as i32);
+                pending.push(producer.send_result(record).map_err(|(e, _)| e).unwrap());
+            }
+            for f in pending {
+                f.await.unwrap().map_err(|(e, _)| e).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    });
+
+    // A third of the way in, node 1 dies without a word; a little later a new node joins.
+    eventually_async("a third of the stream published", || async {
+        plain_published(&nodes[0]).await + plain_published(&nodes[1]).await >= (RECORDS / 3) as f64
+    })
+    .await;
+    nodes[1].kill();
+    eventually_async("node 0 took the dead node's partitions", || async {
+        nodes[0]
+            .metric("chorus_hub_consumer_partitions", "plain")
+            .await
+            == PARTITIONS as f64
+    })
+    .await;
+    nodes.push(chorus_testkit::hub::HubProcess::start(common::hub_bin(), &config).await);
+    eventually_async("the new node took some partitions", || async {
+        nodes[2]
+            .metric("chorus_hub_consumer_partitions", "plain")
+            .await
+            >= 1.0
+    })
+    .await;
+    produced.await.unwrap();
+
+    // Every record in its channel's history exactly once.
+    let history_counts = || async {
+        let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+        for p in 0..PARTITIONS {
+            let h = api(
+                &nodes[0],
+                "history",
+                json!({"channel": format!("g{p}"), "limit": RECORDS}),
+            )
+            .await;
+            for pb in h["result"]["publications"].as_array().into_iter().flatten() {
+                *counts
+                    .entry(pb["data"]["seq"].as_u64().unwrap())
+                    .or_default() += 1;
+            }
+        }
+        counts
+    };
+    eventually_async("every record in history", || async {
+        history_counts().await.len() as u64 == RECORDS
+    })
+    .await;
+    let counts = history_counts().await;
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "records published more than once: {twice:?}"
+    );
+    // And on the history-less channel, what the watcher received.
+    let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
+    while (seen.len() as u64) < RECORDS {
+        let v = live
+            .next_within(Duration::from_secs(30))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("the watcher got {} of {RECORDS}", seen.len()));
+        if let Some(p) = v["push"].get("pub") {
+            *seen.entry(p["data"]["seq"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    for v in live.quiet_for(Duration::from_secs(2)).await {
+        if let Some(p) = v["push"].get("pub") {
+            *seen.entry(p["data"]["seq"].as_u64().unwrap()).or_default() += 1;
+        }
+    }
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once live: {twice:?}");
+    assert_eq!(seen.len() as u64, RECORDS);
+}
+
+async fn plain_published(node: &chorus_testkit::hub::HubProcess) -> f64 {
+    node.metric(
+        "chorus_hub_consumer_records_total",
+        r#"consumer="plain",outcome="published""#,
+    )
+    .await
+}

@@ -32,12 +32,18 @@ const HISTORY: &str = include_str!("lua/history.lua");
 const REMOVE: &str = "redis.call('del', KEYS[1]) \
     local top = redis.call('hget', KEYS[2], 's') \
     if top then redis.call('hset', KEYS[2], 'g', top) end return 0";
+/// A publication with no history but an idempotency key: sent only if the key is new in the
+/// window. KEYS[1] the key; ARGV[1] the window (s), ARGV[2] `publish` or `spublish`, ARGV[3]
+/// the PUB/SUB channel, ARGV[4] the message.
+const PUBLISH_ONCE: &str = "if redis.call('set', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then \
+    redis.call(ARGV[2], ARGV[3], ARGV[4]) return 1 end return 0";
 /// Centrifugo keeps idempotent publish results for five minutes.
 const IDEMPOTENCY_WINDOW_SECS: u64 = 300;
 
 pub struct RedisBroker {
     link: Arc<RedisLink>,
     publish: Script,
+    publish_once: Script,
     history: Script,
     remove: Script,
     /// Channels this node's PUB/SUB connection is subscribed to.
@@ -64,6 +70,7 @@ impl RedisBroker {
         RedisBroker {
             link,
             publish: Script::from_lua(PUBLISH),
+            publish_once: Script::from_lua(PUBLISH_ONCE),
             history: Script::from_lua(HISTORY),
             remove: Script::from_lua(REMOVE),
             subscribed: Mutex::new(HashSet::new()),
@@ -295,12 +302,36 @@ impl Broker for RedisBroker {
         .expect("invariant: publications serialize");
         let shard = self.link.shard(channel);
         if opts.history_size == 0 && opts.source.is_none() {
-            // No positions: a plain PUBLISH (idempotency needs a stored result, so it is
-            // honoured only for channels with history, as in Centrifugo's Redis engine).
+            // No positions: a plain PUBLISH. With an idempotency key, only the first within
+            // the window goes (Centrifugo's Redis engine honours keys only with history; a
+            // Kafka record read twice by a cluster must not be delivered twice either way).
             let kind = if opts.delta { 'd' } else { 'p' };
             let message = format!("{kind}0:0::{body}");
-            shard
-                .publish_channel(self.pubsub_channel(channel), message)
+            let Some(key) = &opts.idempotency_key else {
+                shard
+                    .publish_channel(self.pubsub_channel(channel), message)
+                    .await
+                    .map_err(unavailable)?;
+                return Ok(StreamPosition::default());
+            };
+            let idem = format!("{}.{key}", self.link.channel_key("idempotency", channel));
+            let command = if self.link.cluster {
+                "spublish"
+            } else {
+                "publish"
+            };
+            let window = IDEMPOTENCY_WINDOW_SECS.to_string();
+            self.publish_once
+                .evalsha_with_reload::<i64, _, _>(
+                    shard.pool.next(),
+                    vec![idem],
+                    vec![
+                        window,
+                        command.to_owned(),
+                        self.pubsub_channel(channel),
+                        message,
+                    ],
+                )
                 .await
                 .map_err(unavailable)?;
             return Ok(StreamPosition::default());

@@ -120,7 +120,15 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
             })
             .await
         }
-        Ok(Action::Publish(p)) => {
+        Ok(Action::Publish(mut p)) => {
+            if !p.sourced && p.idempotency_key.is_none() {
+                // Read once per cluster, but not quite: a record published by the node that
+                // held its partition, and not yet committed when the partition moved (a node
+                // killed, a node added), is read again by the next holder. Its place in the
+                // log is the same on every node, so it makes the idempotency key the record
+                // did not bring, and the engine drops the repeat.
+                p.idempotency_key = Some(record_key(m));
+            }
             let source = s
                 .chat_epoch
                 .as_ref()
@@ -157,6 +165,11 @@ async fn handle(s: &Shared, m: &BorrowedMessage<'_>) -> bool {
         Err(Unapplied::ShuttingDown) => false,
         Err(Unapplied::Rejected(reason)) => dead_letter(s, m, &reason).await,
     }
+}
+
+/// The idempotency key of a record that brings none: its topic, partition and offset.
+fn record_key(m: &BorrowedMessage<'_>) -> String {
+    format!("kafka:{}:{}:{}", m.topic(), m.partition(), m.offset())
 }
 
 /// Publishes into every channel of `p`. Channels that refuse the publication are named in

@@ -405,12 +405,25 @@ async fn a_channel_whose_cluster_slot_migrates_mid_stream_keeps_being_delivered(
     let to = another_master(&cluster, &tag);
     let plain_tag = hash_tag(plain);
     let plain_to = another_master(&cluster, &plain_tag);
+    // Whether the watcher's node holds `plain` as a shard channel on its new master, asked of
+    // Redis itself: from then on nothing may be missed, however long it took to get there.
+    let shard_name = format!(".client.{plain_tag}{plain}");
+    let followed = || {
+        cluster.nodes[plain_to]
+            .cli(&["pubsub", "shardchannels"])
+            .lines()
+            .any(|c| c.trim().ends_with(&shard_name))
+    };
     let mut acknowledged = Vec::new();
+    let mut followed_from = None;
     for n in 1..=LAST {
         if n == OUTAGE_AT {
             cluster.migrate(&tag, to);
             assert_eq!(cluster.owners(&tag).0, to);
             cluster.migrate(&plain_tag, plain_to);
+        }
+        if n >= OUTAGE_AT && followed_from.is_none() && followed() {
+            followed_from = Some(n);
         }
         publish_until_acknowledged(&nodes[n as usize % 3], plain, n).await;
         if n == OUTAGE_AT + 50 {
@@ -436,20 +449,31 @@ async fn a_channel_whose_cluster_slot_migrates_mid_stream_keeps_being_delivered(
         let push = watcher.next_pub().await;
         got.push(push["push"]["pub"]["data"]["n"].as_u64().unwrap());
     }
-    // Without history there is nothing to recover: what was sent in the moment the slot
-    // moved, before the node subscribed where it lives now, is gone (as in Centrifugo), but
-    // delivery resumes on its own, in order, without duplicates.
+    // Without history there is nothing to recover: what was sent while the slot moved, before
+    // the node subscribed where it lives now, is gone (as in Centrifugo), but delivery resumes
+    // on its own, in order, without duplicates.
     assert!(
         got.windows(2).all(|w| w[0] < w[1]),
         "{plain}: out of order: {got:?}"
     );
-    let missed = acknowledged.len() - got.len();
+    // What was missed is one run from the move until the node held the channel on its new
+    // master, and nothing after: a bound set by Redis's own state, not by how many
+    // publications a busy machine got through meanwhile.
+    let followed_from = followed_from.unwrap_or_else(|| {
+        panic!("{plain}: the watcher's node never subscribed on the slot's new master")
+    });
+    let missed: Vec<u64> = acknowledged
+        .iter()
+        .filter(|n| !got.contains(n))
+        .copied()
+        .collect();
     assert!(
-        missed < 50,
-        "{plain}: {missed} publications missed around the move"
+        missed.iter().all(|n| (OUTAGE_AT..followed_from).contains(n)),
+        "{plain}: missed {missed:?}, but only publications from the move ({OUTAGE_AT}) until the node followed the slot ({followed_from}) may be"
     );
     eprintln!(
-        "{plain}: {missed} of {} publications missed around the slot move",
+        "{plain}: {} of {} publications missed around the slot move; the node followed it at {followed_from}",
+        missed.len(),
         acknowledged.len()
     );
 }

@@ -60,11 +60,6 @@ pub fn issue(secret: &str, user_id: i64, sid: &str, ttl: Duration) -> String {
     .expect("invariant: HS256 encoding of plain claims cannot fail")
 }
 
-/// The user id in a valid access token.
-pub fn verify(secret: &str, token: &str) -> Result<i64, ApiError> {
-    decode(secret, token, true).map(|a| a.user)
-}
-
 /// What a valid, unexpired access token says.
 pub fn verify_access(secret: &str, token: &str) -> Result<Access, ApiError> {
     decode(secret, token, true)
@@ -116,15 +111,9 @@ impl FromRequestParts<AppState> for User {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-        verify(&state.config.jwt_secret, token).map(User)
+        SignedIn::from_request_parts(parts, state)
+            .await
+            .map(|SignedIn(a)| User(a.user))
     }
 }
 

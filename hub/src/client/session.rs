@@ -215,17 +215,13 @@ impl Session {
             ConnectClaims::default()
         } else {
             match self.node.connect_tokens.verify::<ConnectClaims>(&req.token) {
-                Ok(c) => match self.withdrawn(&c).await {
-                    Ok(false) => c,
-                    Ok(true) => {
-                        self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
-                        return Ok(());
-                    }
-                    Err(e) => {
+                Ok(c) => {
+                    if let Some(e) = self.withdrawal(&c).await {
                         self.reply_error(id, &e);
                         return Ok(());
                     }
-                },
+                    c
+                }
                 Err(TokenError::Expired) => {
                     self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
                     return Ok(());
@@ -435,15 +431,16 @@ impl Session {
         Ok(())
     }
 
-    /// Whether a backend withdrew this token (`invalidate_user_tokens`: issued before its
-    /// user's line), so it is refused as expired and the SDK asks for a new one. When the
-    /// engine cannot say, an internal error the SDK retries: never let through.
-    async fn withdrawn(&self, claims: &ConnectClaims) -> Result<bool, ProtocolError> {
+    /// The refusal of a token a backend withdrew (`invalidate_user_tokens`: issued before its
+    /// user's line): expired, so the SDK asks for a new one. When the engine cannot say, an
+    /// internal error the SDK retries: never let through. `None`: the token stands.
+    async fn withdrawal(&self, claims: &ConnectClaims) -> Option<ProtocolError> {
         match self.node.revoked.issued_before(&claims.sub).await {
-            Ok(line) => Ok(!crate::revoked::still_valid(claims.iat, line)),
+            Ok(line) if crate::revoked::still_valid(claims.iat, line) => None,
+            Ok(_) => Some(codes::ERROR_TOKEN_EXPIRED.into()),
             Err(e) => {
-                tracing::warn!(client = %self.handle.id, error = %e, "token invalidations unavailable; connect refused for now");
-                Err(codes::ERROR_INTERNAL.into())
+                tracing::warn!(client = %self.handle.id, error = %e, "token invalidations unavailable; token refused for now");
+                Some(codes::ERROR_INTERNAL.into())
             }
         }
     }
@@ -451,16 +448,9 @@ impl Session {
     async fn refresh(&mut self, id: u32, req: RefreshRequest) -> Outcome {
         let verified = self.node.connect_tokens.verify::<ConnectClaims>(&req.token);
         if let Ok(claims) = &verified {
-            match self.withdrawn(claims).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    self.reply_error(id, &codes::ERROR_TOKEN_EXPIRED.into());
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.reply_error(id, &e);
-                    return Ok(());
-                }
+            if let Some(e) = self.withdrawal(claims).await {
+                self.reply_error(id, &e);
+                return Ok(());
             }
         }
         match verified {

@@ -71,9 +71,9 @@ async fn run_fault(stack: &mut Stack, fault: &Fault, n: usize) -> Row {
 
     let stop = Arc::new(AtomicBool::new(false));
     let stop_subscribers = Arc::new(AtomicBool::new(false));
-    let (seen, subscribers) = watch(&stack.hub_urls(), &api, &bob, &channel, &stop_subscribers);
     // Both subscribed before the first send.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (seen, subscribers) =
+        watch(&stack.hub_urls(), &api, &bob, &channel, &stop_subscribers).await;
     let acked: Arc<Mutex<Acknowledged>> = Arc::default();
     let answers: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
     let clip = Arc::new(stack.clip.clone());

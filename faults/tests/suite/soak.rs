@@ -93,7 +93,8 @@ pub async fn soak(stack: &mut Stack) {
     for c in 0..CHATS {
         let (ann, bob, chat) = chat_with_member(&api, &format!("soak{c}")).await;
         let channel = format!("chat:{chat}");
-        let (seen, subscribers) = watch(&urls, &api, &bob, &channel, &stop_subscribers);
+        // Both subscribed before the chat's first send.
+        let (seen, subscribers) = watch(&urls, &api, &bob, &channel, &stop_subscribers).await;
         background.extend(subscribers);
         for n in 0..CHURNERS / CHATS {
             background.push(tokio::spawn(churner(

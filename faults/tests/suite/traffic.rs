@@ -10,7 +10,7 @@ use chorus_faults::ledger::{Acknowledged, History, Received};
 use chorus_testkit::api::ApiClient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::debug;
@@ -86,8 +86,11 @@ pub async fn history_of(api: &ApiClient, chat: &str, token: &str) -> Option<Hist
 }
 
 /// The two ledger subscribers of a chat, the first starting on node 0 and the second on
-/// node 1: what each records, and their tasks (which end once `stop` is set).
-pub fn watch(
+/// node 1: what each records, and their tasks (which end once `stop` is set). Returns once
+/// both are subscribed: a first subscribe starts at the stream's top, as an SDK's does, so a
+/// message sent before it is not this subscriber's to receive, and the ledger would count it
+/// lost (the soak once did, 1 in about 5 runs on a busy machine).
+pub async fn watch(
     urls: &[String],
     api: &ApiClient,
     token: &str,
@@ -95,6 +98,7 @@ pub fn watch(
     stop: &Arc<AtomicBool>,
 ) -> (Vec<Arc<Mutex<Received>>>, Vec<tokio::task::JoinHandle<()>>) {
     let seen: Vec<Arc<Mutex<Received>>> = (0..2).map(|_| Arc::default()).collect();
+    let subscribed = Arc::new(Semaphore::new(0));
     let tasks = seen
         .iter()
         .enumerate()
@@ -107,14 +111,21 @@ pub fn watch(
                 channel.to_owned(),
                 s.clone(),
                 stop.clone(),
+                subscribed.clone(),
             ))
         })
         .collect();
+    let both = tokio::time::timeout(Duration::from_secs(60), subscribed.acquire_many(2)).await;
+    assert!(
+        matches!(both, Ok(Ok(_))),
+        "{channel}: the ledger subscribers did not both subscribe within 60 s"
+    );
     (seen, tasks)
 }
 
 /// A subscriber as an SDK behaves: on any close it reconnects (to the other node after a
 /// failure) and resubscribes with recovery from the last offset it holds.
+#[allow(clippy::too_many_arguments)]
 pub async fn subscriber(
     urls: Vec<String>,
     first: usize,
@@ -123,6 +134,7 @@ pub async fn subscriber(
     channel: String,
     seen: Arc<Mutex<Received>>,
     stop: Arc<AtomicBool>,
+    subscribed: Arc<Semaphore>,
 ) {
     let mut node = first;
     let mut position: Option<(u64, String)> = None;
@@ -135,6 +147,7 @@ pub async fn subscriber(
             &seen,
             &stop,
             &mut position,
+            &subscribed,
         )
         .await;
         node += 1;
@@ -143,6 +156,7 @@ pub async fn subscriber(
 }
 
 /// One connection's life; returns when it closes.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     url: &str,
     api: &ApiClient,
@@ -151,6 +165,7 @@ async fn session(
     seen: &Mutex<Received>,
     stop: &AtomicBool,
     position: &mut Option<(u64, String)>,
+    subscribed: &Semaphore,
 ) -> Option<()> {
     let (s, b) = api
         .try_call("POST", "/hub/connection-token", Some(token), None, None)
@@ -214,6 +229,10 @@ async fn session(
                 for p in r["publications"].as_array().into_iter().flatten() {
                     record(&mut s, &p["data"], true);
                     top = top.max(p["offset"].as_u64().unwrap_or(0));
+                }
+                if position.is_none() {
+                    // The first subscription of this subscriber: it is watching from here.
+                    subscribed.add_permits(1);
                 }
                 *position = Some((top, epoch));
             } else if let Some(p) = v["push"].get("pub") {

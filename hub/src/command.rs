@@ -148,7 +148,7 @@ impl Command {
                     issued_before: req
                         .issued_before
                         .filter(|t| *t > 0)
-                        .unwrap_or_else(unix_now),
+                        .unwrap_or_else(crate::auth::token::now_unix),
                     // Absent: kept for good, as Centrifugo does (a token without exp never
                     // expires by itself).
                     expire_at: req.expire_at.filter(|t| *t > 0).unwrap_or(i64::MAX),
@@ -199,12 +199,6 @@ impl Command {
             }
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[derive(Debug, Deserialize)]

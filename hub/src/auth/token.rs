@@ -27,6 +27,13 @@ fn effective_expiry(exp: Option<i64>, expire_at: Option<i64>) -> Option<i64> {
     }
 }
 
+/// Unix seconds now: what `exp`, `iat` and expiries are compared with.
+pub fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Claims of a connection token.
 #[derive(Debug, Default, Deserialize)]
 pub struct ConnectClaims {

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::http::HeaderMap;
 use chorus_protocol::codes::{self, Disconnect, ProtocolError};
@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 
 use super::frame;
 use super::{ClientHandle, Control};
+use crate::auth::token::now_unix;
 use crate::auth::{ConnectClaims, TokenError};
 use crate::broker::HistoryFilter;
 use crate::metrics::Source;
@@ -68,12 +69,6 @@ impl From<codes::StaticError> for Refusal {
     fn from(e: codes::StaticError) -> Self {
         Refusal::Error(e.into())
     }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 pub(super) fn ttl(expire_at: Option<i64>) -> (bool, u32) {

@@ -2,23 +2,17 @@
 //! dropped as the map is touched.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::{Revoked, RevokedError};
+use crate::auth::token::now_unix as now;
 
 /// user → (issued before, expire at).
 #[derive(Default)]
 pub struct MemoryRevoked {
     lines: Mutex<HashMap<String, (i64, i64)>>,
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[async_trait]

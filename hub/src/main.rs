@@ -121,7 +121,7 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
             },
         )?;
         if let Some(link) = &engine.link {
-            link.watch(node.metrics.clone());
+            link.watch(node.metrics.clone(), node.config.engine.redis.io_timeout.0);
         }
         node.start_engine().await?;
         tracing::info!(

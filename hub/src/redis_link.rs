@@ -113,6 +113,9 @@ pub struct RedisLink {
 const POOL_SIZE: usize = 2;
 /// Messages the PUB/SUB reader may fall behind by before it counts them as lost.
 const PUBSUB_BUFFER: usize = 1 << 16;
+/// How often every Redis connection is PINGed ([`RedisLink::watch`]).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
 /// How long a starting node waits for Redis before giving up with an error.
 const STARTUP_WAIT: Duration = Duration::from_secs(10);
 
@@ -255,8 +258,27 @@ impl RedisLink {
         order
     }
 
-    /// Keeps `is_up` current: both connections of every shard must be connected.
-    pub fn watch(self: &Arc<Self>, metrics: Arc<crate::metrics::Metrics>) {
+    /// Keeps `is_up` current: both connections of every shard must be connected. A partition
+    /// leaves a socket open and silent, so every connection is also PINGed each
+    /// [`HEARTBEAT`] (the next PING only once the last was answered); one unanswered for
+    /// `engine.redis.io_timeout` is closed and dialled again, so the link says it is down and,
+    /// once Redis answers, reconnects, resubscribes and checks positions, instead of waiting
+    /// minutes for TCP to give up. (fred's own `unresponsive` check cannot see this: every
+    /// write restarts its clock, so a connection that keeps writing is never found silent.)
+    pub fn watch(self: &Arc<Self>, metrics: Arc<crate::metrics::Metrics>, io_timeout: Duration) {
+        for shard in &self.shards {
+            let label = &shard.label;
+            for client in shard.pool.clients() {
+                heartbeat(
+                    Arc::downgrade(self),
+                    client.clone(),
+                    label.clone(),
+                    io_timeout,
+                );
+            }
+            let subscriber = shard.subscriber.clone();
+            heartbeat(Arc::downgrade(self), subscriber, label.clone(), io_timeout);
+        }
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -277,6 +299,39 @@ impl RedisLink {
             }
         });
     }
+}
+
+/// PINGs `client` each [`HEARTBEAT`] while `link` lives; forces a reconnection when a PING
+/// on a connected client is not answered within `timeout`.
+fn heartbeat<C: ClientLike + ServerInterface + Clone + Send + Sync + 'static>(
+    link: std::sync::Weak<RedisLink>,
+    client: C,
+    shard: String,
+    timeout: Duration,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if link.strong_count() == 0 {
+                return;
+            }
+            if !client.is_connected() {
+                // Already reconnecting: the reconnect policy has it.
+                continue;
+            }
+            let answered = tokio::time::timeout(timeout, client.ping::<()>(None)).await;
+            if matches!(answered, Ok(Ok(()))) || !client.is_connected() {
+                continue;
+            }
+            tracing::warn!(%shard, "redis connection unresponsive; reconnecting");
+            // Not awaited: against a partition the new dial waits on its own timeout and
+            // backoff, and the next tick skips a client that is not connected.
+            let c = client.clone();
+            tokio::spawn(async move { c.force_reconnection().await });
+        }
+    });
 }
 
 /// A Redis reply value as text (scripts answer strings, numbers or bulk bytes).

@@ -1,7 +1,8 @@
 # The fault suite's and the soak's common ground (faults/tests/suite/): what the stack needs
 # installed, and how a test of the suite is run against a build of the services.
 
-# faults_prepare: tansu, DynamoDB Local, the Debian packages and the Whisper model.
+# faults_prepare: tansu, DynamoDB Local, the Debian packages, the Whisper model, and the
+# network faults' tools (nft, iptables).
 faults_prepare() {
   # shellcheck source=packages.sh
   . scripts/lib/packages.sh
@@ -16,7 +17,10 @@ faults_prepare() {
   . scripts/lib/model.sh
   model_prepare
   [ "$(id -u)" = 0 ] ||
-    { echo "the fault suite mounts a tmpfs for the media store: run it as root" >&2; return 1; }
+    { echo "the fault suite mounts a tmpfs for the media store and makes network namespaces: run it as root" >&2; return 1; }
+  # shellcheck source=netns.sh
+  . scripts/lib/netns.sh
+  netns_prepare
 }
 
 # faults_run PROFILE TEST: one test of the suite, with the services built in PROFILE

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::network::Net;
 use crate::stack::{Stack, HUB_API_KEY};
 use crate::traffic::{open, Ws};
 use crate::{held, long};
@@ -44,6 +45,8 @@ pub enum Fault {
     ConnectionStorm,
     DiskFull,
     KafkaKilled,
+    /// A link cut, lossy or slow (`network.rs`).
+    Network(Net),
 }
 
 impl Fault {
@@ -72,6 +75,7 @@ impl Fault {
             Fault::ConnectionStorm => "a connection storm past the open-files budget",
             Fault::DiskFull => "the media store's disk full",
             Fault::KafkaKilled => "the Kafka broker killed and restarted",
+            Fault::Network(net) => net.name(),
         }
     }
 
@@ -156,6 +160,7 @@ impl Fault {
                 stack.tansu.restart().await;
                 String::new()
             }
+            Fault::Network(net) => net.run(stack, scene, answers).await,
         }
     }
 }
@@ -236,7 +241,7 @@ async fn postgres_stopped(
     )
 }
 
-async fn connection_token(api: &ApiClient, user: &str) -> String {
+pub async fn connection_token(api: &ApiClient, user: &str) -> String {
     let (s, b) = api
         .call("POST", "/hub/connection-token", Some(user), None)
         .await;
@@ -269,7 +274,7 @@ async fn reply(ws: &mut Ws, id: u64) -> Option<Value> {
 }
 
 /// One subscribe on a fresh connection: the hub's reply, or `None` when there was none.
-async fn try_subscribe(url: &str, token: &str, channel: &str) -> Option<Value> {
+pub async fn try_subscribe(url: &str, token: &str, channel: &str) -> Option<Value> {
     let mut ws = connected(url, token).await?;
     ws.send(Message::text(
         json!({"id": 2, "subscribe": {"channel": channel}}).to_string(),

@@ -2,14 +2,18 @@
 //! sends through the API with idempotency keys and subscribers on both hub nodes recording
 //! what they get (`traffic.rs`), one fault at a time (`fault.rs`); then every
 //! acknowledged message is checked against what each subscriber received and what history
-//! returns (`chorus_faults::ledger`), and the table is printed.
+//! returns (`chorus_faults::ledger`), and the table is printed. The network faults
+//! (`network.rs`) impair the links of the second hub node and of the API, each in a network
+//! namespace of its own.
 //!
 //! `CHORUS_FAULTS=long` (what `scripts/faults` sets) holds each fault as long as the issue
 //! asks (DynamoDB stopped 60 s, PostgreSQL 30 s, ...); otherwise (`scripts/test`, CI) each is
-//! held a few seconds. `CHORUS_FAULTS_ONLY=<text>` runs the faults whose name has it.
+//! held a few seconds. `CHORUS_FAULTS_ONLY=<text>|<text>...` runs the faults whose name has
+//! one of them.
 #![allow(clippy::unwrap_used)]
 
 mod fault;
+mod network;
 mod soak;
 mod stack;
 mod traffic;
@@ -22,7 +26,9 @@ use std::time::{Duration, Instant};
 use chorus_faults::ledger::{tally, Acknowledged, History, Received, Row};
 use tokio::sync::Mutex;
 
+use chorus_testkit::pod::Way;
 use fault::{Fault, Scene};
+use network::Net;
 use stack::Stack;
 use traffic::{chat_with_member, history_of, sender, watch, Kind};
 
@@ -221,11 +227,18 @@ async fn every_acknowledged_message_survives_each_fault() {
         Fault::ConnectionStorm,
         Fault::DiskFull,
         Fault::KafkaKilled,
+        Fault::Network(Net::HubFromRedis(Way::Both)),
+        Fault::Network(Net::HubFromRedis(Way::In)),
+        Fault::Network(Net::HubFromKafka),
+        Fault::Network(Net::ApiFromKafka),
+        Fault::Network(Net::HubFromProxies),
+        Fault::Network(Net::ClientsLossyAndSlow),
+        Fault::Network(Net::RedisSlow),
     ];
     let only = std::env::var("CHORUS_FAULTS_ONLY").unwrap_or_default();
     let mut rows = Vec::new();
     for (n, fault) in faults.iter().enumerate() {
-        if !fault.name().contains(only.as_str()) {
+        if !only.split('|').any(|o| fault.name().contains(o)) {
             continue;
         }
         let row = run_fault(&mut stack, fault, n).await;

@@ -2,7 +2,9 @@
 //! (tables on disk, so it can be killed), a PostgreSQL server of the suite's own (so it can be
 //! stopped), two hub nodes over Redis (the second with a small open-files limit, for the
 //! connection storm), the API, the sink and the transcriber, with the media store on a small
-//! filesystem of its own (for the full disk).
+//! filesystem of its own (for the full disk). The second hub node and the API each run in a
+//! network namespace of their own (a [`Pod`]), still on 127.0.0.1 for everyone else, so the
+//! network faults can cut, thin or slow their links.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -13,6 +15,7 @@ use chorus_testkit::dynamodb::DynamoLocal;
 use chorus_testkit::free_port;
 use chorus_testkit::hub::HubProcess;
 use chorus_testkit::pg_server::PostgresServer;
+use chorus_testkit::pod::Pod;
 use chorus_testkit::process::{service_bin, ServiceProcess};
 use chorus_testkit::redis::RedisServer;
 use chorus_testkit::speech;
@@ -43,6 +46,10 @@ pub struct Stack {
     pub media: MediaDisk,
     /// The voice message every voice send uploads: a spoken sentence, OGG/Opus.
     pub clip: Vec<u8>,
+    /// The namespaces of the second hub node and of the API; last, so they outlive the
+    /// processes in them.
+    pub hub_b_pod: Pod,
+    pub api_pod: Pod,
 }
 
 /// The sentence of the voice clip.
@@ -68,7 +75,10 @@ impl Stack {
             tansu.create_topic(t, 1).await;
         }
 
+        let hub_b_pod = Pod::create();
+        let api_pod = Pod::create();
         let api_port = free_port();
+        api_pod.expose(api_port);
         let api_url = format!("http://127.0.0.1:{api_port}");
         let hub_config = |group: String| {
             json!({
@@ -95,7 +105,8 @@ impl Stack {
         let group = unique("hubs");
         let hubs = vec![
             HubProcess::with_config(&hub_config(group.clone())).await,
-            HubProcess::with_config_limited(&hub_config(group), Some(HUB_B_NOFILE)).await,
+            HubProcess::with_config_in(&hub_config(group), Some(HUB_B_NOFILE), Some(&hub_b_pod))
+                .await,
         ];
         let env: Vec<(String, String)> = [
             ("ADDRESS", format!("127.0.0.1:{api_port}")),
@@ -138,7 +149,8 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (format!("CHORUS_API__{k}"), v))
         .collect();
-        let api_process = ServiceProcess::spawn_with(
+        let api_process = ServiceProcess::spawn_in(
+            Some(api_pod.name()),
             &service_bin("chorus-api"),
             &["serve"],
             env.clone(),
@@ -195,6 +207,8 @@ impl Stack {
             api: ApiClient::new(api_url),
             media,
             clip: speech::ogg_opus(SPOKEN),
+            hub_b_pod,
+            api_pod,
         }
     }
 
@@ -208,7 +222,8 @@ impl Stack {
         if let Some(step) = crash_at {
             env.push(("CHORUS_API__DEBUG__CRASH_AT".into(), step.into()));
         }
-        ServiceProcess::spawn_with(&service_bin("chorus-api"), &["serve"], env, self.api_port).await
+        let (bin, ns) = (service_bin("chorus-api"), Some(self.api_pod.name()));
+        ServiceProcess::spawn_in(ns, &bin, &["serve"], env, self.api_port).await
     }
 }
 

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
+use crate::pod::Pod;
 use crate::process::ServiceProcess;
 
 pub struct HubProcess {
@@ -19,13 +20,23 @@ impl HubProcess {
     /// `program --config config` on a free loopback port. The port opens once the node is
     /// ready (consumers replayed, engine connected), so this returns a serving hub.
     pub async fn start(program: &Path, config: &Path) -> HubProcess {
-        Self::start_limited(program, config, None).await
+        Self::start_limited(program, config, None, None).await
     }
 
     /// [`HubProcess::start`] with its open-files limit (soft and hard) set to `nofile` by
-    /// `prlimit`, so a test can reach the hub's descriptor budget with a few hundred sockets.
-    async fn start_limited(program: &Path, config: &Path, nofile: Option<u64>) -> HubProcess {
+    /// `prlimit`, so a test can reach the hub's descriptor budget with a few hundred sockets;
+    /// inside `pod` when given (still reached on 127.0.0.1:`port` from the host).
+    async fn start_limited(
+        program: &Path,
+        config: &Path,
+        nofile: Option<u64>,
+        pod: Option<&Pod>,
+    ) -> HubProcess {
         let port = crate::free_port();
+        if let Some(pod) = pod {
+            pod.expose(port);
+        }
+        let netns = pod.map(Pod::name);
         let env = vec![
             ("CHORUS_HUB__HTTP_SERVER__PORT".to_owned(), port.to_string()),
             (
@@ -35,13 +46,16 @@ impl HubProcess {
         ];
         let config = config.display().to_string();
         let process = match nofile {
-            None => ServiceProcess::spawn_with(program, &["--config", &config], env, port).await,
+            None => {
+                ServiceProcess::spawn_in(netns, program, &["--config", &config], env, port).await
+            }
             // prlimit execs the hub: the process (and its pid) is the hub's own.
             Some(n) => {
                 let limit = format!("--nofile={n}:{n}");
                 let hub = program.display().to_string();
                 let args = [limit.as_str(), hub.as_str(), "--config", config.as_str()];
-                ServiceProcess::spawn_with(Path::new("/usr/bin/prlimit"), &args, env, port).await
+                let prlimit = Path::new("/usr/bin/prlimit");
+                ServiceProcess::spawn_in(netns, prlimit, &args, env, port).await
             }
         };
         HubProcess {
@@ -58,10 +72,19 @@ impl HubProcess {
 
     /// [`HubProcess::with_config`], with the open-files limit `nofile` when given.
     pub async fn with_config_limited(config: &Value, nofile: Option<u64>) -> HubProcess {
+        Self::with_config_in(config, nofile, None).await
+    }
+
+    /// [`HubProcess::with_config_limited`], inside `pod` when given.
+    pub async fn with_config_in(
+        config: &Value,
+        nofile: Option<u64>,
+        pod: Option<&Pod>,
+    ) -> HubProcess {
         let path = std::env::temp_dir().join(format!("{}.json", crate::unique("chorus-hub")));
         std::fs::write(&path, config.to_string()).unwrap();
         let program = crate::process::service_bin("chorus-hub");
-        let mut hub = Self::start_limited(&program, &path, nofile).await;
+        let mut hub = Self::start_limited(&program, &path, nofile, pod).await;
         hub.config = Some(path);
         hub
     }

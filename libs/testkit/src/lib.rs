@@ -12,6 +12,7 @@
 //! | [`redis_topology`] | a Redis Cluster (3 masters, 3 replicas) and a Sentinel-watched master with a replica |
 //! | [`client`] | a raw Centrifugo-protocol WebSocket client and HS256 connection tokens |
 //! | [`process`] | a service binary as its own process: `kill -9`, SIGTERM, `/health`, `/metrics`; another service's binary |
+//! | [`pod`] | a network namespace for one service, its link to the rest cut, lossy or slow ([`delay`]: latency through NFQUEUE) |
 //! | [`hub`] | `chorus-hub` as its own process: cluster nodes, or a hub delivering a chat topic live |
 //! | [`speech`] | spoken sentences (espeak-ng, opusenc) and the Whisper model `scripts/test` prepares |
 //! | [`wer`] | word error rate, for what the model heard |
@@ -20,11 +21,13 @@
 
 pub mod api;
 pub mod client;
+pub mod delay;
 pub mod dynamodb;
 pub mod hub;
 pub mod moto;
 pub mod net;
 pub mod pg_server;
+pub mod pod;
 pub mod postgres;
 pub mod process;
 pub mod redis;

@@ -15,6 +15,8 @@ pub struct ServiceProcess {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The network namespace it runs in (`ip netns exec`), when in a [`crate::pod::Pod`].
+    netns: Option<String>,
     pub log: PathBuf,
 }
 
@@ -44,6 +46,18 @@ impl ServiceProcess {
     pub async fn spawn_with(
         program: &Path,
         args: &[&str],
+        env: Vec<(String, String)>,
+        port: u16,
+    ) -> ServiceProcess {
+        Self::spawn_in(None, program, args, env, port).await
+    }
+
+    /// [`ServiceProcess::spawn_with`] inside the pod `netns` when given (`ip netns exec`
+    /// execs the program: the pid is the service's own). The pod must expose `port`.
+    pub async fn spawn_in(
+        netns: Option<&str>,
+        program: &Path,
+        args: &[&str],
         mut env: Vec<(String, String)>,
         port: u16,
     ) -> ServiceProcess {
@@ -58,6 +72,7 @@ impl ServiceProcess {
             program: program.to_owned(),
             args: args.iter().map(|a| (*a).to_owned()).collect(),
             env,
+            netns: netns.map(str::to_owned),
             log,
         };
         s.spawn().await;
@@ -70,7 +85,15 @@ impl ServiceProcess {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(&self.program)
+        let mut command = match &self.netns {
+            None => Command::new(&self.program),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.program);
+                c
+            }
+        };
+        let child = command
             .args(&self.args)
             .envs(self.env.iter().cloned())
             .stdout(Stdio::from(log.try_clone().unwrap()))

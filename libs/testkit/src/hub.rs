@@ -23,6 +23,11 @@ impl HubProcess {
         Self::start_limited(program, config, None, None).await
     }
 
+    /// [`HubProcess::start`] inside `pod`, still reached on 127.0.0.1 from the host.
+    pub async fn start_in(program: &Path, config: &Path, pod: &Pod) -> HubProcess {
+        Self::start_limited(program, config, None, Some(pod)).await
+    }
+
     /// [`HubProcess::start`] with its open-files limit (soft and hard) set to `nofile` by
     /// `prlimit`, so a test can reach the hub's descriptor budget with a few hundred sockets;
     /// inside `pod` when given (still reached on 127.0.0.1:`port` from the host).

@@ -500,10 +500,12 @@ async fn the_nodes_follow_a_sentinel_failover_and_lost_acknowledged_publications
 /// It fails today (a follower gets 200 then 202, never told about 201): after a manual
 /// Sentinel failover the old master stays a writable master until the Sentinel converts it,
 /// so the node that could still reach it goes on publishing there while the cut-off node,
-/// once its heartbeat finds its links silent, is on the new master. Both streams keep the
-/// same epoch and their own offsets, so a position taken on one passes for the other's.
-/// The fix (an epoch of the master's own, so a promoted replica's stream is another epoch)
-/// is not done; `cargo test -p chorus-hub --test topologies -- --ignored` runs it.
+/// once its heartbeat finds its links silent, is on the new master. Each master's stream is
+/// consistent in itself (the new one even takes a new epoch, `publish.lua`'s run id), so
+/// neither shows a gap; 201 is only on the other. Not fixed: the node would have to stop
+/// writing to a master the Sentinel has replaced (its `+switch-master`), or the master refuse
+/// writes without a replica (`min-replicas-to-write`). `cargo test -p chorus-hub --test
+/// topologies -- --ignored` runs it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "fails: a silent gap after a Sentinel failover with two writable masters (see above)"]
 async fn a_node_partitioned_from_the_old_master_follows_a_sentinel_failover() {
